@@ -1,0 +1,3 @@
+/* placeholder */
+#include <stdio.h>
+int main(void) { puts("poolctl"); return 0; }

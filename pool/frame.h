@@ -1,0 +1,117 @@
+/*
+ * The wire protocol between the supervisor and a pool host: length-prefixed,
+ * versioned frames over a stream socketpair, plus a channel that reads frames
+ * from a socket and writes them under a lock.
+ *
+ * Header (16 bytes, little endian):
+ *   u16 magic 0x4850 ("PH"), u8 version, u8 type, u32 payload length,
+ *   u64 call id
+ * then the payload: UTF-8 JSON text, or nothing.
+ *
+ * Payloads (all JSON objects unless empty):
+ *   INIT      sup->host  {"threads", "fault_injection", "plugins": [...],
+ *                         "heartbeat_interval_ms", "memory_limit",
+ *                         "generation"}
+ *   READY     host->sup  {"pid", "threads", "functions": [...]}
+ *   CALL      sup->host  id: call; {"function", "args", "id", "timeout_ms"}
+ *   CANCEL    sup->host  id: call; empty
+ *   RESULT    host->sup  id: call; {"result", "run_ms"}
+ *   ERROR     host->sup  id: call; {"kind", "message", "run_ms"} with kind
+ *                         "invalid-arguments", "function-failed",
+ *                         "unknown-function" or "call-cancelled"
+ *   LOG       host->sup  {"records": [{"seq", "ts_ns", "worker", "call",
+ *                         "level", "message"}], "dropped"}
+ *   HEARTBEAT host->sup  {"seq", "workers": [{"busy", "call", "jobs",
+ *                         "busy_ms"}]}
+ *   PANIC     host->sup  id: culprit call; {"kind", "worker", "message",
+ *                         "location", "signal", "backtrace"}
+ *   SHUTDOWN  sup->host  empty
+ */
+#ifndef POOL_FRAME_H
+#define POOL_FRAME_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_FRAME_MAGIC 0x4850u
+#define POOL_FRAME_VERSION 1u
+#define POOL_FRAME_HEADER_SIZE 16u
+
+typedef enum pool_frame_type {
+    POOL_FRAME_INIT = 1,
+    POOL_FRAME_READY,
+    POOL_FRAME_CALL,
+    POOL_FRAME_CANCEL,
+    POOL_FRAME_RESULT,
+    POOL_FRAME_ERROR,
+    POOL_FRAME_LOG,
+    POOL_FRAME_HEARTBEAT,
+    POOL_FRAME_PANIC,
+    POOL_FRAME_SHUTDOWN,
+    POOL_FRAME_TYPE_MAX = POOL_FRAME_SHUTDOWN,
+} pool_frame_type;
+
+/* Decoder results. */
+enum {
+    POOL_FRAME_OK = 0,
+    POOL_FRAME_EAGAIN = 1,    /* incomplete: need more bytes */
+    POOL_FRAME_EMAGIC = -1,   /* not a frame */
+    POOL_FRAME_EVERSION = -2, /* unknown protocol version */
+    POOL_FRAME_ETYPE = -3,    /* unknown frame type */
+    POOL_FRAME_ETOOBIG = -4,  /* payload over the limit */
+};
+
+typedef struct pool_frame {
+    pool_frame_type type;
+    uint64_t call_id;
+    const uint8_t *payload; /* points into the decoded buffer */
+    uint32_t len;
+} pool_frame_t;
+
+/* The name of a frame type ("call"), or "unknown". */
+const char *pool_frame_type_name(int type);
+/* A message for a decoder result. */
+const char *pool_frame_strerror(int rc);
+
+/* Writes the header of a frame into out. */
+void pool_frame_header(uint8_t out[POOL_FRAME_HEADER_SIZE],
+                       pool_frame_type type, uint64_t call_id, uint32_t len);
+
+/* Decodes one frame from the start of buf[0..len). Never reads outside it.
+ * On POOL_FRAME_OK fills *out (payload points into buf) and *consumed.
+ * Otherwise returns POOL_FRAME_EAGAIN or a negative error. */
+int pool_frame_decode(const uint8_t *buf, size_t len, uint32_t max_payload,
+                      pool_frame_t *out, size_t *consumed);
+
+/* Parses a frame's payload as a JSON object; NULL (with a message in err,
+ * if not NULL) when it is empty, not JSON or not an object. */
+json_t *pool_frame_json(const pool_frame_t *frame, const char **err);
+
+typedef struct pool_chan pool_chan_t;
+
+/* A channel over a connected stream socket; takes ownership of fd. NULL
+ * when out of memory. */
+pool_chan_t *pool_chan_new(int fd, uint32_t max_payload);
+void pool_chan_free(pool_chan_t *ch); /* closes the fd */
+int pool_chan_fd(const pool_chan_t *ch);
+
+/* Sends one frame; blocking, thread-safe (frames never interleave).
+ * Returns 0 or a negative errno (-EPIPE once the peer is gone). */
+int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                   const void *payload, size_t len);
+/* Same with a JSON payload (NULL: empty). Does not steal the reference. */
+int pool_chan_send_json(pool_chan_t *ch, pool_frame_type type,
+                        uint64_t call_id, const json_t *payload);
+
+/* Reads what the socket has (one read(2)). Returns the bytes read, 0 at
+ * end of stream, or a negative errno (-EAGAIN on a non-blocking fd with
+ * nothing to read). */
+ssize_t pool_chan_fill(pool_chan_t *ch);
+
+/* Takes the next complete buffered frame. Returns POOL_FRAME_OK (frame valid
+ * until the next call on ch), POOL_FRAME_EAGAIN, or a negative decoder
+ * error (the stream is then unusable). */
+int pool_chan_next(pool_chan_t *ch, pool_frame_t *out);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * A call: what a client asked for, where it is, and how it ended, with the
+ * log lines its workers wrote. Shared by the HTTP front end (which creates,
+ * waits on and renders calls) and the supervisor (which runs them and moves
+ * them through their states). Reference counted; every function is
+ * thread-safe.
+ */
+#ifndef SERVER_CALL_H
+#define SERVER_CALL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum server_call_state {
+    SERVER_CALL_QUEUED = 0,
+    SERVER_CALL_RUNNING,
+    SERVER_CALL_SUCCEEDED,
+    SERVER_CALL_FAILED,
+    SERVER_CALL_CANCELLED,
+} server_call_state;
+
+typedef struct server_call server_call;
+
+/* A new queued call with one reference. Steals args. max_log_lines bounds
+ * the lines kept (the oldest are dropped and counted). NULL when out of
+ * memory. */
+server_call *server_call_new(const char *id, const char *function,
+                             json_t *args, int64_t timeout_ms,
+                             size_t max_log_lines);
+server_call *server_call_ref(server_call *c);
+void server_call_unref(server_call *c);
+
+const char *server_call_id(const server_call *c);
+const char *server_call_function(const server_call *c);
+const json_t *server_call_args(const server_call *c); /* borrowed */
+int64_t server_call_timeout_ms(const server_call *c);
+int64_t server_call_created_ns(const server_call *c); /* CLOCK_MONOTONIC */
+server_call_state server_call_get_state(const server_call *c);
+bool server_call_is_done(const server_call *c); /* succeeded/failed/cancelled */
+const char *server_call_state_name(server_call_state s); /* "queued", ... */
+
+/* ---- transitions (the supervisor) --------------------------------------
+ * Each returns true when it applied; a finished call never changes again,
+ * so a late result after a timeout is ignored. */
+bool server_call_set_running(server_call *c);
+/* Back to queued, to be re-run on the next host (an innocent call). */
+bool server_call_requeue(server_call *c);
+/* Steals result. */
+bool server_call_succeed(server_call *c, json_t *result, double run_ms);
+/* Fails with a problem slug ("worker-panicked", "call-timeout", ...; the
+ * slug "call-cancelled" makes the state cancelled), a human detail, and
+ * optional cause and host objects (stolen, may be NULL). */
+bool server_call_fail(server_call *c, const char *slug, const char *detail,
+                      json_t *cause, json_t *host, double run_ms);
+
+/* Appends a log line; level is "debug", "info", "warn" or "error". */
+void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
+                         const char *level, const char *message);
+
+/* ---- reading (the front end) ------------------------------------------ */
+
+/* The call resource: {"id", "function", "status", "result" | "error",
+ * "logs", "logs_dropped", "timing": {"queue_ms", "run_ms"}}; "error" is the
+ * problem object (see server_call_problem). New reference. */
+json_t *server_call_to_json(const server_call *c);
+
+/* The problem+json object of a failed or cancelled call (NULL otherwise):
+ * type, title, status, detail, id, function, cause, logs, host. */
+json_t *server_call_problem(const server_call *c);
+
+/* The failure slug, NULL unless failed or cancelled. */
+const char *server_call_slug(const server_call *c);
+
+/* Log lines from index *from on (a JSON array, new reference); *from is
+ * advanced past them. Indices count every line ever added, dropped ones
+ * included, so a follower never sees a line twice. */
+json_t *server_call_logs_since(const server_call *c, size_t *from);
+
+/* Watchers: fn(udata) runs after every change (new log line, new state),
+ * with the call's lock held: it must not call back into the call. After
+ * server_call_unwatch returns, fn is never called again. */
+typedef void (*server_call_watch_fn)(void *udata);
+typedef struct server_call_watch server_call_watch;
+server_call_watch *server_call_watch_add(server_call *c,
+                                         server_call_watch_fn fn,
+                                         void *udata);
+void server_call_watch_remove(server_call *c, server_call_watch *w);
+
+/* Cancellation requested by the client (DELETE); the supervisor reads it. */
+void server_call_request_cancel(server_call *c);
+bool server_call_cancel_requested(const server_call *c);
+
+#endif

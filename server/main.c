@@ -1,0 +1,3 @@
+/* placeholder */
+#include <stdio.h>
+int main(void) { puts("poolhost"); return 0; }
