@@ -41,6 +41,9 @@ typedef struct pool_config {
     pool_shm_t *shm;
     pool_panic_fn on_panic; /* NULL: print the record to stderr, abort */
     void *panic_udata;
+    /* Thread mode: a worker that parks after a fatal signal writes one byte
+     * here (if >= 0) so the host notices at once. */
+    int alert_fd;
 } pool_config;
 
 /* Per-worker progress, for heartbeats. */
@@ -76,12 +79,12 @@ void pool_worker_status_get(pool_t *pool, uint32_t worker,
 
 /* Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT. A fatal
  * signal on a worker thread writes the crash record (signal, worker, call,
- * backtrace) with async-signal-safe calls only. Then, with park == false,
- * the default action runs (the process dies of the signal); with park ==
- * true the worker writes one byte to alert_fd (if >= 0) and parks for good.
- * Signals on other threads always get the default action. Process-wide;
- * call once. */
-int pool_crash_install(bool park, int alert_fd);
+ * backtrace) into its pool's region with async-signal-safe calls only. Then,
+ * with park == false, the default action runs (the process dies of the
+ * signal); with park == true the worker writes one byte to its pool's
+ * alert_fd (if >= 0) and parks for good. Signals on other threads always get
+ * the default action. Process-wide; idempotent. Returns 0 or -errno. */
+int pool_crash_install(bool park);
 
 /* Records an out-of-memory failure of the calling job (crash kind OOM) and
  * hands control to the panic handler like ph_panic. */
