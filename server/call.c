@@ -1,1 +1,402 @@
-/* placeholder: being written */
+/*
+ * A call (call.h): its request, its state machine, its bounded log and its
+ * outcome, shared by the front end and the supervisor under one mutex.
+ */
+#include "call.h"
+
+#include "problem.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct server_call_watch {
+    server_call_watch_fn fn;
+    void *udata;
+    server_call_watch *next;
+};
+
+struct server_call {
+    atomic_uint refs;
+    /* Guards everything below the immutable request fields. Mutable so
+     * that readers taking a const call can lock it. */
+    pthread_mutex_t lock;
+
+    char *id;
+    char *function;
+    json_t *args;
+    int64_t timeout_ms;
+    int64_t created_ns;
+
+    server_call_state state;
+    int64_t started_ns;
+    int64_t finished_ns;
+    unsigned requeues;
+    bool cancel_requested;
+    double run_ms; /* as the host measured it; < 0 when unknown */
+    json_t *result;
+    char *slug;
+    char *detail;
+    json_t *cause;
+    json_t *host;
+
+    /* The last max_lines log lines, a ring indexed by line number. */
+    json_t **lines;
+    size_t max_lines;
+    size_t nlines; /* lines ever added */
+
+    server_call_watch *watches;
+};
+
+static int64_t call_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The lock of a call handed to us as const: locking is not a change of the
+ * call's value. */
+static pthread_mutex_t *call_lock(const server_call *c) {
+    return &((server_call *)c)->lock;
+}
+
+static void call_notify(server_call *c) {
+    for (server_call_watch *w = c->watches; w; w = w->next)
+        w->fn(w->udata);
+}
+
+server_call *server_call_new(const char *id, const char *function, json_t *args,
+                             int64_t timeout_ms, size_t max_log_lines) {
+    server_call *c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    if (max_log_lines == 0)
+        max_log_lines = 1;
+    c->id = strdup(id);
+    c->function = strdup(function);
+    c->lines = calloc(max_log_lines, sizeof *c->lines);
+    if (!c->id || !c->function || !c->lines)
+        goto fail_call;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        goto fail_call;
+    atomic_init(&c->refs, 1);
+    c->args = args ? args : json_object();
+    c->timeout_ms = timeout_ms;
+    c->created_ns = call_now_ns();
+    c->state = SERVER_CALL_QUEUED;
+    c->run_ms = -1;
+    c->max_lines = max_log_lines;
+    return c;
+
+fail_call:
+    free(c->lines);
+    free(c->function);
+    free(c->id);
+    free(c);
+fail:
+    json_decref(args);
+    return NULL;
+}
+
+server_call *server_call_ref(server_call *c) {
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void server_call_unref(server_call *c) {
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
+    for (size_t i = c->nlines - kept; i < c->nlines; i++)
+        json_decref(c->lines[i % c->max_lines]);
+    free(c->lines);
+    while (c->watches) {
+        server_call_watch *w = c->watches;
+        c->watches = w->next;
+        free(w);
+    }
+    json_decref(c->args);
+    json_decref(c->result);
+    json_decref(c->cause);
+    json_decref(c->host);
+    free(c->slug);
+    free(c->detail);
+    free(c->function);
+    free(c->id);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+const char *server_call_id(const server_call *c) {
+    return c->id;
+}
+
+const char *server_call_function(const server_call *c) {
+    return c->function;
+}
+
+const json_t *server_call_args(const server_call *c) {
+    return c->args;
+}
+
+int64_t server_call_timeout_ms(const server_call *c) {
+    return c->timeout_ms;
+}
+
+int64_t server_call_created_ns(const server_call *c) {
+    return c->created_ns;
+}
+
+server_call_state server_call_get_state(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    server_call_state s = c->state;
+    pthread_mutex_unlock(call_lock(c));
+    return s;
+}
+
+static bool call_state_done(server_call_state s) {
+    return s == SERVER_CALL_SUCCEEDED || s == SERVER_CALL_FAILED ||
+           s == SERVER_CALL_CANCELLED;
+}
+
+bool server_call_is_done(const server_call *c) {
+    return call_state_done(server_call_get_state(c));
+}
+
+const char *server_call_state_name(server_call_state s) {
+    static const char *const names[] = {"queued", "running", "succeeded",
+                                        "failed", "cancelled"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+}
+
+bool server_call_set_running(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = c->state == SERVER_CALL_QUEUED;
+    if (ok) {
+        c->state = SERVER_CALL_RUNNING;
+        c->started_ns = call_now_ns();
+        call_notify(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+bool server_call_requeue(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = !call_state_done(c->state);
+    if (ok) {
+        c->state = SERVER_CALL_QUEUED;
+        c->requeues++;
+        call_notify(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+unsigned server_call_requeues(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    unsigned n = c->requeues;
+    pthread_mutex_unlock(call_lock(c));
+    return n;
+}
+
+/* Moves a call that has not ended to a final state; the caller holds the
+ * lock. */
+static void call_finish(server_call *c, server_call_state state,
+                        double run_ms) {
+    c->state = state;
+    c->finished_ns = call_now_ns();
+    c->run_ms = run_ms;
+    call_notify(c);
+}
+
+bool server_call_succeed(server_call *c, json_t *result, double run_ms) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = !call_state_done(c->state);
+    if (ok) {
+        c->result = result ? result : json_null();
+        result = NULL;
+        call_finish(c, SERVER_CALL_SUCCEEDED, run_ms);
+    }
+    pthread_mutex_unlock(&c->lock);
+    json_decref(result);
+    return ok;
+}
+
+bool server_call_fail(server_call *c, const char *slug, const char *detail,
+                      json_t *cause, json_t *host, double run_ms) {
+    char *s = strdup(slug);
+    char *d = strdup(detail ? detail : "");
+    pthread_mutex_lock(&c->lock);
+    bool ok = s && d && !call_state_done(c->state);
+    if (ok) {
+        c->slug = s;
+        c->detail = d;
+        c->cause = cause;
+        c->host = host;
+        s = d = NULL;
+        cause = host = NULL;
+        call_finish(c,
+                    strcmp(slug, "call-cancelled") == 0 ? SERVER_CALL_CANCELLED
+                                                        : SERVER_CALL_FAILED,
+                    run_ms);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(s);
+    free(d);
+    json_decref(cause);
+    json_decref(host);
+    return ok;
+}
+
+void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
+                         const char *level, const char *message) {
+    json_t *line =
+        json_pack("{s:I, s:i, s:s, s:s}", "ts", (json_int_t)ts_ms, "worker",
+                  worker, "level", level, "message", message);
+    if (!line)
+        return;
+    pthread_mutex_lock(&c->lock);
+    size_t slot = c->nlines % c->max_lines;
+    if (c->nlines >= c->max_lines)
+        json_decref(c->lines[slot]);
+    c->lines[slot] = line;
+    c->nlines++;
+    call_notify(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Copies lines [from, nlines) that are still kept into a new array; the
+ * caller holds the lock. */
+static json_t *call_lines_locked(const server_call *c, size_t from) {
+    size_t first = c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+    if (from < first)
+        from = first;
+    json_t *a = json_array();
+    for (size_t i = from; a && i < c->nlines; i++)
+        json_array_append(a, c->lines[i % c->max_lines]);
+    return a;
+}
+
+static size_t call_dropped_locked(const server_call *c) {
+    return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+}
+
+json_t *server_call_logs_since(const server_call *c, size_t *from) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *a = call_lines_locked(c, *from);
+    *from = c->nlines;
+    pthread_mutex_unlock(call_lock(c));
+    return a;
+}
+
+/* The problem object of a failed call; the caller holds the lock. */
+static json_t *call_problem_locked(const server_call *c, bool with_logs) {
+    if (!c->slug)
+        return NULL;
+    json_t *p = server_problem_new(c->slug, c->detail);
+    if (!p)
+        return NULL;
+    json_object_set_new(p, "id", json_string(c->id));
+    json_object_set_new(p, "function", json_string(c->function));
+    if (c->cause)
+        json_object_set(p, "cause", c->cause);
+    if (c->host)
+        json_object_set(p, "host", c->host);
+    if (with_logs) {
+        json_object_set_new(p, "logs", call_lines_locked(c, 0));
+        json_object_set_new(p, "logs_dropped",
+                            json_integer((json_int_t)call_dropped_locked(c)));
+    }
+    return p;
+}
+
+json_t *server_call_problem(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *p = call_problem_locked(c, true);
+    pthread_mutex_unlock(call_lock(c));
+    return p;
+}
+
+const char *server_call_slug(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    const char *s = c->slug; /* immutable once set */
+    pthread_mutex_unlock(call_lock(c));
+    return s;
+}
+
+static json_t *ms_or_null(int64_t from_ns, int64_t to_ns) {
+    if (!from_ns || !to_ns)
+        return json_null();
+    return json_real((double)(to_ns - from_ns) / 1e6);
+}
+
+json_t *server_call_to_json(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "id", c->id, "function", c->function,
+                  "status", server_call_state_name(c->state));
+    if (!o)
+        goto out;
+    if (c->state == SERVER_CALL_SUCCEEDED)
+        json_object_set(o, "result", c->result);
+    else if (c->slug)
+        json_object_set_new(o, "error", call_problem_locked(c, false));
+    json_object_set_new(o, "logs", call_lines_locked(c, 0));
+    json_object_set_new(o, "logs_dropped",
+                        json_integer((json_int_t)call_dropped_locked(c)));
+    json_t *timing = json_object();
+    json_object_set_new(timing, "queue_ms",
+                        ms_or_null(c->created_ns, c->started_ns));
+    if (c->run_ms >= 0)
+        json_object_set_new(timing, "run_ms", json_real(c->run_ms));
+    else
+        json_object_set_new(timing, "run_ms",
+                            ms_or_null(c->started_ns, c->finished_ns));
+    json_object_set_new(o, "timing", timing);
+    if (c->requeues)
+        json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
+out:
+    pthread_mutex_unlock(call_lock(c));
+    return o;
+}
+
+server_call_watch *server_call_watch_add(server_call *c,
+                                         server_call_watch_fn fn, void *udata) {
+    server_call_watch *w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    w->fn = fn;
+    w->udata = udata;
+    pthread_mutex_lock(&c->lock);
+    w->next = c->watches;
+    c->watches = w;
+    pthread_mutex_unlock(&c->lock);
+    return w;
+}
+
+void server_call_watch_remove(server_call *c, server_call_watch *w) {
+    pthread_mutex_lock(&c->lock);
+    for (server_call_watch **p = &c->watches; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            free(w);
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void server_call_request_cancel(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    c->cancel_requested = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool server_call_cancel_requested(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    bool r = c->cancel_requested;
+    pthread_mutex_unlock(call_lock(c));
+    return r;
+}

@@ -45,8 +45,10 @@ const char *server_call_state_name(server_call_state s); /* "queued", ... */
  * Each returns true when it applied; a finished call never changes again,
  * so a late result after a timeout is ignored. */
 bool server_call_set_running(server_call *c);
-/* Back to queued, to be re-run on the next host (an innocent call). */
+/* Back to queued, to be re-run on the next host (an innocent call); counts
+ * the re-runs. */
 bool server_call_requeue(server_call *c);
+unsigned server_call_requeues(const server_call *c);
 /* Steals result. */
 bool server_call_succeed(server_call *c, json_t *result, double run_ms);
 /* Fails with a problem slug ("worker-panicked", "call-timeout", ...; the
@@ -62,8 +64,9 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
 /* ---- reading (the front end) ------------------------------------------ */
 
 /* The call resource: {"id", "function", "status", "result" | "error",
- * "logs", "logs_dropped", "timing": {"queue_ms", "run_ms"}}; "error" is the
- * problem object (see server_call_problem). New reference. */
+ * "logs", "logs_dropped", "timing": {"queue_ms", "run_ms"}, "attempts" once
+ * re-run}; "error" is the problem object without the logs, which are at the
+ * top level. New reference. */
 json_t *server_call_to_json(const server_call *c);
 
 /* The problem+json object of a failed or cancelled call (NULL otherwise):

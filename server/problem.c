@@ -1,1 +1,99 @@
-/* placeholder: being written */
+/*
+ * The problem types of the HTTP API (problem.h): the one table of slugs,
+ * statuses, titles and descriptions.
+ */
+#include "problem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const server_problem_type problem_types[] = {
+    {"malformed-request", 400, "Malformed request",
+     "The request could not be read: the body is not valid JSON, is nested "
+     "too deeply, or a required part of the request is missing. The detail "
+     "says where the problem is."},
+    {"unauthorized", 401, "Unauthorized",
+     "An admin route was called without the right bearer token in the "
+     "Authorization header."},
+    {"forbidden", 403, "Forbidden",
+     "Admin routes are disabled because no admin token is configured "
+     "(--admin-token-file or POOLHOST_ADMIN_TOKEN)."},
+    {"not-found", 404, "Not found",
+     "No resource at this path. For a call id this also means the call "
+     "finished longer ago than the retention period and was evicted."},
+    {"unknown-function", 404, "Unknown function",
+     "The call names a function that no loaded module provides. GET "
+     "/v1/functions lists the functions this service can run."},
+    {"method-not-allowed", 405, "Method not allowed",
+     "The path exists but does not take this method; the Allow header lists "
+     "the methods it takes."},
+    {"call-cancelled", 409, "Call cancelled",
+     "The call was cancelled (DELETE /v1/calls/{id}) before it finished."},
+    {"payload-too-large", 413, "Payload too large",
+     "The request body is larger than the service accepts "
+     "(--max-body-bytes)."},
+    {"unsupported-media-type", 415, "Unsupported media type",
+     "Request bodies must be JSON, sent with Content-Type: "
+     "application/json."},
+    {"invalid-arguments", 422, "Invalid arguments",
+     "The request is well-formed JSON but a field has the wrong type or "
+     "value, or the function refused its arguments. The detail names the "
+     "field and what was expected."},
+    {"function-failed", 500, "Function failed",
+     "The function ran and reported a failure. The detail carries its "
+     "message and the logs show what it did."},
+    {"worker-panicked", 503, "A worker panicked",
+     "A worker panicked while running this call (ph_panic or a failed "
+     "assertion). The cause names the worker, the message and the source "
+     "location; the logs are the call's own. The host was replaced: retry "
+     "later, other calls were not affected."},
+    {"host-crashed", 503, "The pool host crashed",
+     "The pool host died: a fatal signal in a worker (the cause names the "
+     "signal, worker and backtrace), out of memory, or killed from outside. "
+     "Innocent calls are re-run on a new host; this call was the culprit, "
+     "or was re-run too often."},
+    {"host-unresponsive", 503, "The pool host stopped responding",
+     "The pool host sent no heartbeat within --heartbeat-timeout-ms and was "
+     "killed. Innocent calls are re-run on a new host."},
+    {"overloaded", 503, "Overloaded",
+     "Too many calls are queued or running (--max-queue). Retry after the "
+     "time in Retry-After."},
+    {"pool-unavailable", 503, "Pool unavailable",
+     "The pool host failed too often in a short time (--restart-max in "
+     "--restart-window-s), or the service is draining or stopped. Retry "
+     "after the time in Retry-After."},
+    {"call-timeout", 504, "Call timed out",
+     "The call did not finish within its timeout_ms. It was cancelled; if "
+     "it did not stop within --cancel-grace-ms the host was recycled."},
+};
+
+const server_problem_type *server_problem_find(const char *slug) {
+    for (size_t i = 0; i < sizeof problem_types / sizeof *problem_types; i++)
+        if (strcmp(problem_types[i].slug, slug) == 0)
+            return &problem_types[i];
+    return NULL;
+}
+
+const server_problem_type *server_problem_all(size_t *n) {
+    *n = sizeof problem_types / sizeof *problem_types;
+    return problem_types;
+}
+
+json_t *server_problem_new(const char *slug, const char *detail) {
+    const server_problem_type *t = server_problem_find(slug);
+    if (!t)
+        return NULL;
+    json_t *p = json_object();
+    if (!p)
+        return NULL;
+    char type[96];
+    snprintf(type, sizeof type, "/problems/%s", t->slug);
+    if (json_object_set_new(p, "type", json_string(type)) ||
+        json_object_set_new(p, "title", json_string(t->title)) ||
+        json_object_set_new(p, "status", json_integer(t->status)) ||
+        json_object_set_new(p, "detail", json_string(detail ? detail : ""))) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
