@@ -1,0 +1,128 @@
+/*
+ * Unit tests of the call object (server/call.c): state machine, bounded
+ * log, problem rendering and watchers.
+ */
+#include "server/call.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static server_call *new_call(size_t max_lines) {
+    server_call *c = server_call_new("c-1", "fib", json_pack("{s:i}", "n", 3),
+                                     5000, max_lines);
+    cr_assert_not_null(c);
+    return c;
+}
+
+Test(call, succeeds_once_and_ignores_late_outcomes) {
+    server_call *c = new_call(10);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_QUEUED);
+    cr_assert(server_call_set_running(c));
+    cr_assert_not(server_call_set_running(c));
+    cr_assert(server_call_succeed(c, json_integer(2), 1.5));
+    cr_assert_not(server_call_fail(c, "call-timeout", "late", NULL, NULL, 0));
+    cr_assert_not(server_call_requeue(c));
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
+    json_t *o = server_call_to_json(c);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "status")),
+                     "succeeded");
+    cr_assert_eq(json_integer_value(json_object_get(o, "result")), 2);
+    cr_assert_null(json_object_get(o, "error"));
+    json_t *run = json_object_get(json_object_get(o, "timing"), "run_ms");
+    cr_assert_float_eq(json_real_value(run), 1.5, 1e-9);
+    json_decref(o);
+    cr_assert_null(server_call_problem(c));
+    server_call_unref(c);
+}
+
+Test(call, failure_renders_a_problem_with_cause_and_logs) {
+    server_call *c = new_call(10);
+    server_call_set_running(c);
+    server_call_add_log(c, 1, 0, "info", "starting");
+    cr_assert(server_call_fail(
+        c, "worker-panicked", "worker 0 panicked: boom",
+        json_pack("{s:s, s:s}", "kind", "panic", "message", "boom"),
+        json_pack("{s:i}", "generation", 2), 3.0));
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_FAILED);
+    cr_assert_str_eq(server_call_slug(c), "worker-panicked");
+    json_t *p = server_call_problem(c);
+    cr_assert_str_eq(json_string_value(json_object_get(p, "type")),
+                     "/problems/worker-panicked");
+    cr_assert_eq(json_integer_value(json_object_get(p, "status")), 503);
+    cr_assert_str_eq(json_string_value(json_object_get(p, "id")), "c-1");
+    cr_assert_str_eq(json_string_value(json_object_get(p, "function")), "fib");
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(p, "cause"), "message")),
+                     "boom");
+    json_t *logs = json_object_get(p, "logs");
+    cr_assert_eq(json_array_size(logs), 1);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(logs, 0), "message")),
+        "starting");
+    json_decref(p);
+    json_t *o = server_call_to_json(c);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "failed");
+    cr_assert_null(json_object_get(json_object_get(o, "error"), "logs"));
+    json_decref(o);
+    server_call_unref(c);
+}
+
+Test(call, cancelled_slug_makes_the_state_cancelled) {
+    server_call *c = new_call(4);
+    server_call_request_cancel(c);
+    cr_assert(server_call_cancel_requested(c));
+    cr_assert(
+        server_call_fail(c, "call-cancelled", "cancelled", NULL, NULL, -1));
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_CANCELLED);
+    cr_assert(server_call_is_done(c));
+    server_call_unref(c);
+}
+
+Test(call, log_keeps_the_last_lines_and_counts_drops) {
+    server_call *c = new_call(3);
+    for (int i = 0; i < 5; i++) {
+        char msg[16];
+        snprintf(msg, sizeof msg, "line %d", i);
+        server_call_add_log(c, i, i % 2, "debug", msg);
+    }
+    size_t from = 0;
+    json_t *a = server_call_logs_since(c, &from);
+    cr_assert_eq(from, 5);
+    cr_assert_eq(json_array_size(a), 3);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(a, 0), "message")),
+        "line 2");
+    json_decref(a);
+    server_call_add_log(c, 6, 1, "warn", "line 5");
+    a = server_call_logs_since(c, &from);
+    cr_assert_eq(json_array_size(a), 1);
+    cr_assert_eq(from, 6);
+    json_decref(a);
+    json_t *o = server_call_to_json(c);
+    cr_assert_eq(json_integer_value(json_object_get(o, "logs_dropped")), 3);
+    json_decref(o);
+    server_call_unref(c);
+}
+
+static void count_change(void *udata) {
+    (*(int *)udata)++;
+}
+
+Test(call, watchers_see_every_change_until_removed) {
+    server_call *c = new_call(4);
+    int changes = 0;
+    server_call_watch *w = server_call_watch_add(c, count_change, &changes);
+    cr_assert_not_null(w);
+    server_call_set_running(c);
+    server_call_add_log(c, 1, 0, "info", "x");
+    server_call_requeue(c);
+    cr_assert_eq(server_call_requeues(c), 1);
+    cr_assert_eq(changes, 3);
+    server_call_watch_remove(c, w);
+    server_call_set_running(c);
+    cr_assert_eq(changes, 3);
+    server_call_ref(c);
+    server_call_unref(c);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_RUNNING);
+    server_call_unref(c);
+}
