@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what poolhost needs on Debian 12 (only the packages that are
+# missing; needs root or sudo for that), then configures and builds it in
+# ./build (or the directory given as $1, with any further meson options).
+#
+#   bash .ci/setup.sh                      # release build in ./build
+#   bash .ci/setup.sh build-asan -Db_sanitize=address,undefined
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+    gcc g++ pkg-config meson ninja-build
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
+    curl haproxy procps
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+        missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q >/dev/null
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+dir=${1:-build}
+shift || true
+if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+else
+    meson setup "$dir" --buildtype=release "$@" >/dev/null
+fi
+ninja -C "$dir"
