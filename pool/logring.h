@@ -21,17 +21,20 @@ typedef struct pool_log_entry {
     char msg[POOL_LOG_MSG_MAX + 1];
 } pool_log_entry;
 
+/* Sets up an empty ring of capacity records (in zeroed memory). */
+void pool_logring_init(pool_log_ring *ring, uint32_t capacity);
+
 /* Writer side (only the ring's worker). Messages longer than
  * POOL_LOG_MSG_MAX are truncated and flagged. */
-void pool_logring_write(pool_log_ring *ring, uint16_t worker,
-                        uint64_t call_id, uint8_t level, const char *msg,
-                        size_t len);
+void pool_logring_write(pool_log_ring *ring, uint16_t worker, uint64_t call_id,
+                        uint8_t level, const char *msg, size_t len);
 
 /* Reader side: copies up to max unread records into out, oldest first, and
  * marks them read. Returns how many were copied. Records lost to overwrite
- * are added to the ring's dropped counter. */
-size_t pool_logring_read(pool_log_ring *ring, pool_log_entry *out,
-                         size_t max);
+ * are in the ring's dropped counter: the writer, when it laps the reader,
+ * moves the tail past the record it overwrites and counts it, so each
+ * record is either read or counted as dropped, exactly once. */
+size_t pool_logring_read(pool_log_ring *ring, pool_log_entry *out, size_t max);
 
 /* Drops counted so far. */
 uint64_t pool_logring_dropped(const pool_log_ring *ring);

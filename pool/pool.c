@@ -1,1 +1,460 @@
-/* placeholder: being written */
+/*
+ * The pool's workers: each owns a Chase-Lev deque; jobs from outside arrive
+ * on a locked injector queue. An idle worker spins for a while trying to
+ * steal, then sleeps on a futex. Wake-ups are never lost: a sleeper reads
+ * the epoch, registers in `sleepers` and looks for work once more before it
+ * waits on that epoch, and a waker that sees a sleeper bumps the epoch before
+ * waking (all sequentially consistent, so one side always sees the other).
+ */
+#include "pool_int.h"
+
+#include <errno.h>
+#include <execinfo.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPIN_ROUNDS 256
+#define WORKER_STACK (8u << 20)
+
+_Thread_local pool_worker *pool__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+int64_t pool__now_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL,
+            0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr, int n) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static void wake_all(pool_t *pool) {
+    atomic_fetch_add(&pool->epoch, 1);
+    futex_wake(&pool->epoch, INT_MAX);
+}
+
+static void wake_one(pool_t *pool) {
+    atomic_fetch_add(&pool->epoch, 1);
+    futex_wake(&pool->epoch, 1);
+}
+
+void pool__push(pool_worker *w, pool_job *job) {
+    if (pool_deque_push(&w->deque, job) < 0) {
+        job->run(job, w);
+        return;
+    }
+    /* A relaxed check suffices here: if it misses a worker that is just
+     * going to sleep, the job is not lost, as its owner runs it itself. */
+    if (atomic_load_explicit(&w->pool->sleepers, memory_order_relaxed))
+        wake_one(w->pool);
+}
+
+void pool__inject(pool_t *pool, pool_job *job) {
+    job->next = NULL;
+    pthread_mutex_lock(&pool->inj_lock);
+    if (pool->inj_tail)
+        pool->inj_tail->next = job;
+    else
+        pool->inj_head = job;
+    pool->inj_tail = job;
+    atomic_fetch_add(&pool->inj_count, 1);
+    pthread_mutex_unlock(&pool->inj_lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&pool->sleepers))
+        wake_one(pool);
+}
+
+static pool_job *inject_take(pool_t *pool) {
+    if (!atomic_load_explicit(&pool->inj_count, memory_order_relaxed))
+        return NULL;
+    pthread_mutex_lock(&pool->inj_lock);
+    pool_job *job = pool->inj_head;
+    if (job) {
+        pool->inj_head = job->next;
+        if (!pool->inj_head)
+            pool->inj_tail = NULL;
+        atomic_fetch_sub(&pool->inj_count, 1);
+    }
+    pthread_mutex_unlock(&pool->inj_lock);
+    return job;
+}
+
+static uint32_t next_rand(pool_worker *w) {
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+/* Own deque first, then the other workers' from a random start, then the
+ * injector. */
+static pool_job *find_work(pool_worker *w) {
+    pool_job *job = pool_deque_pop(&w->deque);
+    if (job)
+        return job;
+    pool_t *pool = w->pool;
+    uint32_t n = pool->n;
+    for (int retry = 1; retry && n > 1;) {
+        retry = 0;
+        uint32_t start = next_rand(w) % n;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t v = (start + i) % n;
+            if (v == w->index)
+                continue;
+            void *x = pool_deque_steal(&pool->workers[v].deque);
+            if (x == POOL_DEQUE_ABORT)
+                retry = 1;
+            else if (x)
+                return x;
+        }
+    }
+    return inject_take(pool);
+}
+
+static bool work_visible(pool_worker *w) {
+    pool_t *pool = w->pool;
+    if (atomic_load(&pool->inj_count))
+        return true;
+    for (uint32_t i = 0; i < pool->n; i++)
+        if (pool_deque_nonempty(&pool->workers[i].deque))
+            return true;
+    return false;
+}
+
+/* What an idle worker waits for: the pool stopping, a latch or a count. */
+enum wait_kind { WAIT_STOP, WAIT_LATCH, WAIT_COUNT };
+
+static bool wait_done(pool_worker *w, enum wait_kind kind,
+                      _Atomic uint32_t *word) {
+    switch (kind) {
+    case WAIT_STOP:
+        return atomic_load(&w->pool->stop);
+    case WAIT_LATCH:
+        return atomic_load_explicit(word, memory_order_acquire) ==
+               POOL_LATCH_SET;
+    case WAIT_COUNT:
+        return (atomic_load_explicit(word, memory_order_acquire) >> 1) == 0;
+    }
+    return true;
+}
+
+/* Tells whoever completes the wait to wake the sleepers; false when the
+ * wait is already over. */
+static bool wait_mark_sleepy(pool_worker *w, enum wait_kind kind,
+                             _Atomic uint32_t *word) {
+    uint32_t v;
+    switch (kind) {
+    case WAIT_STOP:
+        return !atomic_load(&w->pool->stop);
+    case WAIT_LATCH:
+        v = POOL_LATCH_PENDING;
+        return atomic_compare_exchange_strong(word, &v, POOL_LATCH_SLEEPY) ||
+               v == POOL_LATCH_SLEEPY;
+    case WAIT_COUNT:
+        v = atomic_load(word);
+        while (v >> 1)
+            if ((v & 1) || atomic_compare_exchange_weak(word, &v, v | 1))
+                return true;
+        return false;
+    }
+    return false;
+}
+
+/* Returns a job to run, or NULL once the wait is over. */
+static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
+                               _Atomic uint32_t *word) {
+    pool_t *pool = w->pool;
+    for (unsigned spin = 0;; spin++) {
+        if (kind != WAIT_STOP && wait_done(w, kind, word))
+            return NULL;
+        pool_job *job = find_work(w);
+        if (job)
+            return job;
+        if (kind == WAIT_STOP && wait_done(w, kind, word))
+            return NULL;
+        if (spin < SPIN_ROUNDS) {
+            for (int i = 0; i < 16; i++)
+                cpu_relax();
+            continue;
+        }
+        uint32_t e = atomic_load(&pool->epoch);
+        atomic_fetch_add(&pool->sleepers, 1);
+        if (wait_mark_sleepy(w, kind, word) && !work_visible(w))
+            futex_wait(&pool->epoch, e);
+        atomic_fetch_sub(&pool->sleepers, 1);
+        spin = SPIN_ROUNDS / 2;
+    }
+}
+
+void pool__latch_set(pool_t *pool, _Atomic uint32_t *latch) {
+    if (atomic_exchange(latch, POOL_LATCH_SET) == POOL_LATCH_SLEEPY)
+        wake_all(pool);
+}
+
+void pool__count_up(_Atomic uint32_t *count) {
+    atomic_fetch_add_explicit(count, 2, memory_order_relaxed);
+}
+
+void pool__count_down(pool_t *pool, _Atomic uint32_t *count) {
+    if (atomic_fetch_sub(count, 2) == 3)
+        wake_all(pool);
+}
+
+void pool__run_job(pool_worker *w, pool_job *job) {
+    bool was_busy = atomic_load_explicit(&w->busy, memory_order_relaxed);
+    uint64_t prev = atomic_load_explicit(&w->call_id, memory_order_relaxed);
+    if (!was_busy) {
+        atomic_store_explicit(&w->busy_since_ns, pool__now_ns(CLOCK_MONOTONIC),
+                              memory_order_relaxed);
+        atomic_store_explicit(&w->busy, true, memory_order_relaxed);
+    }
+    atomic_store_explicit(&w->call_id, job->call ? job->call->id : 0,
+                          memory_order_relaxed);
+    job->run(job, w);
+    atomic_store_explicit(
+        &w->jobs_done,
+        atomic_load_explicit(&w->jobs_done, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    atomic_store_explicit(&w->call_id, prev, memory_order_relaxed);
+    if (!was_busy)
+        atomic_store_explicit(&w->busy, false, memory_order_relaxed);
+}
+
+void pool__wait_latch(pool_worker *w, _Atomic uint32_t *latch) {
+    pool_job *job;
+    while ((job = wait_for_work(w, WAIT_LATCH, latch)))
+        pool__run_job(w, job);
+}
+
+void pool__wait_count(pool_worker *w, _Atomic uint32_t *count) {
+    pool_job *job;
+    while ((job = wait_for_work(w, WAIT_COUNT, count)))
+        pool__run_job(w, job);
+}
+
+static void *worker_main(void *arg) {
+    pool_worker *w = arg;
+    pool__tls_worker = w;
+    pool__crash_worker_init(w);
+    pool_job *job;
+    while ((job = wait_for_work(w, WAIT_STOP, NULL)))
+        pool__run_job(w, job);
+    /* Stopping: finish what was submitted before pool_free. */
+    while ((job = find_work(w)))
+        pool__run_job(w, job);
+    pool__crash_worker_fini(w);
+    pool__tls_worker = NULL;
+    return NULL;
+}
+
+/* Root jobs come from outside; pool_run waits on `done`. */
+typedef struct root_job {
+    pool_job base;
+    ph_job_fn fn;
+    void *arg;
+    struct run_wait *wait;
+} root_job;
+
+typedef struct run_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+} run_wait;
+
+static void root_run(pool_job *job, pool_worker *w) {
+    root_job *r = (root_job *)job;
+    ph_ctx ctx = {job->call, w};
+    r->fn(&ctx, r->arg);
+    run_wait *wait = r->wait;
+    free(r);
+    if (wait) {
+        pthread_mutex_lock(&wait->lock);
+        wait->done = true;
+        pthread_cond_signal(&wait->cond);
+        pthread_mutex_unlock(&wait->lock);
+    }
+}
+
+static int submit(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg,
+                  run_wait *wait) {
+    root_job *r = malloc(sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->base.run = root_run;
+    r->base.call = call;
+    r->fn = fn;
+    r->arg = arg;
+    r->wait = wait;
+    pool__inject(pool, &r->base);
+    return 0;
+}
+
+int pool_submit(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg) {
+    return submit(pool, call, fn, arg, NULL);
+}
+
+int pool_run(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg) {
+    run_wait wait = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                     false};
+    int rc = submit(pool, call, fn, arg, &wait);
+    if (rc == 0) {
+        pthread_mutex_lock(&wait.lock);
+        while (!wait.done)
+            pthread_cond_wait(&wait.cond, &wait.lock);
+        pthread_mutex_unlock(&wait.lock);
+    }
+    pthread_cond_destroy(&wait.cond);
+    pthread_mutex_destroy(&wait.lock);
+    return rc;
+}
+
+uint32_t pool_nthreads(const pool_t *pool) {
+    return pool->n;
+}
+
+pool_shm_t *pool_shm(pool_t *pool) {
+    return pool->shm;
+}
+
+void pool_worker_status_get(pool_t *pool, uint32_t worker,
+                            pool_worker_status *out) {
+    memset(out, 0, sizeof(*out));
+    if (worker >= pool->n)
+        return;
+    pool_worker *w = &pool->workers[worker];
+    out->busy = atomic_load_explicit(&w->busy, memory_order_relaxed);
+    out->call_id = atomic_load_explicit(&w->call_id, memory_order_relaxed);
+    out->jobs_done = atomic_load_explicit(&w->jobs_done, memory_order_relaxed);
+    out->busy_since_ns = out->busy ? atomic_load_explicit(&w->busy_since_ns,
+                                                          memory_order_relaxed)
+                                   : 0;
+}
+
+/* Stops and joins the started workers, then releases everything. */
+static void pool_destroy(pool_t *pool) {
+    atomic_store(&pool->stop, true);
+    wake_all(pool);
+    for (uint32_t i = 0; i < pool->n; i++)
+        if (pool->workers[i].started)
+            pthread_join(pool->workers[i].thread, NULL);
+    for (uint32_t i = 0; i < pool->n; i++) {
+        pool_worker *w = &pool->workers[i];
+        if (w->deque.buf)
+            pool_deque_destroy(&w->deque);
+        if (w->scratch_fd >= 0)
+            close(w->scratch_fd);
+    }
+    if (pool->own_shm && pool->shm)
+        pool_shm_unmap(pool->shm);
+    pthread_mutex_destroy(&pool->inj_lock);
+    free(pool->workers);
+    free(pool);
+}
+
+/* Loads libgcc's unwinder now, so that backtrace() in a signal handler
+ * does not have to (that would call malloc). */
+static void warm_backtrace(void) {
+    void *frame[2];
+    backtrace(frame, 2);
+}
+
+int pool_new(const pool_config *cfg, pool_t **out) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, warm_backtrace);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t n =
+        cfg->nthreads ? cfg->nthreads : (ncpu > 0 ? (uint32_t)ncpu : 1);
+    if (n > UINT16_MAX)
+        return -EINVAL;
+    if (cfg->shm && pool_shm_nworkers(cfg->shm) < n)
+        return -EINVAL;
+    pool_t *pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return -ENOMEM;
+    pthread_mutex_init(&pool->inj_lock, NULL);
+    pool->n = n;
+    pool->on_panic = cfg->on_panic;
+    pool->panic_udata = cfg->panic_udata;
+    pool->alert_fd = cfg->alert_fd;
+    pool->workers = aligned_alloc(64, sizeof(pool_worker) * n);
+    int rc = -ENOMEM;
+    if (!pool->workers)
+        goto fail;
+    memset(pool->workers, 0, sizeof(pool_worker) * n);
+    for (uint32_t i = 0; i < n; i++)
+        pool->workers[i].scratch_fd = -1;
+    if (cfg->shm) {
+        pool->shm = cfg->shm;
+    } else {
+        int fd;
+        rc = pool_shm_create(n, POOL_SHM_DEFAULT_RING, &fd, &pool->shm);
+        if (rc < 0)
+            goto fail;
+        close(fd);
+        pool->own_shm = true;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        pool_worker *w = &pool->workers[i];
+        w->pool = pool;
+        w->index = i;
+        w->rng = 2654435761u * (i + 1);
+        w->ring = pool_shm_ring(pool->shm, i);
+        rc = pool_deque_init(&w->deque, 256);
+        if (rc < 0)
+            goto fail;
+        w->scratch_fd = memfd_create("poolhost-backtrace", MFD_CLOEXEC);
+        if (w->scratch_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
+    for (uint32_t i = 0; i < n; i++) {
+        rc = -pthread_create(&pool->workers[i].thread, &attr, worker_main,
+                             &pool->workers[i]);
+        if (rc < 0)
+            break;
+        pool->workers[i].started = true;
+    }
+    pthread_attr_destroy(&attr);
+    if (rc < 0)
+        goto fail;
+    *out = pool;
+    return 0;
+fail:
+    if (pool->workers)
+        pool_destroy(pool);
+    else {
+        pthread_mutex_destroy(&pool->inj_lock);
+        free(pool);
+    }
+    return rc;
+}
+
+void pool_free(pool_t *pool) {
+    if (pool)
+        pool_destroy(pool);
+}

@@ -5,7 +5,8 @@
  * supervisor can read the last logs and the crash record after the host died,
  * even of SIGKILL or SIGSEGV.
  *
- * Layout: pool_shm_header, then nworkers rings of ring_capacity records.
+ * Layout: pool_shm_header, then nworkers rings of ring_capacity records,
+ * each ring and the first ring 64-byte aligned.
  */
 #ifndef POOL_SHM_H
 #define POOL_SHM_H
@@ -47,6 +48,12 @@ typedef struct pool_log_ring {
     uint32_t pad;
 } pool_log_ring;
 
+/* A ring's records follow its header, POOL_LOG_RING_HDR bytes in. */
+#define POOL_LOG_RING_HDR 64u
+static inline pool_log_record *pool_log_ring_records(pool_log_ring *ring) {
+    return (pool_log_record *)((char *)ring + POOL_LOG_RING_HDR);
+}
+
 enum pool_crash_kind {
     POOL_CRASH_NONE = 0,
     POOL_CRASH_PANIC = 1,  /* ph_panic or PH_ASSERT */
@@ -64,7 +71,7 @@ typedef struct pool_crash_record {
     uint64_t call_id;
     uint64_t ts_ns;
     char message[512];
-    char location[256];  /* "file.c:123" */
+    char location[256];   /* "file.c:123" */
     char backtrace[4096]; /* one frame per line */
 } pool_crash_record;
 
