@@ -1,1 +1,594 @@
-/* placeholder: being written */
+/*
+ * The supervisor (supervisor.h): the public API, the supervisor thread's
+ * event loop, and starting and stopping hosts. The call table is in
+ * sup_calls.c, frames from the host in sup_frames.c, failures in
+ * sup_fail.c.
+ */
+#include "sup_internal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SUP_MS 1000000LL
+#define SUP_STOP_WAIT_MS 1000 /* a host gets this long to stop when asked */
+
+static const char *const state_names[] = {
+    "stopped", "starting", "ready", "failed", "backoff", "unavailable",
+};
+
+static const char *const reason_names[] = {
+    "panic", "crash", "unresponsive", "timeout", "admin", "start_failed",
+};
+
+const char *server_sup_state_name(server_sup_state s) {
+    return s >= 0 && s <= SERVER_SUP_UNAVAILABLE ? state_names[s] : "unknown";
+}
+
+const char *server_restart_reason_name(int reason) {
+    return reason >= 0 && reason < SERVER_RESTART_REASON_COUNT
+               ? reason_names[reason]
+               : "unknown";
+}
+
+void server_sup_config_defaults(server_sup_config *cfg) {
+    *cfg = (server_sup_config){
+        .isolation = SERVER_ISOLATION_PROCESS,
+        .threads = 0,
+        .heartbeat_interval_ms = 100,
+        .heartbeat_timeout_ms = 1000,
+        .start_timeout_ms = 5000,
+        .idle_shutdown_ms = 60000,
+        .cancel_grace_ms = 1000,
+        .innocent_retries = 3,
+        .restart_max = 5,
+        .restart_window_s = 30,
+        .restart_cooldown_s = 10,
+        .host_memory_limit = 0,
+        .fault_injection = false,
+        .plugins = NULL,
+        .nplugins = 0,
+        .max_queue = 4096,
+        .max_abandoned_hosts = 8,
+        .max_payload = 17u << 20,
+        .exe_path = "/proc/self/exe",
+    };
+}
+
+static void sup_wake(server_sup *sup) {
+    uint64_t one = 1;
+    ssize_t n = write(sup->wake_fd, &one, sizeof(one));
+    (void)n; /* only fails when the counter is saturated: still readable */
+}
+
+/* ---- hosts ---- */
+
+/* Spawns a host and sends INIT; a spawn failure counts against the restart
+ * policy like any failed start. */
+static void host_start(server_sup *sup, int64_t now) {
+    server_host_opts o = {.isolation = sup->cfg.isolation,
+                          .threads = sup->threads,
+                          .max_payload = sup->cfg.max_payload,
+                          .exe_path = sup->cfg.exe_path};
+    pthread_mutex_lock(&sup->lock);
+    uint64_t gen = ++sup->generation;
+    sup->host_starts++;
+    sup->state = SERVER_SUP_STARTING;
+    pthread_mutex_unlock(&sup->lock);
+    server_host *h = NULL;
+    int rc = server_host_spawn(&o, gen, &h);
+    json_t *plugins = json_array();
+    for (size_t i = 0; i < sup->cfg.nplugins; i++)
+        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
+    json_t *init = json_pack(
+        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
+        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
+        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
+        (json_int_t)sup->cfg.host_memory_limit, "generation", (json_int_t)gen);
+    if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
+        rc = -ENOMEM;
+    json_decref(init);
+    if (rc < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "could not start the host %s: %s",
+                 sup->cfg.exe_path, strerror(-rc));
+        server_log(SERVER_LOG_ERROR, "host_start_failed",
+                   json_pack("{s:I, s:s}", "generation", (json_int_t)gen,
+                             "error", msg));
+        if (h)
+            server_host_free(h, false);
+        json_t *cause = json_pack("{s:s, s:s}", "kind", "exit", "message", msg);
+        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
+        sup->total_restarts++;
+        int64_t delay = server_restart_failure(&sup->policy, now);
+        pthread_mutex_lock(&sup->lock);
+        sup->restarts[SERVER_RESTART_START_FAILED]++;
+        sup->state = delay < 0   ? SERVER_SUP_UNAVAILABLE
+                     : delay > 0 ? SERVER_SUP_BACKOFF
+                                 : SERVER_SUP_STOPPED;
+        sup->unavailable_until = delay < 0 ? sup->policy.unavailable_until : 0;
+        sup->backoff_until = delay > 0 ? now + delay : 0;
+        pthread_mutex_unlock(&sup->lock);
+        if (delay < 0)
+            server__fail_all(sup, "pool-unavailable", msg);
+        return;
+    }
+    sup->host = h;
+    sup->phase = SERVER_PHASE_STARTING;
+    sup->started_ns = now;
+    sup->phase_deadline_ns = now + (int64_t)sup->cfg.start_timeout_ms * SUP_MS;
+    pthread_mutex_lock(&sup->lock);
+    sup->host_pid = h->pid;
+    pthread_mutex_unlock(&sup->lock);
+    server_log(SERVER_LOG_INFO, "host_start",
+               json_pack("{s:I, s:s, s:o, s:i}", "generation", (json_int_t)gen,
+                         "isolation",
+                         sup->cfg.isolation == SERVER_ISOLATION_THREAD
+                             ? "thread"
+                             : "process",
+                         "pid", h->pid ? json_integer(h->pid) : json_null(),
+                         "threads", (int)sup->threads));
+}
+
+/* Asks the host to stop (idle, admin stop, shutdown). */
+static void host_stop(server_sup *sup, int64_t now, const char *why) {
+    if (!sup->host || sup->phase == SERVER_PHASE_STOPPING ||
+        sup->phase == SERVER_PHASE_FAILING)
+        return;
+    server_host_send(sup->host, POOL_FRAME_SHUTDOWN, 0, NULL);
+    sup->phase = SERVER_PHASE_STOPPING;
+    sup->phase_deadline_ns = now + SUP_STOP_WAIT_MS * SUP_MS;
+    server_log(SERVER_LOG_INFO, "host_stop",
+               json_pack("{s:I, s:s}", "generation",
+                         (json_int_t)sup->host->generation, "reason", why));
+}
+
+/* The stopping host is gone, or did not stop in time and is killed or
+ * abandoned. */
+static void host_stopped(server_sup *sup) {
+    server_host *h = sup->host;
+    server_host_reap(h);
+    bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
+                   (!h->gone || h->exit_code != 0);
+    server_host_free(h, abandon);
+    sup->host = NULL;
+    sup->phase = SERVER_PHASE_NONE;
+    pthread_mutex_lock(&sup->lock);
+    sup->host_stops++;
+    sup->host_pid = 0;
+    sup->last_heartbeat_ns = 0;
+    sup->workers_busy = 0;
+    json_decref(sup->workers);
+    sup->workers = NULL;
+    if (abandon)
+        sup->abandoned_hosts++;
+    if (sup->state != SERVER_SUP_UNAVAILABLE)
+        sup->state = SERVER_SUP_STOPPED;
+    pthread_mutex_unlock(&sup->lock);
+}
+
+/* ---- the event loop ---- */
+
+/* Timers and state changes; returns the next time to wake up. */
+static int64_t sup_tick(server_sup *sup, int64_t now) {
+    int64_t next = INT64_MAX;
+#define WAKE_AT(t)                                                             \
+    do {                                                                       \
+        if ((t) < next)                                                        \
+            next = (t);                                                        \
+    } while (0)
+
+    server_sup_entry *grace = NULL;
+    WAKE_AT(server__check_deadlines(sup, now, &grace));
+    if (grace && sup->phase == SERVER_PHASE_READY) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "call %s did not stop within %d ms of its cancellation; "
+                 "the host was recycled",
+                 server_call_id(grace->call), sup->cfg.cancel_grace_ms);
+        server__host_fail(sup, now, SERVER_RESTART_TIMEOUT, "timeout",
+                          grace->wire_id, msg);
+    }
+
+    switch (sup->phase) {
+    case SERVER_PHASE_STARTING:
+        if (now >= sup->phase_deadline_ns) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "did not become ready within %d ms",
+                     sup->cfg.start_timeout_ms);
+            server__host_fail(sup, now, SERVER_RESTART_START_FAILED, "timeout",
+                              0, msg);
+        }
+        break;
+    case SERVER_PHASE_READY:
+        if (now - sup->heartbeat_ns >=
+            (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS) {
+            server__host_fail(sup, now, SERVER_RESTART_UNRESPONSIVE,
+                              "heartbeat", 0, NULL);
+            break;
+        }
+        WAKE_AT(sup->heartbeat_ns +
+                (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS);
+        if (sup->queued.n + sup->running.n > 0) {
+            sup->idle_since_ns = 0;
+        } else if (sup->cfg.idle_shutdown_ms >= 0) {
+            if (!sup->idle_since_ns)
+                sup->idle_since_ns = now;
+            int64_t at =
+                sup->idle_since_ns + sup->cfg.idle_shutdown_ms * SUP_MS;
+            if (now >= at)
+                host_stop(sup, now, "idle");
+            else
+                WAKE_AT(at);
+        }
+        break;
+    case SERVER_PHASE_STOPPING:
+        if (now >= sup->phase_deadline_ns)
+            host_stopped(sup);
+        break;
+    case SERVER_PHASE_FAILING:
+        if (now >= sup->phase_deadline_ns) {
+            if (sup->host->isolation == SERVER_ISOLATION_PROCESS &&
+                !sup->host->killed) {
+                server_host_kill(sup->host);
+                sup->phase_deadline_ns = now + SUP_STOP_WAIT_MS * SUP_MS;
+            } else {
+                server__host_postmortem(sup, now);
+            }
+        }
+        break;
+    case SERVER_PHASE_NONE:
+        break;
+    }
+    if (sup->phase != SERVER_PHASE_NONE && sup->phase != SERVER_PHASE_READY)
+        WAKE_AT(sup->phase_deadline_ns);
+
+    /* No host: start one for waiting calls unless backing off or
+     * unavailable. */
+    if (sup->phase == SERVER_PHASE_NONE) {
+        pthread_mutex_lock(&sup->lock);
+        if (sup->unavailable_until &&
+            !server_restart_unavailable(&sup->policy, now)) {
+            sup->unavailable_until = 0;
+            sup->state = SERVER_SUP_STOPPED;
+            pthread_mutex_unlock(&sup->lock);
+            server_log(SERVER_LOG_INFO, "pool_available", NULL);
+            pthread_mutex_lock(&sup->lock);
+        }
+        if (sup->backoff_until && now >= sup->backoff_until) {
+            sup->backoff_until = 0;
+            sup->state = SERVER_SUP_STOPPED;
+        }
+        int64_t blocked = sup->unavailable_until ? sup->unavailable_until
+                                                 : sup->backoff_until;
+        pthread_mutex_unlock(&sup->lock);
+        if (blocked) {
+            if (sup->unavailable_until)
+                server__fail_all(sup, "pool-unavailable",
+                                 "the pool is unavailable after repeated "
+                                 "host failures");
+            WAKE_AT(blocked);
+        } else if (sup->queued.n > 0) {
+            host_start(sup, now);
+            if (sup->phase == SERVER_PHASE_STARTING)
+                WAKE_AT(sup->phase_deadline_ns);
+            else
+                next = now; /* the start failed: apply the policy now */
+        }
+    }
+    if (sup->phase == SERVER_PHASE_READY)
+        server__send_queued(sup, now);
+    return next;
+#undef WAKE_AT
+}
+
+/* Handles the admin flags; returns true when the supervisor should quit. */
+static bool sup_admin(server_sup *sup, int64_t now) {
+    pthread_mutex_lock(&sup->lock);
+    bool restart = sup->restart_req, stop = sup->stop_req, quit = sup->quitting;
+    sup->restart_req = sup->stop_req = false;
+    pthread_mutex_unlock(&sup->lock);
+    if (stop || quit) {
+        server__fail_all(sup, "pool-unavailable",
+                         quit ? "the service is shutting down"
+                              : "an administrator stopped the pool host");
+        host_stop(sup, now, quit ? "shutdown" : "admin");
+    } else if (restart && sup->host &&
+               (sup->phase == SERVER_PHASE_READY ||
+                sup->phase == SERVER_PHASE_STARTING)) {
+        server__host_fail(sup, now, SERVER_RESTART_ADMIN, "admin", 0,
+                          "an administrator restarted the pool host");
+    }
+    return quit;
+}
+
+static void *sup_main(void *arg) {
+    server_sup *sup = arg;
+    bool quitting = false;
+    for (;;) {
+        int64_t now = server__now_ns();
+        server__take_requests(sup, now);
+        quitting = sup_admin(sup, now) || quitting;
+        if (quitting && !sup->host)
+            break;
+        int64_t next = sup_tick(sup, now);
+        if (quitting && !sup->host)
+            break;
+        if (sup->host && server_host_wants_write(sup->host) &&
+            server_host_flush(sup->host) < 0 &&
+            sup->phase != SERVER_PHASE_FAILING &&
+            sup->phase != SERVER_PHASE_STOPPING)
+            server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0, NULL);
+
+        struct pollfd pfd[3] = {{.fd = sup->wake_fd, .events = POLLIN}};
+        nfds_t n = 1;
+        int chan_i = -1, exit_i = -1;
+        server_host *h = sup->host;
+        if (h && h->chan) {
+            pfd[n] = (struct pollfd){
+                .fd = pool_chan_fd(h->chan),
+                .events = POLLIN | (server_host_wants_write(h) ? POLLOUT : 0)};
+            chan_i = (int)n++;
+        }
+        if (h && h->exit_fd >= 0 && !h->gone) {
+            pfd[n] = (struct pollfd){.fd = h->exit_fd, .events = POLLIN};
+            exit_i = (int)n++;
+        } else if (h && !h->gone) {
+            int64_t poll_at = now + 10 * SUP_MS; /* no pidfd: poll waitpid */
+            if (poll_at < next)
+                next = poll_at;
+        }
+        int timeout = -1;
+        if (next != INT64_MAX) {
+            int64_t ms = (next - now + SUP_MS - 1) / SUP_MS;
+            timeout = ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+        }
+        if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+            continue;
+        now = server__now_ns();
+        if (pfd[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(sup->wake_fd, &v, sizeof(v));
+            (void)r; /* EAGAIN: a racing reader already took it */
+        }
+        if (chan_i >= 0 && pfd[chan_i].revents) {
+            if (pfd[chan_i].revents & POLLOUT)
+                server_host_flush(h);
+            if (!server__read_host(sup, now)) {
+                /* End of stream or a broken stream: stop listening. */
+                pool_chan_free(h->chan);
+                h->chan = NULL;
+                if (sup->phase == SERVER_PHASE_STARTING ||
+                    sup->phase == SERVER_PHASE_READY)
+                    server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0,
+                                      NULL);
+            }
+        }
+        bool exited = exit_i >= 0 ? (pfd[exit_i].revents != 0) : h != NULL;
+        if (h && sup->host == h && exited && server_host_poll_exit(h)) {
+            if (sup->phase == SERVER_PHASE_STOPPING)
+                host_stopped(sup);
+            else {
+                if (sup->phase != SERVER_PHASE_FAILING)
+                    server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0,
+                                      NULL);
+                server__host_postmortem(sup, now);
+            }
+        }
+    }
+    server__take_requests(sup, server__now_ns());
+    server__fail_all(sup, "pool-unavailable", "the service is shutting down");
+    return NULL;
+}
+
+/* ---- the public API ---- */
+
+static void sup_destroy(server_sup *sup) {
+    server_restart_destroy(&sup->policy);
+    free(sup->buckets);
+    if (sup->wake_fd >= 0)
+        close(sup->wake_fd);
+    pthread_mutex_destroy(&sup->lock);
+    json_decref(sup->workers);
+    json_decref(sup->last_failure);
+    if (sup->plugins)
+        for (size_t i = 0; i < sup->cfg.nplugins; i++)
+            free(sup->plugins[i]);
+    free(sup->plugins);
+    free(sup->exe_path);
+    free(sup);
+}
+
+int server_sup_new(const server_sup_config *cfg, server_sup **out) {
+    server_sup *sup = calloc(1, sizeof(*sup));
+    if (!sup)
+        return -ENOMEM;
+    sup->cfg = *cfg;
+    sup->wake_fd = -1;
+    pthread_mutex_init(&sup->lock, NULL);
+    int rc = -ENOMEM;
+    sup->exe_path = strdup(cfg->exe_path ? cfg->exe_path : "/proc/self/exe");
+    sup->plugins = calloc(cfg->nplugins + 1, sizeof(*sup->plugins));
+    if (!sup->exe_path || !sup->plugins)
+        goto fail;
+    for (size_t i = 0; i < cfg->nplugins; i++)
+        if (!(sup->plugins[i] = strdup(cfg->plugins[i])))
+            goto fail;
+    sup->cfg.exe_path = sup->exe_path;
+    sup->cfg.plugins = (const char *const *)sup->plugins;
+    if (sup->cfg.max_payload == 0)
+        sup->cfg.max_payload = 17u << 20;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    sup->threads = cfg->threads ? cfg->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
+    if ((rc = server_restart_init(&sup->policy, cfg->restart_max,
+                                  cfg->restart_window_s,
+                                  cfg->restart_cooldown_s)) < 0 ||
+        (rc = server__running_init(sup)) < 0)
+        goto fail;
+    sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sup->wake_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = -pthread_create(&sup->thread, NULL, sup_main, sup);
+    if (rc)
+        goto fail;
+    *out = sup;
+    return 0;
+fail:
+    sup_destroy(sup);
+    return rc;
+}
+
+void server_sup_free(server_sup *sup) {
+    if (!sup)
+        return;
+    pthread_mutex_lock(&sup->lock);
+    sup->quitting = true;
+    pthread_mutex_unlock(&sup->lock);
+    sup_wake(sup);
+    pthread_join(sup->thread, NULL);
+    while (sup->cancels) {
+        server_sup_cancel_req *r = sup->cancels;
+        sup->cancels = r->next;
+        server_call_unref(r->call);
+        free(r);
+    }
+    sup_destroy(sup);
+}
+
+int server_sup_submit(server_sup *sup, server_call *call) {
+    server_sup_entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return SERVER_SUP_EOVERLOADED;
+    int64_t now = server__now_ns();
+    int rc = SERVER_SUP_OK;
+    pthread_mutex_lock(&sup->lock);
+    if (sup->quitting || sup->draining ||
+        (sup->unavailable_until && now < sup->unavailable_until))
+        rc = SERVER_SUP_EUNAVAILABLE;
+    else if (sup->in_flight >= sup->cfg.max_queue)
+        rc = SERVER_SUP_EOVERLOADED;
+    if (rc == SERVER_SUP_OK) {
+        e->call = server_call_ref(call);
+        server__list_push(&sup->inbox, e);
+        sup->in_flight++;
+    }
+    pthread_mutex_unlock(&sup->lock);
+    if (rc != SERVER_SUP_OK) {
+        free(e);
+        return rc;
+    }
+    sup_wake(sup);
+    return SERVER_SUP_OK;
+}
+
+void server_sup_cancel(server_sup *sup, server_call *call) {
+    if (!server_call_fail(call, "call-cancelled", "the call was cancelled",
+                          NULL, NULL, 0))
+        return;
+    server_sup_cancel_req *r = malloc(sizeof(*r));
+    if (!r)
+        return; /* the host finishes the call; its result is ignored */
+    r->call = server_call_ref(call);
+    pthread_mutex_lock(&sup->lock);
+    r->next = sup->cancels;
+    sup->cancels = r;
+    pthread_mutex_unlock(&sup->lock);
+    sup_wake(sup);
+}
+
+int server_sup_restart(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    sup->restart_req = true;
+    pthread_mutex_unlock(&sup->lock);
+    sup_wake(sup);
+    return 0;
+}
+
+int server_sup_stop(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    sup->stop_req = true;
+    pthread_mutex_unlock(&sup->lock);
+    sup_wake(sup);
+    return 0;
+}
+
+void server_sup_drain(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    sup->draining = true;
+    pthread_mutex_unlock(&sup->lock);
+}
+
+/* Seconds until calls are taken again (at least 1). Under lock. */
+static int retry_after_locked(const server_sup *sup, int64_t now) {
+    int64_t until =
+        sup->unavailable_until ? sup->unavailable_until : sup->backoff_until;
+    if (until <= now)
+        return 1;
+    return (int)((until - now + 999999999LL) / 1000000000LL);
+}
+
+void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
+    int64_t now = server__now_ns();
+    pthread_mutex_lock(&sup->lock);
+    bool unavailable = sup->unavailable_until && now < sup->unavailable_until;
+    *out = (server_sup_stats){
+        .state = sup->state,
+        .ready = !unavailable && !sup->draining && !sup->quitting,
+        .live = sup->abandoned_hosts <=
+                (uint64_t)(sup->cfg.max_abandoned_hosts < 0
+                               ? 0
+                               : sup->cfg.max_abandoned_hosts),
+        .retry_after_s = retry_after_locked(sup, now),
+        .in_flight = sup->in_flight,
+        .host_pid = sup->host_pid,
+        .generation = sup->generation,
+        .heartbeat_age_s = sup->last_heartbeat_ns
+                               ? (double)(now - sup->last_heartbeat_ns) / 1e9
+                               : -1,
+        .workers_busy = sup->workers_busy,
+        .abandoned_hosts = sup->abandoned_hosts,
+        .host_starts = sup->host_starts,
+        .host_stops = sup->host_stops,
+    };
+    memcpy(out->restarts, sup->restarts, sizeof(out->restarts));
+    pthread_mutex_unlock(&sup->lock);
+}
+
+json_t *server_sup_status_json(server_sup *sup) {
+    int64_t now = server__now_ns();
+    json_t *restarts = json_object();
+    pthread_mutex_lock(&sup->lock);
+    for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
+        json_object_set_new(restarts, reason_names[i],
+                            json_integer((json_int_t)sup->restarts[i]));
+    json_t *host = sup->generation
+                       ? json_pack("{s:o, s:I}", "pid",
+                                   sup->host_pid ? json_integer(sup->host_pid)
+                                                 : json_null(),
+                                   "generation", (json_int_t)sup->generation)
+                       : json_null();
+    json_t *st = json_pack(
+        "{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:I}", "state",
+        server_sup_state_name(sup->state), "isolation",
+        sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
+        "threads", (int)sup->threads, "host", host, "heartbeat_age_ms",
+        sup->last_heartbeat_ns
+            ? json_integer((now - sup->last_heartbeat_ns) / SUP_MS)
+            : json_null(),
+        "workers", sup->workers ? json_deep_copy(sup->workers) : json_array(),
+        "restarts", restarts, "last_failure",
+        sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),
+        "in_flight", (json_int_t)sup->in_flight, "abandoned_hosts",
+        (json_int_t)sup->abandoned_hosts, "draining", sup->draining,
+        "generation", (json_int_t)sup->generation);
+    pthread_mutex_unlock(&sup->lock);
+    return st;
+}

@@ -117,6 +117,8 @@ typedef struct server_sup_stats {
     uint32_t workers_busy;
     uint64_t restarts[SERVER_RESTART_REASON_COUNT];
     uint64_t abandoned_hosts;
+    uint64_t host_starts; /* hosts spawned */
+    uint64_t host_stops;  /* orderly stops (idle, admin, shutdown) */
 } server_sup_stats;
 
 void server_sup_get_stats(server_sup *sup, server_sup_stats *out);

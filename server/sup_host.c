@@ -1,0 +1,376 @@
+/*
+ * Spawning, watching and releasing one pool host (sup_host.h).
+ */
+#include "sup_host.h"
+
+#include "pool/host.h"
+#include "pool/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Shared by the supervisor and the host thread: whichever lets go last
+ * frees it, so an abandoned thread that returns late writes to a live
+ * eventfd. */
+struct server_host_thread {
+    atomic_int refs;
+    int efd;
+    atomic_int rc;
+    pthread_t tid;
+    pool_host_config cfg;
+};
+
+static void host_thread_unref(server_host_thread *t) {
+    if (atomic_fetch_sub(&t->refs, 1) == 1) {
+        close(t->efd);
+        free(t);
+    }
+}
+
+static void *host_thread_main(void *arg) {
+    server_host_thread *t = arg;
+    atomic_store(&t->rc, pool_host_run(&t->cfg));
+    uint64_t one = 1;
+    ssize_t n = write(t->efd, &one, sizeof(one));
+    (void)n; /* an eventfd write of 1 cannot fail short of overflow */
+    host_thread_unref(t);
+    return NULL;
+}
+
+const char *server_signal_name(int signo, char *buf, size_t len) {
+    const char *abbrev = sigabbrev_np(signo);
+    if (abbrev)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else
+        snprintf(buf, len, "signal %d", signo);
+    return buf;
+}
+
+/* Starts the child: fds 3 and 4 are the socket and the region, nothing
+ * else is inherited, signals are back to their defaults, and it has its own
+ * process group so a terminal's ^C reaches only the server, which drains.
+ * Returns 0 or a negative errno. */
+static int host_spawn_process(server_host *h, const server_host_opts *o,
+                              int sock, int shm_fd) {
+    int rc = 0;
+    /* Above 4, so that the dup2s below never clobber each other. */
+    int csock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
+    int cshm = fcntl(shm_fd, F_DUPFD_CLOEXEC, 10);
+    if (csock < 0 || cshm < 0) {
+        rc = -errno;
+        goto out_fds;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+        rc = -rc;
+        goto out_fds;
+    }
+    if ((rc = posix_spawnattr_init(&attr)) != 0) {
+        rc = -rc;
+        goto out_fa;
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    rc = posix_spawn_file_actions_adddup2(&fa, csock, 3);
+    if (!rc)
+        rc = posix_spawn_file_actions_adddup2(&fa, cshm, 4);
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 5);
+    if (!rc)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (!rc)
+        rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (!rc)
+        rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (!rc)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                                 POSIX_SPAWN_SETSIGDEF |
+                                                 POSIX_SPAWN_SETPGROUP);
+    if (rc) {
+        rc = -rc;
+        goto out_attr;
+    }
+    char *argv[] = {(char *)o->exe_path, (char *)POOL_HOST_FLAG, "3", "4",
+                    NULL};
+    rc = -posix_spawn(&h->pid, o->exe_path, &fa, &attr, argv, environ);
+    if (rc == 0) {
+        h->exit_fd = (int)syscall(SYS_pidfd_open, h->pid, 0);
+        if (h->exit_fd < 0)
+            h->exit_fd = -1; /* old kernel: the supervisor polls waitpid */
+    }
+out_attr:
+    posix_spawnattr_destroy(&attr);
+out_fa:
+    posix_spawn_file_actions_destroy(&fa);
+out_fds:
+    if (csock >= 0)
+        close(csock);
+    if (cshm >= 0)
+        close(cshm);
+    return rc;
+}
+
+/* Starts the host thread on sock (which it then owns). Returns 0 or a
+ * negative errno, in which case sock is still ours. */
+static int host_spawn_thread(server_host *h, const server_host_opts *o,
+                             int sock) {
+    int rc = pool_crash_install(true);
+    if (rc < 0)
+        return rc;
+    server_host_thread *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (t->efd < 0) {
+        rc = -errno;
+        free(t);
+        return rc;
+    }
+    atomic_init(&t->refs, 2);
+    t->cfg = (pool_host_config){.sock_fd = sock,
+                                .shm = h->shm,
+                                .thread_mode = true,
+                                .max_payload = o->max_payload};
+    rc = -pthread_create(&t->tid, NULL, host_thread_main, t);
+    if (rc) {
+        close(t->efd);
+        free(t);
+        return rc;
+    }
+    h->thread = t;
+    h->exit_fd = t->efd;
+    return 0;
+}
+
+int server_host_spawn(const server_host_opts *o, uint64_t generation,
+                      server_host **out) {
+    server_host *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->generation = generation;
+    h->isolation = o->isolation;
+    h->exit_fd = -1;
+    h->nworkers = o->threads;
+    h->max_payload = o->max_payload;
+    int shm_fd = -1, sv[2] = {-1, -1};
+    int rc =
+        pool_shm_create(o->threads, POOL_SHM_DEFAULT_RING, &shm_fd, &h->shm);
+    if (rc < 0)
+        goto fail;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    h->chan = pool_chan_new(sv[0], o->max_payload);
+    if (!h->chan) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    sv[0] = -1;
+    if (o->isolation == SERVER_ISOLATION_PROCESS) {
+        rc = host_spawn_process(h, o, sv[1], shm_fd);
+        if (rc < 0)
+            goto fail;
+        close(sv[1]);
+    } else {
+        rc = host_spawn_thread(h, o, sv[1]);
+        if (rc < 0)
+            goto fail;
+    }
+    close(shm_fd);
+    *out = h;
+    return 0;
+fail:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (shm_fd >= 0)
+        close(shm_fd);
+    if (h->chan)
+        pool_chan_free(h->chan);
+    if (h->shm)
+        pool_shm_unmap(h->shm);
+    free(h);
+    return rc;
+}
+
+int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
+                     const json_t *payload) {
+    if (!h->chan)
+        return -EPIPE;
+    char *text = NULL;
+    size_t len = 0;
+    if (payload) {
+        text = json_dumps(payload, JSON_COMPACT);
+        if (!text)
+            return -ENOMEM;
+        len = strlen(text);
+    }
+    int rc = 0;
+    if (len > h->max_payload) {
+        rc = -EMSGSIZE;
+        goto out;
+    }
+    size_t need = h->out_len + POOL_FRAME_HEADER_SIZE + len;
+    if (h->out_off > 0 && need > h->out_cap) {
+        memmove(h->out, h->out + h->out_off, h->out_len - h->out_off);
+        h->out_len -= h->out_off;
+        h->out_off = 0;
+        need = h->out_len + POOL_FRAME_HEADER_SIZE + len;
+    }
+    if (need > h->out_cap) {
+        size_t cap = h->out_cap ? h->out_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *p = realloc(h->out, cap);
+        if (!p) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        h->out = p;
+        h->out_cap = cap;
+    }
+    pool_frame_header(h->out + h->out_len, type, id, (uint32_t)len);
+    if (len)
+        memcpy(h->out + h->out_len + POOL_FRAME_HEADER_SIZE, text, len);
+    h->out_len += POOL_FRAME_HEADER_SIZE + len;
+out:
+    free(text);
+    return rc;
+}
+
+int server_host_flush(server_host *h) {
+    if (!h->chan)
+        return -EPIPE;
+    int fd = pool_chan_fd(h->chan);
+    while (h->out_off < h->out_len) {
+        ssize_t n = send(fd, h->out + h->out_off, h->out_len - h->out_off,
+                         MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        h->out_off += (size_t)n;
+    }
+    h->out_off = h->out_len = 0;
+    if (h->out_cap > (1u << 20)) { /* give back what a huge call needed */
+        free(h->out);
+        h->out = NULL;
+        h->out_cap = 0;
+    }
+    return 0;
+}
+
+bool server_host_wants_write(const server_host *h) {
+    return h->chan && h->out_off < h->out_len;
+}
+
+void server_host_kill(server_host *h) {
+    if (h->gone)
+        return;
+    if (h->isolation == SERVER_ISOLATION_PROCESS) {
+        if (!h->killed && kill(h->pid, SIGKILL) == 0)
+            h->killed = true;
+    } else if (h->chan) {
+        shutdown(pool_chan_fd(h->chan), SHUT_WR);
+        h->killed = true;
+    }
+}
+
+bool server_host_poll_exit(server_host *h) {
+    if (h->gone)
+        return true;
+    if (h->isolation == SERVER_ISOLATION_PROCESS) {
+        int st = 0;
+        pid_t r = waitpid(h->pid, &st, WNOHANG);
+        if (r == 0)
+            return false;
+        /* ECHILD: someone reaped it (SIGCHLD ignored); status unknown. */
+        h->wait_status = r == h->pid ? st : 0;
+        h->gone = true;
+        return true;
+    }
+    uint64_t v;
+    if (read(h->thread->efd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+        return false;
+    pthread_join(h->thread->tid, NULL);
+    h->exit_code = atomic_load(&h->thread->rc);
+    h->gone = true;
+    return true;
+}
+
+void server_host_reap(server_host *h) {
+    if (h->gone || h->isolation != SERVER_ISOLATION_PROCESS)
+        return;
+    server_host_kill(h);
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(h->pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    h->wait_status = r == h->pid ? st : 0;
+    h->gone = true;
+}
+
+void server_host_drain_rings(server_host *h, server_host_log_fn fn,
+                             void *udata) {
+    uint32_t n = pool_shm_nworkers(h->shm);
+    pool_log_entry buf[32];
+    for (uint32_t w = 0; w < n; w++) {
+        pool_log_ring *ring = pool_shm_ring(h->shm, w);
+        size_t got;
+        while ((got = pool_logring_read(ring, buf, 32)) > 0)
+            for (size_t i = 0; i < got; i++)
+                fn(udata, &buf[i]);
+    }
+}
+
+const pool_crash_record *server_host_crash(server_host *h) {
+    pool_crash_record *rec = pool_shm_crash(h->shm);
+    return atomic_load(&rec->state) == 2 ? rec : NULL;
+}
+
+void server_host_free(server_host *h, bool abandon) {
+    if (h->chan)
+        pool_chan_free(h->chan);
+    h->chan = NULL;
+    if (h->isolation == SERVER_ISOLATION_PROCESS) {
+        server_host_reap(h);
+        if (h->exit_fd >= 0)
+            close(h->exit_fd);
+        pool_shm_unmap(h->shm);
+    } else {
+        if (!h->gone)
+            pthread_detach(h->thread->tid);
+        host_thread_unref(h->thread);
+        /* An abandoned pool's workers may still write to their rings. */
+        if (h->gone && !abandon)
+            pool_shm_unmap(h->shm);
+    }
+    free(h->out);
+    free(h);
+}
