@@ -37,6 +37,8 @@
 #define POOL_FRAME_MAGIC 0x4850u
 #define POOL_FRAME_VERSION 1u
 #define POOL_FRAME_HEADER_SIZE 16u
+/* Room for a 16 MiB body plus the JSON around it. */
+#define POOL_FRAME_DEFAULT_MAX_PAYLOAD ((16u << 20) + (1u << 20))
 
 typedef enum pool_frame_type {
     POOL_FRAME_INIT = 1,
@@ -101,8 +103,8 @@ int pool_chan_fd(const pool_chan_t *ch);
 int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
                    const void *payload, size_t len);
 /* Same with a JSON payload (NULL: empty). Does not steal the reference. */
-int pool_chan_send_json(pool_chan_t *ch, pool_frame_type type,
-                        uint64_t call_id, const json_t *payload);
+int pool_chan_send_json(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                        const json_t *payload);
 
 /* Reads what the socket has (one read(2)). Returns the bytes read, 0 at
  * end of stream, or a negative errno (-EAGAIN on a non-blocking fd with

@@ -1,1 +1,324 @@
-/* placeholder: being written */
+/*
+ * The pool host loop. One host thread waits for INIT, starts the pool, and
+ * then only moves messages: CALL frames become pool jobs, finished jobs come
+ * back through a completion list and an eventfd and become RESULT or ERROR
+ * frames (after the logs they wrote), and a timer sends heartbeats. It never
+ * runs a function, so heartbeats keep coming while calls run for long.
+ */
+#include "host_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOST_CONTINUE (-1)
+
+typedef struct host_init {
+    uint32_t threads;
+    bool fault_injection;
+    const char **plugins;
+    size_t nplugins;
+    int heartbeat_ms;
+    int64_t memory_limit;
+} host_init;
+
+/* ---- INIT --------------------------------------------------------------- */
+
+/* Reads an optional non-negative integer. Returns false when it is there
+ * but not one. */
+static bool init_int(const json_t *o, const char *key, int64_t max,
+                     int64_t *out) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > max)
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* Validates INIT into *init (plugins borrow from o). Returns NULL or what is
+ * wrong with it. */
+static const char *init_parse(const json_t *o, host_init *init) {
+    int64_t threads = 0, hb = 100, mem = 0;
+    if (!init_int(o, "threads", 4096, &threads))
+        return "threads must be an integer in [0, 4096]";
+    if (!init_int(o, "heartbeat_interval_ms", 3600000, &hb) || hb == 0)
+        return "heartbeat_interval_ms must be a positive integer";
+    if (!init_int(o, "memory_limit", INT64_MAX, &mem))
+        return "memory_limit must be a non-negative integer";
+    const json_t *fi = json_object_get(o, "fault_injection");
+    if (fi && !json_is_boolean(fi) && !json_is_null(fi))
+        return "fault_injection must be a boolean";
+    const json_t *pl = json_object_get(o, "plugins");
+    if (pl && !json_is_array(pl) && !json_is_null(pl))
+        return "plugins must be an array of paths";
+    size_t n = json_array_size(pl);
+    init->plugins = calloc(n ? n : 1, sizeof(*init->plugins));
+    if (!init->plugins)
+        return "out of memory";
+    for (size_t i = 0; i < n; i++) {
+        init->plugins[i] = json_string_value(json_array_get(pl, i));
+        if (!init->plugins[i])
+            return "plugins must be an array of paths";
+    }
+    init->nplugins = n;
+    init->threads = (uint32_t)threads;
+    init->heartbeat_ms = (int)hb;
+    init->memory_limit = mem;
+    init->fault_injection = json_is_true(fi);
+    return NULL;
+}
+
+/* Blocks for the first frame. Returns HOST_CONTINUE with *out set to the
+ * INIT payload, 0 on SHUTDOWN or end of stream, or an exit code. */
+static int wait_init(host_t *h, json_t **out) {
+    for (;;) {
+        pool_frame_t f;
+        int rc = pool_chan_next(h->ch, &f);
+        if (rc == POOL_FRAME_OK) {
+            if (f.type == POOL_FRAME_SHUTDOWN)
+                return POOL_HOST_EXIT_OK;
+            const char *err = "expected an init frame";
+            if (f.type == POOL_FRAME_INIT && (*out = pool_frame_json(&f, &err)))
+                return HOST_CONTINUE;
+            fprintf(stderr, "pool host: bad init: %s\n", err);
+            return POOL_HOST_EXIT_PROTOCOL;
+        }
+        if (rc != POOL_FRAME_EAGAIN) {
+            fprintf(stderr, "pool host: %s\n", pool_frame_strerror(rc));
+            return POOL_HOST_EXIT_PROTOCOL;
+        }
+        ssize_t n = pool_chan_fill(h->ch);
+        if (n == 0)
+            return POOL_HOST_EXIT_OK;
+        if (n < 0 && n != -EAGAIN) {
+            fprintf(stderr, "pool host: read: %s\n", strerror((int)-n));
+            return POOL_HOST_EXIT_PROTOCOL;
+        }
+        if (n == -EAGAIN) {
+            struct pollfd p = {.fd = pool_chan_fd(h->ch), .events = POLLIN};
+            poll(&p, 1, -1);
+        }
+    }
+}
+
+/* Starts registry and pool from INIT and answers READY. Returns
+ * HOST_CONTINUE or an exit code. */
+static int host_start(host_t *h, const host_init *init) {
+    char err[512];
+    h->reg = pool_registry_new();
+    if (!h->reg)
+        return POOL_HOST_EXIT_SETUP;
+    if (pool_registry_add_standard(h->reg, init->fault_injection, init->plugins,
+                                   init->nplugins, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pool host: modules: %s\n", err);
+        return POOL_HOST_EXIT_SETUP;
+    }
+    uint32_t rings = pool_shm_nworkers(h->cfg->shm);
+    uint32_t threads = init->threads ? init->threads : rings;
+    if (threads > rings) {
+        fprintf(stderr, "pool host: %u threads but %u log rings\n", threads,
+                rings);
+        return POOL_HOST_EXIT_PROTOCOL;
+    }
+    if (!h->cfg->thread_mode && init->memory_limit > 0) {
+        struct rlimit rl = {(rlim_t)init->memory_limit,
+                            (rlim_t)init->memory_limit};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) {
+            perror("pool host: setrlimit");
+            return POOL_HOST_EXIT_SETUP;
+        }
+    }
+    pool_config pc = {
+        .nthreads = threads,
+        .shm = h->cfg->shm,
+        .on_panic = pool__host_on_panic,
+        .panic_udata = h,
+        .alert_fd = h->alert_wr,
+    };
+    int rc = pool_new(&pc, &h->pool);
+    if (rc != 0) {
+        fprintf(stderr, "pool host: pool: %s\n", strerror(-rc));
+        return POOL_HOST_EXIT_SETUP;
+    }
+    h->heartbeat_ms = init->heartbeat_ms;
+    json_t *ready = json_pack("{s:I, s:I, s:o*}", "pid", (json_int_t)getpid(),
+                              "threads", (json_int_t)threads, "functions",
+                              pool_registry_list_json(h->reg));
+    rc = ready ? pool_chan_send_json(h->ch, POOL_FRAME_READY, 0, ready)
+               : -ENOMEM;
+    json_decref(ready);
+    return rc == 0 ? HOST_CONTINUE : POOL_HOST_EXIT_SETUP;
+}
+
+/* Reads and handles what the socket has. Returns HOST_CONTINUE, 0 on
+ * SHUTDOWN or end of stream, or POOL_HOST_EXIT_PROTOCOL. */
+static int on_input(host_t *h) {
+    ssize_t n = pool_chan_fill(h->ch);
+    if (n == 0)
+        return POOL_HOST_EXIT_OK;
+    if (n < 0 && n != -EAGAIN) {
+        fprintf(stderr, "pool host: read: %s\n", strerror((int)-n));
+        return POOL_HOST_EXIT_OK;
+    }
+    pool_frame_t f;
+    int rc;
+    while ((rc = pool_chan_next(h->ch, &f)) == POOL_FRAME_OK) {
+        switch (f.type) {
+        case POOL_FRAME_CALL:
+            pool__host_on_call(h, &f);
+            break;
+        case POOL_FRAME_CANCEL:
+            pool__host_on_cancel(h, f.call_id);
+            break;
+        case POOL_FRAME_SHUTDOWN:
+            return POOL_HOST_EXIT_OK;
+        default:
+            fprintf(stderr, "pool host: unexpected %s frame\n",
+                    pool_frame_type_name(f.type));
+            return POOL_HOST_EXIT_PROTOCOL;
+        }
+    }
+    if (rc != POOL_FRAME_EAGAIN) {
+        fprintf(stderr, "pool host: %s\n", pool_frame_strerror(rc));
+        return POOL_HOST_EXIT_PROTOCOL;
+    }
+    return HOST_CONTINUE;
+}
+
+/* The poll loop. Returns 0 or an exit code. */
+static int serve(host_t *h) {
+    int64_t period = (int64_t)h->heartbeat_ms * 1000000;
+    int64_t next_hb = pool__host_now_ns() + period;
+    for (;;) {
+        struct pollfd p[3] = {
+            {.fd = pool_chan_fd(h->ch), .events = POLLIN},
+            {.fd = h->done_fd, .events = POLLIN},
+            {.fd = h->alert_rd, .events = POLLIN},
+        };
+        int64_t wait = next_hb - pool__host_now_ns();
+        int timeout = wait > 0 ? (int)((wait + 999999) / 1000000) : 0;
+        if (poll(p, h->alert_rd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+            perror("pool host: poll");
+            return POOL_HOST_EXIT_SETUP;
+        }
+        if (p[1].revents)
+            pool__host_finish_calls(h);
+        if (h->alert_rd >= 0 && p[2].revents)
+            pool__host_on_alert(h);
+        if (p[0].revents) {
+            int rc = on_input(h);
+            if (rc != HOST_CONTINUE)
+                return rc;
+        }
+        int64_t now = pool__host_now_ns();
+        if (now >= next_hb) {
+            pool__host_heartbeat(h);
+            next_hb += period;
+            if (next_hb <= now)
+                next_hb = now + period;
+        }
+    }
+}
+
+/* Frees everything, after the pool's jobs ran: calls still running are
+ * told to stop first so that cooperative ones end quickly. */
+static void host_free(host_t *h) {
+    for (host_call *hc = h->inflight; hc; hc = hc->next)
+        atomic_store(&hc->call.cancelled, true);
+    if (h->pool)
+        pool_free(h->pool);
+    while (h->inflight) {
+        host_call *hc = h->inflight;
+        h->inflight = hc->next;
+        pool__host_call_free(hc);
+    }
+    if (h->reg)
+        pool_registry_free(h->reg);
+    pool_chan_free(h->ch);
+    pthread_mutex_destroy(&h->done_lock);
+    if (h->done_fd >= 0)
+        close(h->done_fd);
+    if (h->alert_rd >= 0) {
+        close(h->alert_rd);
+        close(h->alert_wr);
+    }
+    free(h->logbuf);
+    free(h);
+}
+
+/* Returns NULL when out of file descriptors or memory (sock_fd is then
+ * closed). */
+static host_t *host_new(const pool_host_config *cfg) {
+    host_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        goto fail;
+    h->cfg = cfg;
+    h->done_fd = h->alert_rd = h->alert_wr = -1;
+    if (pthread_mutex_init(&h->done_lock, NULL) != 0)
+        goto fail_mutex;
+    uint32_t max =
+        cfg->max_payload ? cfg->max_payload : POOL_FRAME_DEFAULT_MAX_PAYLOAD;
+    h->ch = pool_chan_new(cfg->sock_fd, max);
+    if (!h->ch)
+        goto fail_chan;
+    h->logbuf = malloc(HOST_LOG_BATCH * sizeof(*h->logbuf));
+    h->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!h->logbuf || h->done_fd < 0)
+        goto fail_res;
+    if (cfg->thread_mode) {
+        int fds[2];
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            goto fail_res;
+        h->alert_rd = fds[0];
+        h->alert_wr = fds[1];
+    }
+    return h;
+fail_res:
+    host_free(h);
+    return NULL;
+fail_chan:
+    pthread_mutex_destroy(&h->done_lock);
+fail_mutex:
+    free(h);
+fail:
+    close(cfg->sock_fd);
+    return NULL;
+}
+
+int pool_host_run(const pool_host_config *cfg) {
+    host_t *h = host_new(cfg);
+    if (!h)
+        return POOL_HOST_EXIT_SETUP;
+    json_t *init_json = NULL;
+    host_init init = {0};
+    int rc = wait_init(h, &init_json);
+    if (rc == HOST_CONTINUE) {
+        const char *err = init_parse(init_json, &init);
+        if (err) {
+            fprintf(stderr, "pool host: bad init: %s\n", err);
+            rc = POOL_HOST_EXIT_PROTOCOL;
+        } else {
+            rc = host_start(h, &init);
+        }
+    }
+    free(init.plugins);
+    json_decref(init_json);
+    if (rc == HOST_CONTINUE)
+        rc = serve(h);
+    if (cfg->thread_mode && atomic_load(&h->failed))
+        return POOL_HOST_EXIT_PANIC; /* abandoned: parked workers use h */
+    host_free(h);
+    return rc;
+}

@@ -327,10 +327,10 @@ Test(chan, round_trip_every_type_with_concurrent_reader, .timeout = 60) {
     frame_spec *want = calloc(n, sizeof(*want));
     size_t k = 0;
     for (int t = POOL_FRAME_INIT; t <= POOL_FRAME_TYPE_MAX; t++)
-        for (size_t s = 0; s < nsizes; s++)
-            want[k++] =
-                (frame_spec){(pool_frame_type)t,
-                             (uint64_t)k * 0x9e3779b97f4a7c15ull, sizes[s]};
+        for (size_t s = 0; s < nsizes; s++, k++)
+            want[k] = (frame_spec){(pool_frame_type)t,
+                                   (uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull,
+                                   sizes[s]};
     /* Then the limit itself, and small frames after a big one. */
     want[k++] = (frame_spec){POOL_FRAME_RESULT, 1, MAX_PAYLOAD};
     want[k++] = (frame_spec){POOL_FRAME_HEARTBEAT, 2, 3};

@@ -1,0 +1,84 @@
+/*
+ * Internals of the pool host shared by its files: the host state, the calls
+ * in flight, and the parts of the loop that live in host_call.c (calls) and
+ * host_report.c (logs, heartbeats, failures).
+ */
+#ifndef POOL_HOST_INT_H
+#define POOL_HOST_INT_H
+
+#include "frame.h"
+#include "host.h"
+#include "logring.h"
+#include "pool.h"
+#include "registry.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HOST_LOG_BATCH 256u
+
+typedef struct host host_t;
+
+/* One call in flight. Its pool_call_t must outlive the call's jobs. */
+typedef struct host_call {
+    pool_call_t call;
+    host_t *host;
+    const ph_function *fn;
+    json_t *args;
+    /* Written by the worker before it publishes the call as done. */
+    json_t *result;
+    int status;
+    int64_t run_ns;
+    struct host_call *prev, *next; /* in flight: host thread only */
+    struct host_call *done_next;   /* completion list: under done_lock */
+} host_call;
+
+struct host {
+    const pool_host_config *cfg;
+    pool_chan_t *ch;
+    pool_registry_t *reg;
+    pool_t *pool;
+    int heartbeat_ms;
+    uint64_t hb_seq;
+    host_call *inflight;
+    pthread_mutex_t done_lock;
+    host_call *done; /* most recent first */
+    int done_fd;     /* eventfd: calls finished */
+    int alert_rd;    /* thread mode: a worker parked after a signal */
+    int alert_wr;
+    /* A worker panicked or crashed: in thread mode the pool can no longer be
+     * freed, and only the first failure is reported. */
+    atomic_bool failed;
+    pool_log_entry *logbuf;
+    uint64_t dropped_sent;
+};
+
+static inline int64_t pool__host_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline double pool__host_ms(int64_t ns) {
+    return (double)ns / 1e6;
+}
+
+/* host_call.c: CALL and CANCEL frames, and replies to finished calls. */
+void pool__host_on_call(host_t *h, const pool_frame_t *f);
+void pool__host_on_cancel(host_t *h, uint64_t id);
+void pool__host_finish_calls(host_t *h);
+void pool__host_call_free(host_call *hc);
+
+/* host_report.c: LOG, HEARTBEAT and PANIC frames. */
+void pool__host_drain_logs(host_t *h);
+void pool__host_heartbeat(host_t *h);
+/* The pool's panic handler (udata is the host). */
+void pool__host_on_panic(void *udata, const pool_crash_record *rec);
+/* Thread mode: a worker parked after a fatal signal. */
+void pool__host_on_alert(host_t *h);
+
+#endif
