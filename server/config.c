@@ -1,0 +1,519 @@
+/*
+ * The service configuration (config.h): one table of options drives the
+ * environment, the command line and --help, so that they cannot disagree.
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_kind {
+    OPT_INT,    /* integer in [min, max] */
+    OPT_BYTES,  /* integer with an optional K, M or G suffix */
+    OPT_CHOICE, /* one of choices, stored as its index */
+    OPT_BOOL,   /* a flag without value; env: 1/0, true/false, yes/no */
+    OPT_STRING,
+    OPT_LISTEN,
+    OPT_PLUGIN, /* repeatable; the env variable is colon-separated */
+    OPT_HELP,
+    OPT_VERSION,
+} opt_kind;
+
+typedef struct opt {
+    const char *name; /* flag without the leading dashes */
+    opt_kind kind;
+    size_t offset;
+    int64_t min, max;
+    const char *const *choices;
+    const char *def; /* default, as text */
+    const char *metavar;
+    const char *help;
+} opt;
+
+#define OFF(f) offsetof(server_config, f)
+#define I64MAX INT64_MAX
+
+static const char *const isolation_choices[] = {"process", "thread", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
+static const char *const level_choices[] = {"debug", "info", "warn", "error",
+                                            NULL};
+
+static const opt options[] = {
+    {"listen", OPT_LISTEN, 0, 0, 0, NULL, "127.0.0.1:8080", "HOST:PORT",
+     "address to listen on; [IPv6]:PORT for IPv6; port 0 picks a free port "
+     "(logged in the `listening` line)"},
+    {"threads", OPT_INT, OFF(threads), 0, 4096, NULL, "0", "N",
+     "pool worker threads; 0: the online CPUs"},
+    {"http-threads", OPT_INT, OFF(http_threads), 0, 1024, NULL, "0", "N",
+     "HTTP threads; 0: the online CPUs"},
+    {"isolation", OPT_CHOICE, OFF(isolation), 0, 0, isolation_choices,
+     "process", "process|thread", "where the pool host runs"},
+    {"heartbeat-interval-ms", OPT_INT, OFF(heartbeat_interval_ms), 1, 60000,
+     NULL, "100", "MS", "host heartbeat period"},
+    {"heartbeat-timeout-ms", OPT_INT, OFF(heartbeat_timeout_ms), 1, 3600000,
+     NULL, "1000", "MS", "a host silent this long is killed"},
+    {"start-timeout-ms", OPT_INT, OFF(start_timeout_ms), 1, 3600000, NULL,
+     "5000", "MS", "a host not ready within this is a failed start"},
+    {"idle-shutdown-ms", OPT_INT, OFF(idle_shutdown_ms), -1, I64MAX, NULL,
+     "60000", "MS", "stop an idle host after this; 0 at once, -1 never"},
+    {"cancel-grace-ms", OPT_INT, OFF(cancel_grace_ms), 0, 3600000, NULL, "1000",
+     "MS", "recycle the host when a cancelled call runs on this long"},
+    {"innocent-retries", OPT_INT, OFF(innocent_retries), 0, 100, NULL, "3", "N",
+     "re-runs of a call whose host failed for another call's fault"},
+    {"restart-max", OPT_INT, OFF(restart_max), 1, 1000000, NULL, "5", "N",
+     "host failures tolerated per restart window"},
+    {"restart-window-s", OPT_INT, OFF(restart_window_s), 1, 86400, NULL, "30",
+     "S", "the restart window"},
+    {"restart-cooldown-s", OPT_INT, OFF(restart_cooldown_s), 0, 86400, NULL,
+     "10", "S", "how long the pool stays unavailable after too many failures"},
+    {"host-memory-limit", OPT_BYTES, OFF(host_memory_limit), 0, I64MAX, NULL,
+     "0", "BYTES", "address-space cap of the host process (K/M/G); 0: none"},
+    {"max-abandoned-hosts", OPT_INT, OFF(max_abandoned_hosts), 0, 1000, NULL,
+     "4", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
+    {"enable-fault-injection", OPT_BOOL, OFF(fault_injection), 0, 0, NULL,
+     "off", NULL, "register the `faults` module (panic, crash, hang, ...)"},
+    {"plugin", OPT_PLUGIN, 0, 0, 0, NULL, "none", "PATH",
+     "load a module plugin; repeatable (env: colon-separated list)"},
+    {"default-timeout-ms", OPT_INT, OFF(default_timeout_ms), 1, I64MAX, NULL,
+     "30000", "MS", "timeout_ms of a call that gives none"},
+    {"max-timeout-ms", OPT_INT, OFF(max_timeout_ms), 1, I64MAX, NULL, "300000",
+     "MS", "largest timeout_ms accepted"},
+    {"retain-ms", OPT_INT, OFF(retain_ms), 0, I64MAX, NULL, "300000", "MS",
+     "keep finished calls for GET this long"},
+    {"retain-max", OPT_INT, OFF(retain_max), 0, 100000000, NULL, "10000", "N",
+     "keep at most this many finished calls (oldest evicted first)"},
+    {"max-log-lines", OPT_INT, OFF(max_log_lines), 0, 10000000, NULL, "1000",
+     "N", "log lines kept per call (older ones are dropped and counted)"},
+    {"max-body-bytes", OPT_BYTES, OFF(max_body_bytes), 1, INT32_MAX, NULL,
+     "16M", "BYTES", "largest request body (413 beyond)"},
+    {"max-json-depth", OPT_INT, OFF(max_json_depth), 1, 100000, NULL, "64", "N",
+     "deepest JSON nesting accepted in a body"},
+    {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, NULL, "1024",
+     "N", "concurrent HTTP connections"},
+    {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), 0, 1000000,
+     NULL, "256", "N", "concurrent connections per client address"},
+    {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 0, 86400, NULL,
+     "30", "S", "close a connection idle this long (slow clients)"},
+    {"max-queue", OPT_INT, OFF(max_queue), 1, 100000000, NULL, "4096", "N",
+     "queued plus running calls before 503 overloaded"},
+    {"admin-token-file", OPT_STRING, OFF(admin_token_file), 0, 0, NULL, "none",
+     "PATH",
+     "file holding the bearer token of the admin routes (or set "
+     "POOLHOST_ADMIN_TOKEN); without a token they answer 403"},
+    {"log-format", OPT_CHOICE, OFF(log_format), 0, 0, format_choices, "text",
+     "text|json", "service log format"},
+    {"log-level", OPT_CHOICE, OFF(log_level), 0, 0, level_choices, "info",
+     "debug|info|warn|error", "least severe service log level shown"},
+    {"drain-timeout-ms", OPT_INT, OFF(drain_timeout_ms), 0, I64MAX, NULL,
+     "30000", "MS", "on SIGTERM, wait this long for calls in flight"},
+    {"help", OPT_HELP, 0, 0, 0, NULL, NULL, NULL, "show this help and exit"},
+    {"version", OPT_VERSION, 0, 0, 0, NULL, NULL, NULL,
+     "show the version and exit"},
+};
+
+#define NOPTIONS (sizeof options / sizeof *options)
+
+/* POOLHOST_ plus the flag name upper-cased with '-' as '_'. */
+static void env_name(const opt *o, char *buf, size_t len) {
+    int n = snprintf(buf, len, "POOLHOST_%s",
+                     o->kind == OPT_PLUGIN ? "plugins" : o->name);
+    for (int i = 9; i < n && (size_t)i < len; i++)
+        buf[i] = buf[i] == '-' ? '_' : (char)toupper((unsigned char)buf[i]);
+}
+
+static int parse_int(const char *s, bool bytes, int64_t *out) {
+    if (!*s || isspace((unsigned char)*s))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    long long mult = 1;
+    if (bytes && *end) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            mult = 1LL << 10;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1LL << 20;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1LL << 30;
+            break;
+        default:
+            return -EINVAL;
+        }
+        end++;
+    }
+    if (*end)
+        return -EINVAL;
+    if (v > LLONG_MAX / mult || v < LLONG_MIN / mult)
+        return -EINVAL;
+    *out = (int64_t)(v * mult);
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, 0;
+    }
+    return -EINVAL;
+}
+
+int server_config_parse_listen(const char *s, struct sockaddr_storage *addr,
+                               socklen_t *addrlen) {
+    char host[256];
+    const char *port;
+    bool v6 = s[0] == '[';
+    if (v6) {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        port = colon + 1;
+    }
+    int64_t p;
+    if (!isdigit((unsigned char)*port) || parse_int(port, false, &p) ||
+        p > 65535)
+        return -EINVAL;
+    memset(addr, 0, sizeof *addr);
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            return -EINVAL;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)p);
+        *addrlen = sizeof *a;
+        return 0;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)addr;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+        return -EINVAL;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)p);
+    *addrlen = sizeof *a;
+    return 0;
+}
+
+static void plugins_clear(server_config *cfg) {
+    for (size_t i = 0; i < cfg->nplugins; i++)
+        free(cfg->plugins[i]);
+    free(cfg->plugins);
+    cfg->plugins = NULL;
+    cfg->nplugins = 0;
+}
+
+static int plugin_add(server_config *cfg, const char *path, size_t len) {
+    char **p = realloc(cfg->plugins, (cfg->nplugins + 1) * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    cfg->plugins = p;
+    if (!(p[cfg->nplugins] = strndup(path, len)))
+        return -ENOMEM;
+    cfg->nplugins++;
+    return 0;
+}
+
+/* Applies one value to cfg. from_env tells how plugins combine: the
+ * environment gives a colon-separated list, flags add one path each. */
+static int opt_apply(server_config *cfg, const opt *o, const char *v,
+                     bool from_env) {
+    char *base = (char *)cfg;
+    switch (o->kind) {
+    case OPT_INT:
+    case OPT_BYTES: {
+        int64_t x;
+        if (parse_int(v, o->kind == OPT_BYTES, &x) || x < o->min || x > o->max)
+            return -EINVAL;
+        *(int64_t *)(base + o->offset) = x;
+        return 0;
+    }
+    case OPT_CHOICE:
+        for (int64_t i = 0; o->choices[i]; i++)
+            if (strcmp(v, o->choices[i]) == 0) {
+                *(int64_t *)(base + o->offset) = i;
+                return 0;
+            }
+        return -EINVAL;
+    case OPT_BOOL:
+        return parse_bool(v, (bool *)(base + o->offset));
+    case OPT_STRING: {
+        char **dst = (char **)(base + o->offset);
+        if (!*v)
+            return -EINVAL;
+        char *dup = strdup(v);
+        if (!dup)
+            return -ENOMEM;
+        free(*dst);
+        *dst = dup;
+        return 0;
+    }
+    case OPT_LISTEN:
+        if (strlen(v) >= sizeof cfg->listen ||
+            server_config_parse_listen(v, &cfg->listen_addr,
+                                       &cfg->listen_addrlen))
+            return -EINVAL;
+        strcpy(cfg->listen, v);
+        return 0;
+    case OPT_PLUGIN:
+        if (!from_env)
+            return *v ? plugin_add(cfg, v, strlen(v)) : -EINVAL;
+        plugins_clear(cfg);
+        for (const char *p = v; *p;) {
+            size_t n = strcspn(p, ":");
+            int rc = n ? plugin_add(cfg, p, n) : 0;
+            if (rc)
+                return rc;
+            p += n + (p[n] == ':');
+        }
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+static void print_help(FILE *out) {
+    fprintf(out,
+            "Usage: poolhost [OPTION]...\n"
+            "An HTTP service that runs compute functions on a supervised, "
+            "work-stealing\nthread pool. Every option can also be set with "
+            "the environment variable shown\n(the flag wins).\n\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        char flag[80], env[80];
+        snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(out, "  %-36s %s\n", flag, o->help);
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
+            continue;
+        env_name(o, env, sizeof env);
+        fprintf(out, "  %-36s default: %s; env: %s\n", "", o->def, env);
+    }
+    fprintf(out, "  %-36s %s\n", "",
+            "POOLHOST_ADMIN_TOKEN: the admin token "
+            "itself, instead of a file");
+}
+
+static void set_defaults(server_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        if (o->kind == OPT_INT || o->kind == OPT_BYTES ||
+            o->kind == OPT_CHOICE || o->kind == OPT_LISTEN)
+            opt_apply(cfg, o, o->def, false);
+    }
+}
+
+static const opt *opt_find(const char *name, size_t len) {
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == len &&
+            strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static const char *env_get(char **env, const char *name) {
+    size_t n = strlen(name);
+    for (; env && *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+/* Reads the token file: its first line, without trailing whitespace.
+ * Returns a malloc'd token or NULL (errno-style code in *rc). */
+static char *read_token_file(const char *path, int *rc) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *rc = -errno;
+        return NULL;
+    }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    for (n = strlen(buf); n && isspace((unsigned char)buf[n - 1]); n--)
+        buf[n - 1] = '\0';
+    if (!*buf) {
+        *rc = -EINVAL;
+        return NULL;
+    }
+    char *t = strdup(buf);
+    *rc = t ? 0 : -ENOMEM;
+    return t;
+}
+
+static int config_check(server_config *cfg, char *err, size_t errlen) {
+    if (cfg->default_timeout_ms > cfg->max_timeout_ms) {
+        snprintf(err, errlen,
+                 "--default-timeout-ms: %lld is above --max-timeout-ms %lld",
+                 (long long)cfg->default_timeout_ms,
+                 (long long)cfg->max_timeout_ms);
+        return -EINVAL;
+    }
+    if (cfg->heartbeat_timeout_ms <= cfg->heartbeat_interval_ms) {
+        snprintf(err, errlen,
+                 "--heartbeat-timeout-ms: must be above "
+                 "--heartbeat-interval-ms (%lld)",
+                 (long long)cfg->heartbeat_interval_ms);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int load_token(server_config *cfg, char **env, char *err,
+                      size_t errlen) {
+    const char *env_token = env_get(env, "POOLHOST_ADMIN_TOKEN");
+    int rc = 0;
+    if (cfg->admin_token_file) {
+        cfg->admin_token = read_token_file(cfg->admin_token_file, &rc);
+        if (rc)
+            snprintf(err, errlen, "--admin-token-file: %s: %s",
+                     cfg->admin_token_file,
+                     rc == -EINVAL ? "empty token" : strerror(-rc));
+    } else if (env_token && *env_token) {
+        cfg->admin_token = strdup(env_token);
+        rc = cfg->admin_token ? 0 : -ENOMEM;
+    }
+    return rc;
+}
+
+int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
+                        FILE *out, char *err, size_t errlen) {
+    set_defaults(cfg);
+    int rc = 0;
+    char name[80];
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
+            continue;
+        env_name(o, name, sizeof name);
+        const char *v = env_get(env, name);
+        if (v && (rc = opt_apply(cfg, o, v, true))) {
+            snprintf(err, errlen, "%s (for --%s): invalid value '%s'", name,
+                     o->name, v);
+            goto fail;
+        }
+    }
+    bool plugins_from_flags = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", a);
+            rc = -EINVAL;
+            goto fail;
+        }
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const opt *o = opt_find(a + 2, len);
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%.*s' (see --help)",
+                     (int)len + 2, a);
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION) {
+            if (o->kind == OPT_HELP)
+                print_help(out);
+            else
+                fprintf(out, "poolhost %s\n", POOLHOST_VERSION);
+            server_config_free(cfg);
+            return SERVER_CONFIG_EXIT;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (o->kind == OPT_BOOL && !v)
+            v = "true";
+        if (!v) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--%s: missing value", o->name);
+                rc = -EINVAL;
+                goto fail;
+            }
+            v = argv[++i];
+        }
+        if (o->kind == OPT_PLUGIN && !plugins_from_flags) {
+            plugins_clear(cfg);
+            plugins_from_flags = true;
+        }
+        if ((rc = opt_apply(cfg, o, v, false))) {
+            if (rc == -EINVAL)
+                snprintf(err, errlen, "--%s: invalid value '%s'", o->name, v);
+            goto fail;
+        }
+    }
+    if ((rc = config_check(cfg, err, errlen)) ||
+        (rc = load_token(cfg, env, err, errlen)))
+        goto fail;
+    return SERVER_CONFIG_OK;
+fail:
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    server_config_free(cfg);
+    return rc;
+}
+
+void server_config_free(server_config *cfg) {
+    plugins_clear(cfg);
+    free(cfg->admin_token_file);
+    cfg->admin_token_file = NULL;
+    if (cfg->admin_token) {
+        memset(cfg->admin_token, 0, strlen(cfg->admin_token));
+        free(cfg->admin_token);
+        cfg->admin_token = NULL;
+    }
+}
+
+void server_config_to_sup(const server_config *cfg, const char *exe_path,
+                          server_sup_config *sup) {
+    server_sup_config_defaults(sup);
+    sup->isolation = (server_isolation)cfg->isolation;
+    sup->threads = (uint32_t)cfg->threads;
+    sup->heartbeat_interval_ms = (int)cfg->heartbeat_interval_ms;
+    sup->heartbeat_timeout_ms = (int)cfg->heartbeat_timeout_ms;
+    sup->start_timeout_ms = (int)cfg->start_timeout_ms;
+    sup->idle_shutdown_ms = cfg->idle_shutdown_ms;
+    sup->cancel_grace_ms = (int)cfg->cancel_grace_ms;
+    sup->innocent_retries = (int)cfg->innocent_retries;
+    sup->restart_max = (int)cfg->restart_max;
+    sup->restart_window_s = (int)cfg->restart_window_s;
+    sup->restart_cooldown_s = (int)cfg->restart_cooldown_s;
+    sup->host_memory_limit = cfg->host_memory_limit;
+    sup->fault_injection = cfg->fault_injection;
+    sup->plugins = (const char *const *)cfg->plugins;
+    sup->nplugins = cfg->nplugins;
+    sup->max_queue = (size_t)cfg->max_queue;
+    sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
+    /* Room for a full request body plus the frame's own fields; results
+     * may be larger than requests. */
+    int64_t payload = cfg->max_body_bytes * 4 + (1 << 20);
+    sup->max_payload = payload > UINT32_MAX ? UINT32_MAX : (uint32_t)payload;
+    sup->exe_path = exe_path;
+}

@@ -1,0 +1,109 @@
+/*
+ * The HTTP front end: the libmicrohttpd daemon (epoll, its own thread pool,
+ * suspend/resume), routing, request bodies with their limits, and the
+ * helpers routes answer with. A route that waits for a call suspends its
+ * connection and is resumed by the call's watcher, so no HTTP thread is
+ * ever pinned by a running call.
+ */
+#ifndef SERVER_HTTP_H
+#define SERVER_HTTP_H
+
+#include "calltable.h"
+#include "config.h"
+#include "ids.h"
+#include "metrics.h"
+#include "pool/registry.h"
+#include "supervisor.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The front end and what its routes use. The caller fills the first five
+ * fields (borrowed) and ids, then calls server_http_start. */
+typedef struct server_http {
+    const server_config *cfg;
+    server_sup *sup;
+    const pool_registry_t *reg;
+    server_metrics *metrics;
+    server_calltable *calls;
+    server_ids ids;
+    unsigned http_threads;
+    atomic_bool draining;
+    atomic_size_t active;    /* requests begun and not yet completed */
+    atomic_size_t suspended; /* connections waiting for a call */
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+} server_http;
+
+typedef struct server_req server_req;
+typedef enum MHD_Result (*server_req_fn)(server_req *req);
+
+/* One request, from its headers to its completion. */
+struct server_req {
+    server_http *http;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char param[132]; /* the {id} or {type} segment of the path */
+    char rid[132];   /* X-Request-Id; empty until known */
+    int64_t start_ns;
+    char *body;
+    size_t body_len, body_cap;
+    server_req_fn handler;
+    bool responded;
+
+    /* waiting for a call: see server_req_suspend */
+    pthread_mutex_t lock;
+    bool suspended, wake;
+    server_req_fn resume; /* runs when the connection is resumed */
+    void *state;          /* the route's, released by free_state */
+    void (*free_state)(server_req *req);
+};
+
+/* Starts the daemon on cfg->listen. Returns 0, or a negative errno with a
+ * message in err. */
+int server_http_start(server_http *h, char *err, size_t errlen);
+/* Stops accepting connections; /readyz answers 503 from now on. */
+void server_http_quiesce(server_http *h);
+/* Waits up to timeout_ms for requests in progress to complete; true when
+ * none are left. */
+bool server_http_wait_idle(server_http *h, int64_t timeout_ms);
+/* Stops the daemon (no connection may be suspended any more). */
+void server_http_stop(server_http *h);
+
+/* Monotonic clock in nanoseconds. */
+int64_t server_now_ns(void);
+
+/* ---- for routes ------------------------------------------------------- */
+
+const char *server_req_header(server_req *req, const char *name);
+const char *server_req_query(server_req *req, const char *name);
+
+/* Queues resp (destroyed here) with X-Request-Id, counts and logs it.
+ * Returns what MHD_queue_response returned. */
+enum MHD_Result server_req_send(server_req *req, unsigned status,
+                                struct MHD_Response *resp);
+/* A JSON body (stolen) as application/json, or content_type when not
+ * NULL. */
+enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
+                                const char *content_type);
+/* A problem object (stolen): its status, application/problem+json, and
+ * Retry-After on 503. */
+enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);
+enum MHD_Result server_req_problem(server_req *req, const char *slug,
+                                   const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Suspends the connection until server_req_wake. Returns true when it
+ * suspended (the route returns MHD_YES and req->resume runs later), or
+ * false when a wake came in since the last check (look again). Only from
+ * a handler, a resume function or a content reader. */
+bool server_req_suspend(server_req *req);
+/* A server_call_watch_fn: resumes the request (udata) if suspended. */
+void server_req_wake(void *req);
+
+#endif

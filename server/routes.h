@@ -1,0 +1,42 @@
+/*
+ * The route handlers of the front end, one group per file: calls
+ * (routes_calls.c, sse.c), batch (routes_batch.c), service information and
+ * probes (routes_meta.c), pool status and admin (routes_pool.c). Each runs
+ * once the request body is complete and answers through the helpers of
+ * http.h.
+ */
+#ifndef SERVER_ROUTES_H
+#define SERVER_ROUTES_H
+
+#include "http.h"
+
+enum MHD_Result server_route_calls_create(server_req *req);
+enum MHD_Result server_route_calls_get(server_req *req);
+enum MHD_Result server_route_calls_delete(server_req *req);
+enum MHD_Result server_route_calls_logs(server_req *req);
+enum MHD_Result server_route_batch(server_req *req);
+
+/* GET /v1/calls/{id}/logs with Accept: text/event-stream (sse.c). Takes
+ * the reference to call. */
+enum MHD_Result server_sse_start(server_req *req, server_call *call);
+
+enum MHD_Result server_route_root(server_req *req);
+enum MHD_Result server_route_functions(server_req *req);
+enum MHD_Result server_route_livez(server_req *req);
+enum MHD_Result server_route_readyz(server_req *req);
+enum MHD_Result server_route_metrics(server_req *req);
+enum MHD_Result server_route_problem_page(server_req *req);
+
+enum MHD_Result server_route_pool(server_req *req);
+enum MHD_Result server_route_pool_restart(server_req *req);
+enum MHD_Result server_route_pool_stop(server_req *req);
+
+/* Method and path of every route, for GET / (NULL-terminated). */
+typedef struct server_route_info {
+    const char *method;
+    const char *path;
+    const char *summary;
+} server_route_info;
+extern const server_route_info server_route_list[];
+
+#endif
