@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *poolctl_problem_slug(const json_t *problem) {
     const char *type = json_string_value(json_object_get(problem, "type"));
@@ -201,6 +202,41 @@ int poolctl_transport_error(const poolctl_opts *o, const poolctl_response *r) {
     return POOLCTL_EXIT_UNAVAILABLE;
 }
 
+/* "last failure: <UTC time> <reason>: <kind> on worker N: <message or
+ * signal> at <location>", from the fields present. */
+static void output__last_failure(const json_t *last) {
+    fputs("last failure:", stdout);
+    const json_t *t = json_object_get(last, "time");
+    if (json_is_number(t)) {
+        time_t secs = (time_t)json_number_value(t);
+        struct tm tm;
+        char buf[32];
+        if (gmtime_r(&secs, &tm) &&
+            strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+            printf(" %s", buf);
+    } else if (json_is_string(t)) {
+        printf(" %s", json_string_value(t));
+    }
+    const char *reason = json_string_value(json_object_get(last, "reason"));
+    if (reason)
+        printf(" %s", reason);
+    const json_t *cause = json_object_get(last, "cause");
+    const char *kind = json_string_value(json_object_get(cause, "kind"));
+    const json_t *worker = json_object_get(cause, "worker");
+    const char *msg = json_string_value(json_object_get(cause, "message"));
+    const char *sig = json_string_value(json_object_get(cause, "signal"));
+    const char *loc = json_string_value(json_object_get(cause, "location"));
+    if (kind)
+        printf(": %s", kind);
+    if (json_is_integer(worker))
+        printf(" on worker %lld", (long long)json_integer_value(worker));
+    if (msg || sig)
+        printf(": %s", msg ? msg : sig);
+    if (loc)
+        printf(" at %s", loc);
+    putchar('\n');
+}
+
 void poolctl_print_status(const json_t *pool) {
     const char *state = json_string_value(json_object_get(pool, "state"));
     const char *iso = json_string_value(json_object_get(pool, "isolation"));
@@ -227,16 +263,18 @@ void poolctl_print_status(const json_t *pool) {
     json_array_foreach(workers, i, w) {
         bool busy = json_is_true(json_object_get(w, "busy"));
         const char *call = json_string_value(json_object_get(w, "call"));
-        printf("  %-3lld %-5s jobs %-10lld",
+        printf("  %-3lld %s  jobs %lld",
                (long long)json_integer_value(json_object_get(w, "index")),
                busy ? "busy" : "idle",
                (long long)json_integer_value(json_object_get(w, "jobs")));
         if (busy && call)
-            printf(
-                " call %s for %lld ms", call,
-                (long long)json_integer_value(json_object_get(w, "busy_ms")));
+            printf("  call %s for %.0f ms", call,
+                   json_number_value(json_object_get(w, "busy_ms")));
         putchar('\n');
     }
+    const json_t *in_flight = json_object_get(pool, "in_flight");
+    if (json_is_integer(in_flight))
+        printf("in flight:  %lld\n", (long long)json_integer_value(in_flight));
     const json_t *restarts = json_object_get(pool, "restarts");
     if (json_is_object(restarts)) {
         const char *reason;
@@ -247,16 +285,8 @@ void poolctl_print_status(const json_t *pool) {
         putchar('\n');
     }
     const json_t *last = json_object_get(pool, "last_failure");
-    if (json_is_object(last)) {
-        char *cause = output__text(last, "cause");
-        char *reason = output__text(last, "reason");
-        char *time = output__text(last, "time");
-        printf("last failure: %s%s%s%s%s\n", time ? time : "", time ? " " : "",
-               reason ? reason : "", cause ? ": " : "", cause ? cause : "");
-        free(cause);
-        free(reason);
-        free(time);
-    }
+    if (json_is_object(last))
+        output__last_failure(last);
 }
 
 void poolctl_print_functions(const json_t *doc) {

@@ -41,7 +41,8 @@ int poolctl_cmd_admin(const poolctl_opts *o, const char *action) {
     if (poolctl_http(o, "POST", path, NULL, NULL, service_timeouts, &r) < 0) {
         ret = poolctl_transport_error(o, &r);
     } else if ((ret = poolctl_expect_ok(o, &r, &doc)) == 0 && !o->json) {
-        const char *state = json_string_value(json_object_get(doc, "state"));
+        const char *state = json_string_value(
+            json_object_get(json_object_get(doc, "pool"), "state"));
         printf("%s: done%s%s\n", action, state ? ", pool " : "",
                state ? state : "");
     }
