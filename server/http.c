@@ -291,15 +291,20 @@ static enum MHD_Result req_begin(server_req *req) {
     return MHD_YES;
 }
 
-/* Appends upload data, within --max-body-bytes. */
+/* Appends upload data, within --max-body-bytes. Past the limit the rest
+ * is read and dropped, and the 413 goes out once the upload is complete:
+ * answering earlier would close the connection with unread data, and the
+ * client would see a reset instead of the answer. */
 static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     size_t max = (size_t)req->http->cfg->max_body_bytes;
+    if (req->body_too_large)
+        return MHD_YES;
     if (n > max - req->body_len) {
         free(req->body);
         req->body = NULL;
         req->body_len = req->body_cap = 0;
-        return server_req_problem(req, "payload-too-large",
-                                  "the body is larger than %zu bytes", max);
+        req->body_too_large = true;
+        return MHD_YES;
     }
     if (req->body_len + n + 1 > req->body_cap) {
         size_t cap = req->body_cap ? req->body_cap : 4096;
@@ -338,6 +343,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     if (req->responded)
         return MHD_YES;
+    if (req->body_too_large)
+        return server_req_problem(req, "payload-too-large",
+                                  "the body is larger than %lld bytes",
+                                  (long long)req->http->cfg->max_body_bytes);
     return req->resume ? req->resume(req) : req->handler(req);
 }
 

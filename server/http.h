@@ -53,6 +53,7 @@ struct server_req {
     int64_t start_ns;
     char *body;
     size_t body_len, body_cap;
+    bool body_too_large; /* the rest of the body is dropped */
     server_req_fn handler;
     bool responded;
 
