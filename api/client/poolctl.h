@@ -100,9 +100,9 @@ int poolctl_print_outcome(const poolctl_opts *o, const poolctl_response *r,
                           bool logs_shown);
 
 /* For requests that are not calls: on 2xx, --json prints the raw body and
- * returns OK with *doc NULL, otherwise *doc is the parsed body (caller
- * releases) for the command to print. A failure is printed and its exit
- * code returned with *doc NULL. */
+ * returns OK with *doc NULL (so does an empty body), otherwise *doc is the
+ * parsed body (caller releases) for the command to print. A failure is
+ * printed and its exit code returned with *doc NULL. */
 int poolctl_expect_ok(const poolctl_opts *o, const poolctl_response *r,
                       json_t **doc);
 
