@@ -184,7 +184,6 @@ typedef struct http__sse {
     size_t dlen;
     bool stopped; /* on_event returned false */
     poolctl_sse_event_fn on_event;
-    poolctl_tick_fn on_tick;
     void *udata;
 } http__sse;
 
@@ -271,19 +270,53 @@ static size_t http__sse_write(char *p, size_t size, size_t n, void *udata) {
     return n;
 }
 
-static int http__sse_progress(void *udata, curl_off_t dltotal, curl_off_t dlnow,
-                              curl_off_t ultotal, curl_off_t ulnow) {
-    http__sse *s = udata;
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return s->on_tick && !s->on_tick(s->udata) ? 1 : 0;
+/* Like http__perform, but through a multi handle that wakes every 100 ms
+ * to call on_tick (for a smooth elapsed-time display and Ctrl-C); -1 also
+ * when on_tick returned false. */
+static int http__perform_ticking(CURL *h, struct curl_slist *headers,
+                                 poolctl_response *r, poolctl_tick_fn on_tick,
+                                 void *udata) {
+    CURLM *m = curl_multi_init();
+    if (!m) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return -1;
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_multi_add_handle(m, h);
+    CURLcode rc = CURLE_OK;
+    int running = 1;
+    while (running) {
+        CURLMcode mc = curl_multi_perform(m, &running);
+        if (mc == CURLM_OK && running)
+            mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+        if (mc != CURLM_OK) {
+            snprintf(r->error, sizeof r->error, "%s", curl_multi_strerror(mc));
+            rc = CURLE_RECV_ERROR;
+            break;
+        }
+        if (running && !on_tick(udata)) {
+            snprintf(r->error, sizeof r->error, "interrupted");
+            rc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+    }
+    int left;
+    for (CURLMsg *msg; (msg = curl_multi_info_read(m, &left));)
+        if (msg->msg == CURLMSG_DONE && rc == CURLE_OK)
+            rc = msg->data.result;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (rc != CURLE_OK && !r->error[0])
+        snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+    curl_multi_remove_handle(m, h);
+    curl_multi_cleanup(m);
+    return rc == CURLE_OK ? 0 : -1;
 }
 
 int poolctl_http_sse(const poolctl_opts *o, const char *path,
                      poolctl_sse_event_fn on_event, poolctl_tick_fn on_tick,
                      void *udata, poolctl_response *r) {
     memset(r, 0, sizeof *r);
-    http__sse s = {
-        .r = r, .on_event = on_event, .on_tick = on_tick, .udata = udata};
+    http__sse s = {.r = r, .on_event = on_event, .udata = udata};
     static const char *const accept[] = {"Accept: text/event-stream", NULL};
     s.h = http__handle(o, path, (poolctl_timeouts){5000, 0}, r);
     struct curl_slist *list = http__headers(o, accept, false);
@@ -294,10 +327,8 @@ int poolctl_http_sse(const poolctl_opts *o, const char *path,
     }
     curl_easy_setopt(s.h, CURLOPT_WRITEFUNCTION, http__sse_write);
     curl_easy_setopt(s.h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(s.h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(s.h, CURLOPT_XFERINFOFUNCTION, http__sse_progress);
-    curl_easy_setopt(s.h, CURLOPT_XFERINFODATA, &s);
-    ret = http__perform(s.h, list, r);
+    ret = on_tick ? http__perform_ticking(s.h, list, r, on_tick, udata)
+                  : http__perform(s.h, list, r);
     if (ret < 0 && s.stopped) {
         /* on_event ended the stream: curl reports the write abort */
         r->error[0] = '\0';

@@ -62,12 +62,11 @@ int poolctl_http(const poolctl_opts *o, const char *method, const char *path,
                  poolctl_timeouts t, poolctl_response *r);
 
 /* Server-Sent Events: on_event(event, data) per event until it returns
- * false or the stream ends; on_tick() now and then meanwhile (at least once
- * a second, for an elapsed-time display; may be NULL), returning false to
- * abort. A response that is not an event stream is stored in r like
- * poolctl_http. Returns 0 when the stream ended or was stopped by
- * on_event, or a non-event-stream response arrived; -1 on a transport
- * error or when on_tick aborted. */
+ * false or the stream ends; on_tick() every 100 ms or so meanwhile (for an
+ * elapsed-time display; may be NULL), returning false to abort. A response that
+ * is not an event stream is stored in r like poolctl_http. Returns 0 when the
+ * stream ended or was stopped by on_event, or a non-event-stream response
+ * arrived; -1 on a transport error or when on_tick aborted. */
 typedef bool (*poolctl_sse_event_fn)(const char *event, const char *data,
                                      void *udata);
 typedef bool (*poolctl_tick_fn)(void *udata);
