@@ -1,181 +1,45 @@
 /*
  * poolctl against the real service: each test starts poolhost (POOLHOST_BIN)
- * on an ephemeral loopback port with fault injection on, runs poolctl
- * (POOLCTL_BIN) as a child process, and asserts its exit code and output.
+ * on an ephemeral loopback port with fault injection on (server_fixture.h),
+ * runs poolctl (POOLCTL_BIN) as a child process, and asserts its exit code
+ * and output.
  */
+#include "server_fixture.h"
+
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-/* Generous bounds for a loaded machine: they only turn a hang into a
- * failure, they are not timing assertions. */
-#define START_TIMEOUT_S 30
+/* A generous bound for a loaded machine: it only turns a hang into a
+ * failure, it is not a timing assertion. */
 #define RUN_TIMEOUT_MS 90000
 
 /* ---- the server ------------------------------------------------------- */
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    int err_fd;  /* the server's stderr */
-    int stop[2]; /* wakes the reader to stop */
-    pthread_t reader;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool eof;
-    char log[1 << 16]; /* the start of its stderr, for the port */
-    size_t loglen;
-} server;
+static ph_server srv = {.pid = -1};
 
-static server srv = {.pid = -1};
-
-/* The port of a `listening` line (text: port=N; JSON: "port":N), or 0. */
-static int parse_port(const char *log) {
-    for (const char *line = log; line && *line;) {
-        const char *end = strchr(line, '\n');
-        if (!end)
-            break;
-        const char *ev = strstr(line, "listening");
-        if (ev && ev < end) {
-            const char *p = strstr(line, "port=");
-            const char *q = strstr(line, "\"port\":");
-            if (p && p < end)
-                return atoi(p + 5);
-            if (q && q < end)
-                return atoi(q + 7);
-        }
-        line = end + 1;
-    }
-    return 0;
+/* Starts poolhost with the extra flags (NULL-terminated) and env entries
+ * ("NAME=value", NULL-terminated); both may be NULL. */
+static void server_start(const char *const *args, const char *const *env) {
+    cr_assert_eq(ph_server_start(&srv, args, env), 0,
+                 "poolhost did not start (POOLHOST_BIN=%s)",
+                 getenv("POOLHOST_BIN"));
 }
 
-/* Keeps the server's stderr drained (so that it never blocks on it) and
- * finds the port in its first 64 KiB. */
-static void *server_reader(void *arg) {
-    server *s = arg;
-    char buf[4096];
-    struct pollfd fds[2] = {{s->err_fd, POLLIN, 0}, {s->stop[0], POLLIN, 0}};
-    for (;;) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (fds[1].revents)
-            break;
-        if (!fds[0].revents)
-            continue;
-        ssize_t n = read(s->err_fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        fwrite(buf, 1, (size_t)n, stderr); /* the server's log, for failures */
-        pthread_mutex_lock(&s->lock);
-        size_t room = sizeof s->log - 1 - s->loglen;
-        size_t take = (size_t)n < room ? (size_t)n : room;
-        memcpy(s->log + s->loglen, buf, take);
-        s->loglen += take;
-        s->log[s->loglen] = '\0';
-        if (!s->port)
-            s->port = parse_port(s->log);
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-    }
-    pthread_mutex_lock(&s->lock);
-    s->eof = true;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-/* Starts poolhost with the given extra flags (NULL-terminated) and, when
- * admin_token is not NULL, that admin token; waits until it listens. */
-static void server_start(const char *admin_token, ...) {
-    const char *bin = getenv("POOLHOST_BIN");
-    cr_assert_not_null(bin, "POOLHOST_BIN is not set");
-    const char *argv[32] = {bin, "--listen", "127.0.0.1:0",
-                            "--enable-fault-injection"};
-    int argc = 4;
-    va_list ap;
-    va_start(ap, admin_token);
-    for (const char *a; (a = va_arg(ap, const char *)) && argc < 31;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-
-    int errp[2];
-    cr_assert_eq(pipe2(errp, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(srv.stop, O_CLOEXEC), 0);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        /* never outlive the test, even when it crashes */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(errp[1], STDERR_FILENO);
-        unsetenv("POOLHOST_ADMIN_TOKEN");
-        unsetenv("POOLHOST_LISTEN");
-        if (admin_token)
-            setenv("POOLHOST_ADMIN_TOKEN", admin_token, 1);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(errp[1]);
-    srv.pid = pid;
-    srv.err_fd = errp[0];
-    pthread_mutex_init(&srv.lock, NULL);
-    pthread_cond_init(&srv.cond, NULL);
-    cr_assert_eq(pthread_create(&srv.reader, NULL, server_reader, &srv), 0);
-
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += START_TIMEOUT_S;
-    pthread_mutex_lock(&srv.lock);
-    while (!srv.port && !srv.eof &&
-           pthread_cond_timedwait(&srv.cond, &srv.lock, &until) == 0)
-        ;
-    int port = srv.port;
-    pthread_mutex_unlock(&srv.lock);
-    cr_assert_gt(port, 0, "poolhost did not log its port");
-}
-
-/* SIGTERM, then SIGKILL if it has not exited within the bound. */
 static void server_stop(void) {
-    if (srv.pid <= 0)
-        return;
-    kill(srv.pid, SIGTERM);
-    int pidfd = (int)syscall(SYS_pidfd_open, srv.pid, 0);
-    if (pidfd >= 0) {
-        struct pollfd p = {pidfd, POLLIN, 0};
-        if (poll(&p, 1, 60000) <= 0)
-            kill(srv.pid, SIGKILL);
-        close(pidfd);
-    } else {
-        kill(srv.pid, SIGKILL);
-    }
-    waitpid(srv.pid, NULL, 0);
-    srv.pid = -1;
-    /* a host child may still hold the pipe: stop the reader explicitly */
-    (void)!write(srv.stop[1], "x", 1);
-    pthread_join(srv.reader, NULL);
-    close(srv.err_fd);
-    close(srv.stop[0]);
-    close(srv.stop[1]);
+    if (srv.pid > 0)
+        ph_server_stop(&srv);
 }
 
 static void setup(void) {
@@ -271,14 +135,7 @@ static run ctl_argv(const char *const *args) {
 #define CTL_URL(url, ...)                                                      \
     ctl_argv((const char *const[]){"--url", url, __VA_ARGS__, NULL})
 
-static char url_buf[64];
-
-static const char *server_url(void) {
-    snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%d", srv.port);
-    return url_buf;
-}
-
-#define CTL(...) CTL_URL(server_url(), __VA_ARGS__)
+#define CTL(...) CTL_URL(srv.url, __VA_ARGS__)
 
 /* A loopback port nothing listens on (bound then released). */
 static int closed_port(void) {
@@ -456,38 +313,76 @@ Test(poolctl, logs_follow_ends_with_the_call) {
     free(id);
 }
 
-/* On a terminal, call streams the logs while it runs and then prints the
- * result: run it under a pseudo-terminal. */
-Test(poolctl, call_on_a_terminal_streams_logs) {
+/* Runs poolctl with args under a pseudo-terminal (stdout and stderr both
+ * the terminal), sending Ctrl-C once its output contains interrupt_at (when
+ * not NULL). Returns the exit code; *out gets all it wrote. */
+static int ctl_tty(char **out, const char *interrupt_at,
+                   const char *const *args) {
     const char *bin = getenv("POOLCTL_BIN");
+    const char *argv[16] = {bin, "--url", srv.url};
+    for (int i = 0; args[i] && i < 12; i++)
+        argv[3 + i] = args[i];
     int master;
     pid_t pid = forkpty(&master, NULL, NULL, NULL);
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        execl(bin, bin, "--url", server_url(), "call", "log", "{\"lines\": 3}",
-              (char *)NULL);
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
-    char *out = NULL;
     size_t len = 0;
-    append(&out, &len, "", 0);
+    *out = NULL;
+    append(out, &len, "", 0);
+    bool interrupted = false;
     for (;;) {
         struct pollfd p = {master, POLLIN, 0};
         int n = poll(&p, 1, RUN_TIMEOUT_MS);
-        cr_assert_gt(n, 0, "poolctl on a terminal did not finish: %s", out);
+        cr_assert_gt(n, 0, "poolctl on a terminal did not finish: %s", *out);
         char buf[4096];
         ssize_t k = read(master, buf, sizeof buf);
         if (k <= 0)
             break; /* EIO once the child has closed the terminal */
-        append(&out, &len, buf, (size_t)k);
+        append(out, &len, buf, (size_t)k);
+        if (interrupt_at && !interrupted && strstr(*out, interrupt_at)) {
+            cr_assert_eq(write(master, "\x03", 1), 1);
+            interrupted = true;
+        }
     }
     int status;
     waitpid(pid, &status, 0);
     close(master);
-    cr_assert_eq(exit_code(status), 0, "output: %s", out);
+    return exit_code(status);
+}
+
+/* On a terminal, call streams the logs while it runs and then prints the
+ * result. */
+Test(poolctl, call_on_a_terminal_streams_logs) {
+    char *out;
+    int code =
+        ctl_tty(&out, NULL,
+                (const char *const[]){"call", "log", "{\"lines\": 3}", NULL});
+    cr_assert_eq(code, 0, "output: %s", out);
     cr_assert_not_null(strstr(out, "[worker "), "output: %s", out);
+    cr_assert_not_null(strstr(out, " running "), "output: %s", out);
     cr_assert_not_null(strstr(out, "\"lines\""), "output: %s", out);
     free(out);
+}
+
+/* Ctrl-C on a terminal cancels the running call on the service too. */
+Test(poolctl, ctrl_c_on_a_terminal_cancels_the_call) {
+    char *out;
+    int code = ctl_tty(
+        &out, " running ",
+        (const char *const[]){"call", "hang", "{\"cooperative\": true}", NULL});
+    cr_assert_eq(code, 130, "output: %s", out);
+    const char *at = strstr(out, "interrupted: call ");
+    cr_assert_not_null(at, "output: %s", out);
+    char id[128];
+    cr_assert_eq(sscanf(at, "interrupted: call %127s cancelled", id), 1);
+    free(out);
+    run r = CTL("wait", id);
+    cr_assert_eq(r.code, 1, "exit %d, stderr: %s", r.code, r.err);
+    cr_assert_not_null(strstr(r.err, "call-cancelled"), "stderr: %s", r.err);
+    run_free(&r);
 }
 
 /* ---- service commands ------------------------------------------------- */
@@ -548,7 +443,7 @@ Test(poolctl, usage_errors_exit_2) {
         {"--no-such-option", "status", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *args[8] = {"--url", server_url()};
+        const char *args[8] = {"--url", srv.url};
         for (int j = 0; j < 5 && cases[i][j]; j++)
             args[2 + j] = cases[i][j];
         run r = ctl_argv(args);
@@ -598,7 +493,8 @@ Test(poolctl, service_down_exits_3) {
 TestSuite(poolctl_config, .fini = server_stop, .timeout = 240);
 
 Test(poolctl_config, restart_with_the_admin_token) {
-    server_start("s3cret-token", NULL);
+    server_start(
+        NULL, (const char *const[]){"POOLHOST_ADMIN_TOKEN=s3cret-token", NULL});
     run r = CTL("restart", "--token", "wrong");
     cr_assert_eq(r.code, 1, "exit %d, stderr: %s", r.code, r.err);
     cr_assert_not_null(strstr(r.err, "401 unauthorized"), "stderr: %s", r.err);
@@ -619,7 +515,7 @@ Test(poolctl_config, restart_with_the_admin_token) {
 }
 
 Test(poolctl_config, overloaded_exits_3) {
-    server_start(NULL, "--max-queue", "1", NULL);
+    server_start((const char *const[]){"--max-queue", "1", NULL}, NULL);
     run r = CTL("call", "hang", "{\"cooperative\": true}", "--async");
     cr_assert_eq(r.code, 0, "exit %d, stderr: %s", r.code, r.err);
     char *id = last_line(r.out);
