@@ -1,0 +1,228 @@
+/*
+ * The front end under concurrency and at shutdown, against the real binary:
+ * 500 concurrent calls all answered correctly (curl multi), and the drain
+ * on SIGTERM (readiness turns 503 at once, calls in flight finish, the
+ * ones left at the drain timeout are answered 503, exit 0).
+ */
+#include "server_fixture.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static ph_server srv;
+
+static void stop(void) {
+    if (srv.pid > 0)
+        cr_expect_eq(ph_server_stop(&srv), 0, "server did not exit 0");
+}
+
+TestSuite(http_load, .fini = stop, .timeout = 280);
+
+typedef struct reply {
+    char *body;
+    size_t len;
+    long status;
+} reply;
+
+static size_t on_data(char *p, size_t size, size_t n, void *udata) {
+    reply *r = udata;
+    char *b = realloc(r->body, r->len + size * n + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, size * n);
+    r->len += size * n;
+    b[r->len] = '\0';
+    r->body = b;
+    return size * n;
+}
+
+/* POSTs every body to url at once, each on its own connection, and waits
+ * for all the answers. */
+static void post_all(const char *url, char **bodies, reply *out, size_t n) {
+    CURLM *m = curl_multi_init();
+    cr_assert(m);
+    CURL **easy = calloc(n, sizeof *easy);
+    struct curl_slist *hdr =
+        curl_slist_append(NULL, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Expect:");
+    for (size_t i = 0; i < n; i++) {
+        CURL *c = easy[i] = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out[i]);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 200L);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_multi_add_handle(m, c);
+    }
+    int running = 1;
+    while (running) {
+        cr_assert_eq(curl_multi_perform(m, &running), CURLM_OK);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &out[i].status);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_slist_free_all(hdr);
+    free(easy);
+    curl_multi_cleanup(m);
+}
+
+Test(http_load, five_hundred_concurrent_calls) {
+    const char *args[] = {"--max-connections-per-ip", "2000", NULL};
+    cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
+    enum { N = 500 };
+    char *bodies[N];
+    reply *out = calloc(N, sizeof *out);
+    for (size_t i = 0; i < N; i++) {
+        bodies[i] = malloc(96);
+        snprintf(bodies[i], 96,
+                 "{\"function\": \"sum_squares\", \"args\": {\"n\": %zu}}",
+                 i + 1);
+    }
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/calls", srv.url);
+    post_all(url, bodies, out, N);
+    size_t ok = 0;
+    for (size_t i = 0; i < N; i++) {
+        uint64_t n = i + 1, want = n * (n + 1) * (2 * n + 1) / 6;
+        json_t *j = out[i].body ? json_loads(out[i].body, 0, NULL) : NULL;
+        const char *sum = json_string_value(
+            json_object_get(json_object_get(j, "result"), "sum"));
+        char expect[32];
+        snprintf(expect, sizeof expect, "%" PRIu64, want);
+        cr_expect_eq(out[i].status, 200, "[%zu] %ld %s", i, out[i].status,
+                     out[i].body ? out[i].body : "");
+        if (out[i].status == 200 && sum && strcmp(sum, expect) == 0)
+            ok++;
+        else
+            cr_expect_fail("[%zu] wrong answer: %s", i,
+                           out[i].body ? out[i].body : "");
+        json_decref(j);
+        free(out[i].body);
+        free(bodies[i]);
+    }
+    free(out);
+    cr_expect_eq(ok, N);
+}
+
+typedef struct batch_job {
+    char url[128];
+    char *bodies[8];
+    reply out[8];
+    size_t n;
+} batch_job;
+
+static void *post_thread(void *arg) {
+    batch_job *j = arg;
+    post_all(j->url, j->bodies, j->out, j->n);
+    return NULL;
+}
+
+/* The calls in flight, from /metrics. */
+static double in_flight(void) {
+    ph_resp r;
+    if (ph_get(&srv, "/metrics", &r))
+        return -1;
+    double v = ph_metric(r.body, "poolhost_calls_in_flight");
+    ph_resp_free(&r);
+    return v;
+}
+
+static void wait_in_flight(double n) {
+    for (int i = 0; i < 6000; i++) {
+        if (in_flight() >= n)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("never %g calls in flight", n);
+}
+
+/* Waits for the exit after SIGTERM; returns the exit code. */
+static int wait_exit(void) {
+    int code = ph_server_stop_sig(&srv, 0, 120);
+    return code;
+}
+
+Test(http_load, drain_on_sigterm) {
+    const char *args[] = {"--threads", "4", NULL};
+    cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
+    /* A kept-alive connection, to ask /readyz after the listener closed. */
+    CURL *keep = curl_easy_init();
+    char ready[128];
+    snprintf(ready, sizeof ready, "%s/readyz", srv.url);
+    curl_easy_setopt(keep, CURLOPT_URL, ready);
+    curl_easy_setopt(keep, CURLOPT_WRITEFUNCTION, on_data);
+    reply rr = {0};
+    curl_easy_setopt(keep, CURLOPT_WRITEDATA, &rr);
+    cr_assert_eq(curl_easy_perform(keep), CURLE_OK);
+    long code = 0;
+    curl_easy_getinfo(keep, CURLINFO_RESPONSE_CODE, &code);
+    cr_expect_eq(code, 200);
+
+    batch_job job = {.n = 4};
+    snprintf(job.url, sizeof job.url, "%s/v1/calls", srv.url);
+    for (size_t i = 0; i < job.n; i++)
+        job.bodies[i] =
+            strdup("{\"function\": \"sleep\", \"args\": {\"ms\": 1500}}");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, post_thread, &job), 0);
+    wait_in_flight((double)job.n);
+
+    kill(srv.pid, SIGTERM);
+    code = 200;
+    for (int i = 0; i < 6000 && code == 200; i++) {
+        free(rr.body);
+        rr = (reply){0};
+        cr_assert_eq(curl_easy_perform(keep), CURLE_OK);
+        curl_easy_getinfo(keep, CURLINFO_RESPONSE_CODE, &code);
+        if (code == 200)
+            usleep(5000);
+    }
+    cr_expect_eq(code, 503, "readyz while draining: %s", rr.body);
+    free(rr.body);
+    curl_easy_cleanup(keep);
+
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < job.n; i++) {
+        cr_expect_eq(job.out[i].status, 200, "[%zu] %s", i,
+                     job.out[i].body ? job.out[i].body : "");
+        free(job.out[i].body);
+        free(job.bodies[i]);
+    }
+    cr_expect_eq(wait_exit(), 0);
+}
+
+Test(http_load, drain_timeout_answers_503) {
+    const char *args[] = {"--drain-timeout-ms", "200", NULL};
+    cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
+    batch_job job = {.n = 1};
+    snprintf(job.url, sizeof job.url, "%s/v1/calls", srv.url);
+    job.bodies[0] = strdup("{\"function\": \"hang\", \"args\": {\"ms\": "
+                           "100000}, \"timeout_ms\": 200000}");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, post_thread, &job), 0);
+    wait_in_flight(1);
+    kill(srv.pid, SIGTERM);
+    pthread_join(t, NULL);
+    cr_expect_eq(job.out[0].status, 503, "%s",
+                 job.out[0].body ? job.out[0].body : "");
+    cr_expect(job.out[0].body &&
+                  strstr(job.out[0].body, "/problems/pool-unavailable"),
+              "%s", job.out[0].body ? job.out[0].body : "");
+    free(job.out[0].body);
+    free(job.bodies[0]);
+    cr_expect_eq(wait_exit(), 0);
+}
