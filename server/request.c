@@ -132,7 +132,8 @@ int server_request_decode_call(const char *buf, size_t len,
 void server_call_request_clear(server_call_request *r) {
     free(r->function);
     json_decref(r->args);
-    memset(r, 0, sizeof *r);
+    r->function = NULL;
+    r->args = NULL;
 }
 
 int server_request_decode_batch(const char *buf, size_t len,

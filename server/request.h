@@ -38,7 +38,8 @@ bool server_json_depth_ok(const char *buf, size_t len, size_t max_depth);
 /* Decodes a POST /v1/calls body. Returns 0 and a valid out, or -1 with
  * out->error set: malformed-request (not JSON, too deep, not an object;
  * the detail gives the parse error position) or invalid-arguments (the
- * detail names the field). Release out with server_call_request_clear. */
+ * detail names the field). Release out with server_call_request_clear in
+ * both cases (it keeps the error). */
 int server_request_decode_call(const char *buf, size_t len,
                                const server_request_limits *lim,
                                server_call_request *out);

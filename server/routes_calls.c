@@ -86,8 +86,10 @@ enum MHD_Result server_route_calls_create(server_req *req) {
     };
     server_call_request r;
     if (server_request_decode_call(req->body ? req->body : "", req->body_len,
-                                   &lim, &r))
+                                   &lim, &r)) {
+        server_call_request_clear(&r);
         return server_req_problem(req, r.error.slug, "%s", r.error.detail);
+    }
     if (!pool_registry_find(h->reg, r.function, NULL)) {
         json_t *p = server_problem_new("unknown-function", NULL);
         char detail[300];

@@ -139,10 +139,10 @@ int ph_server_stop_sig(ph_server *s, int sig, int timeout_s) {
         sleep_ms(10);
     }
     s->pid = -1;
-    unlink(s->logpath);
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code == 0)
+        unlink(s->logpath);
+    return code;
 }
 
 int ph_server_stop(ph_server *s) {

@@ -27,7 +27,8 @@ int ph_server_start(ph_server *s, const char *const *args,
 
 /* Sends sig, waits up to timeout_s for the exit. Returns the exit code,
  * 128 + signal when killed by one, or -1 after a timeout (the server is
- * then SIGKILLed). */
+ * then SIGKILLed). The log file is removed after a clean exit and kept
+ * (at s->logpath) otherwise. */
 int ph_server_stop_sig(ph_server *s, int sig, int timeout_s);
 int ph_server_stop(ph_server *s); /* SIGTERM, 60 s */
 

@@ -20,7 +20,8 @@ static ph_server srv;
 
 static void stop(void) {
     if (srv.pid > 0)
-        cr_expect_eq(ph_server_stop(&srv), 0, "server did not exit 0");
+        cr_expect_eq(ph_server_stop(&srv), 0, "server did not exit 0, log: %s",
+                     srv.logpath);
 }
 
 TestSuite(http_load, .fini = stop, .timeout = 280);
@@ -202,7 +203,7 @@ Test(http_load, drain_on_sigterm) {
         free(job.out[i].body);
         free(job.bodies[i]);
     }
-    cr_expect_eq(wait_exit(), 0);
+    cr_expect_eq(wait_exit(), 0, "log: %s", srv.logpath);
 }
 
 Test(http_load, drain_timeout_answers_503) {
@@ -224,5 +225,5 @@ Test(http_load, drain_timeout_answers_503) {
               "%s", job.out[0].body ? job.out[0].body : "");
     free(job.out[0].body);
     free(job.bodies[0]);
-    cr_expect_eq(wait_exit(), 0);
+    cr_expect_eq(wait_exit(), 0, "log: %s", srv.logpath);
 }

@@ -19,7 +19,8 @@ static void start(void) {
 }
 
 static void stop(void) {
-    cr_expect_eq(ph_server_stop(&srv), 0, "server did not exit 0");
+    cr_expect_eq(ph_server_stop(&srv), 0, "server did not exit 0, log: %s",
+                 srv.logpath);
 }
 
 TestSuite(http_routes, .init = start, .fini = stop, .timeout = 120);
@@ -286,7 +287,7 @@ Test(http_routes, content_type) {
 }
 
 Test(http_routes, payload_too_large) {
-    ph_server_stop(&srv);
+    cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
     const char *args[] = {"--max-body-bytes", "1K", NULL};
     cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
     char body[2048];
@@ -333,7 +334,7 @@ Test(http_routes, admin_without_token_configured) {
 
 /* Restarts the server with a token, from the environment or a file. */
 static void restart_with_token(bool from_file) {
-    ph_server_stop(&srv);
+    cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
     if (!from_file) {
         const char *env[] = {"POOLHOST_ADMIN_TOKEN=s3cret", NULL};
         cr_assert_eq(ph_server_start(&srv, NULL, env), 0);
