@@ -70,6 +70,7 @@ typedef struct chaos_run {
     char wrong[CHAOS_MAX_WRONG][320];
     int nwrong;
     int fds_before, children_before;
+    long fds_allowed;
 } chaos_run;
 
 /* chaos_setup.c */
@@ -84,8 +85,9 @@ uint64_t chaos_rand(chaos_run *run);
  * errors. */
 long chaos_get_status(chaos_run *run, const char *path);
 long chaos_post_status(chaos_run *run, const char *path, const char *body);
-/* The host pid from GET /v1/pool, 0 when there is none. */
-pid_t chaos_host_pid(chaos_run *run);
+/* From GET /v1/pool: the host pid (0 when there is none) and the count of
+ * abandoned hosts (thread mode). Returns 0 or -1. */
+int chaos_pool_status(chaos_run *run, pid_t *host_pid, long *abandoned);
 
 /* chaos_client.c */
 /* Starts a new call of this kind on c. */

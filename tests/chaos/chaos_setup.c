@@ -147,8 +147,12 @@ int chaos_server_start(chaos_run *run, const char *bin) {
     }
     /* Restarts are part of the test, so the restart intensity limit and
      * the innocent re-runs are set high enough for a storm of faults; the
-     * heartbeat timeout is generous for a loaded machine. */
-    const char *args[] = {"--enable-fault-injection",
+     * heartbeat timeout is generous for a loaded machine. Two workers
+     * whatever the machine, so that the fds an abandoned host keeps are
+     * known. */
+    const char *args[] = {"--threads",
+                          "2",
+                          "--enable-fault-injection",
                           "--isolation",
                           run->opt.isolation,
                           "--idle-shutdown-ms",
@@ -231,19 +235,21 @@ long chaos_post_status(chaos_run *run, const char *path, const char *body) {
     return side_request(run, path, body, NULL);
 }
 
-pid_t chaos_host_pid(chaos_run *run) {
+int chaos_pool_status(chaos_run *run, pid_t *host_pid, long *abandoned) {
     chaos_buf b = {0};
-    pid_t pid = 0;
+    int rc = -1;
+    *host_pid = 0;
+    *abandoned = 0;
     if (side_request(run, "/v1/pool", NULL, &b) == 200 && b.data) {
         json_t *root = json_loads(b.data, 0, NULL);
-        json_t *host = json_object_get(root, "host");
-        json_t *p = json_object_get(json_is_object(host) ? host : root, "pid");
-        if (!json_is_integer(p))
-            p = json_object_get(root, "host_pid");
-        if (json_is_integer(p))
-            pid = (pid_t)json_integer_value(p);
+        json_t *pid = json_object_get(json_object_get(root, "host"), "pid");
+        if (json_is_integer(pid))
+            *host_pid = (pid_t)json_integer_value(pid);
+        *abandoned =
+            (long)json_integer_value(json_object_get(root, "abandoned_hosts"));
+        rc = root ? 0 : -1;
         json_decref(root);
     }
     free(b.data);
-    return pid;
+    return rc;
 }
