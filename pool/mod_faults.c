@@ -99,7 +99,7 @@ static int faults_panic(ph_ctx *ctx, const json_t *args, json_t **result) {
 #define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
 
 NO_SANITIZE static void crash_segv(void) {
-    int *volatile p = NULL;
+    volatile int *volatile p = NULL;
     *p = 1;
 }
 
