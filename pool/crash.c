@@ -159,7 +159,7 @@ static void signal_record(pool_worker *w, int signo, const siginfo_t *si,
     rec->ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
     sbuf m = {rec->message, sizeof(rec->message), 0};
     put_str(&m, signal_name(signo));
-    if (signo != SIGABRT) {
+    if (si->si_code > 0) { /* sent by the kernel for a fault */
         put_str(&m, " at address ");
         put_uint(&m, (uintptr_t)si->si_addr, 16);
     }
