@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+TestSuite(core, .timeout = 120);
+
 #define CORE_TEST(name, ...)                                                   \
     Test(core, name, .init = mr_start, .fini = mr_stop, ##__VA_ARGS__)
 

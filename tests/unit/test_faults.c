@@ -26,6 +26,9 @@
 #define SANITIZED false
 #endif
 
+TestSuite(faults, .timeout = 60);
+TestSuite(faults_fatal, .timeout = 60);
+
 #define FAULTS_TEST(name, ...)                                                 \
     Test(faults, name, .init = mr_start, .fini = mr_stop, ##__VA_ARGS__)
 
