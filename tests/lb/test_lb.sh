@@ -81,7 +81,7 @@ wait_for() {
 # The port in the `listening` log line of a replica (text or JSON format).
 listening_port() {
     grep -m1 -w listening "$1" 2>/dev/null |
-        grep -oE '(port"?[=:] ?|:)[0-9]+' | tail -n1 | grep -oE '[0-9]+$'
+        grep -oE 'port"?[=:] ?[0-9]+' | head -n1 | grep -oE '[0-9]+$'
 }
 
 # Starts a replica on an ephemeral loopback port; sets $port.
@@ -137,18 +137,23 @@ server_field() {
 server_status() { server_field "$1" 18; }
 server_is() { [ "$(server_status "$1")" = "$2" ]; }
 
-# Rewrites the repository's configuration to the loopback ports; checks that
-# every address was rewritten and that HAProxy accepts the result.
+# Rewrites the repository's configuration to the loopback ports: the bind
+# addresses, and the server-template line as one server line per replica.
+# Checks that every address was rewritten and that HAProxy accepts the result.
 write_config() {
-    sed -e "s/^\([[:space:]]*server ph1\) ph1:8080/\1 127.0.0.1:$p1/" \
-        -e "s/^\([[:space:]]*server ph2\) ph2:8080/\1 127.0.0.1:$p2/" \
-        -e "s/^\([[:space:]]*server ph3\) ph3:8080/\1 127.0.0.1:$p3/" \
-        -e "s/^\([[:space:]]*bind\) :8080\$/\1 127.0.0.1:$fe/" \
-        -e "s/^\([[:space:]]*bind\) :8404\$/\1 127.0.0.1:$st/" \
-        "$cfg_src" >"$work/haproxy.cfg" || return 1
+    awk -v p1="$p1" -v p2="$p2" -v p3="$p3" -v fe="$fe" -v st="$st" '
+        /^[[:space:]]*server-template ph 3 poolhost:8080$/ {
+            printf "    server ph1 127.0.0.1:%s\n", p1
+            printf "    server ph2 127.0.0.1:%s\n", p2
+            printf "    server ph3 127.0.0.1:%s\n", p3
+            next
+        }
+        /^[[:space:]]*bind :8080$/ { sub(/:8080/, "127.0.0.1:" fe) }
+        /^[[:space:]]*bind :8404$/ { sub(/:8404/, "127.0.0.1:" st) }
+        { print }' "$cfg_src" >"$work/haproxy.cfg" || return 1
     local want
-    for want in "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
-        "bind 127.0.0.1:$fe" "bind 127.0.0.1:$st"; do
+    for want in "server ph1 127.0.0.1:$p1" "server ph2 127.0.0.1:$p2" \
+        "server ph3 127.0.0.1:$p3" "bind 127.0.0.1:$fe" "bind 127.0.0.1:$st"; do
         grep -q "$want\$" "$work/haproxy.cfg" ||
             die "could not adapt $cfg_src to loopback ($want)"
     done

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Builds the poolhost image and checks it from outside: a call succeeds, a
+# panic (fault injection on) is a 503 with its details, the next call
+# succeeds, every process runs as the non-root user on a read-only root
+# filesystem without any tmpfs, the HEALTHCHECK command passes, and SIGTERM
+# drains an in-flight call and exits 0.
+#
+#   docker/test.sh            # PORT=18080 IMAGE=poolhost:test by default
+#
+# Uses docker when a daemon answers, else podman through the shared script
+# ../shared/tools/container-engine.sh (run its `setup` once first), which
+# runs containers with host networking.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+port=${PORT:-18080}
+image=${IMAGE:-poolhost:test}
+name=poolhost-test-$$
+base="http://127.0.0.1:$port"
+work=$(mktemp -d "${TMPDIR:-/tmp}/poolhost-docker.XXXXXX") || exit 1
+passed=0
+failed=0
+
+pass() {
+    echo "PASS: $*"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $*"
+    failed=$((failed + 1))
+}
+summary() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    engine=(docker)
+    build_flags=()
+    run_flags=(-p "127.0.0.1:$port:$port")
+else
+    script=$root/../shared/tools/container-engine.sh
+    if [ ! -x "$script" ] && [ ! -f "$script" ]; then
+        echo "no docker daemon and no $script" >&2
+        exit 2
+    fi
+    engine=(bash "$script" podman)
+    # HEALTHCHECK is kept only in the docker image format. podman mounts a
+    # tmpfs on /tmp and /run of a read-only container unless told not to.
+    build_flags=(--pull=never --format docker)
+    run_flags=(--read-only-tmpfs=false)
+fi
+echo "engine: ${engine[*]}"
+
+cleanup() {
+    "${engine[@]}" rm -f "$name" >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits until "$@" succeeds, polling every 0.2 s; 1 after $1 seconds.
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.2
+    done
+}
+
+# POSTs a call ($1: JSON body); status code on stdout, body in $work/body,
+# headers in $work/headers.
+call() {
+    curl -sS --max-time 60 -o "$work/body" -D "$work/headers" \
+        -w '%{http_code}' -H 'Content-Type: application/json' -d "$1" \
+        "$base/v1/calls"
+}
+result_sum() { grep -oE '"sum" *: *"?[0-9]+' "$work/body" | grep -oE '[0-9]+$'; }
+
+# ---- build -----------------------------------------------------------------
+
+if "${engine[@]}" build "${build_flags[@]}" -f "$root/docker/Dockerfile" \
+    -t "$image" "$root" >"$work/build.log" 2>&1; then
+    pass "image $image built"
+else
+    tail -n 30 "$work/build.log"
+    fail "image build"
+    summary
+    exit 1
+fi
+
+# ---- run -------------------------------------------------------------------
+
+if ! "${engine[@]}" run -d --name "$name" "${run_flags[@]}" \
+    --read-only --cap-drop ALL --security-opt no-new-privileges \
+    -e POOLHOST_LISTEN="0.0.0.0:$port" \
+    -e POOLHOST_ENABLE_FAULT_INJECTION=1 \
+    -e POOLHOST_DRAIN_TIMEOUT_MS=20000 \
+    "$image" >/dev/null; then
+    fail "container start"
+    summary
+    exit 1
+fi
+ready() {
+    [ "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' \
+        "$base/readyz")" = 200 ]
+}
+if wait_for 30 ready; then
+    pass "container ready: GET /readyz answers 200 on port $port"
+else
+    fail "container not ready within 30 s"
+    "${engine[@]}" logs "$name" 2>&1 | tail -n 20
+    summary
+    exit 1
+fi
+
+healthcheck=$("${engine[@]}" image inspect --format \
+    '{{json .Config.Healthcheck.Test}}' "$image" 2>/dev/null)
+healthy() {
+    if [ "${engine[0]}" = docker ]; then
+        [ "$(docker inspect --format '{{.State.Health.Status}}' "$name")" = healthy ]
+    else
+        "${engine[@]}" healthcheck run "$name" >/dev/null 2>&1
+    fi
+}
+if [ "${healthcheck:-null}" != null ] && wait_for 60 healthy; then
+    pass "HEALTHCHECK $healthcheck passes"
+else
+    fail "HEALTHCHECK missing or failing (${healthcheck:-none})"
+fi
+
+# ---- calls -----------------------------------------------------------------
+
+code=$(call '{"function":"sum_squares","args":{"n":1000}}')
+if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
+    pass "sum_squares {n: 1000}: 200, sum 333833500"
+else
+    fail "sum_squares: HTTP $code: $(head -c 300 "$work/body")"
+fi
+
+code=$(call '{"function":"panic","args":{"message":"boom from docker/test.sh"}}')
+if [ "$code" = 503 ] && grep -q 'worker-panicked' "$work/body" &&
+    grep -q 'boom from docker/test.sh' "$work/body" &&
+    grep -qi '^retry-after:' "$work/headers" &&
+    grep -qi '^content-type: application/problem+json' "$work/headers"; then
+    pass "panic: 503 problem+json, worker-panicked, the message, Retry-After"
+else
+    fail "panic: HTTP $code: $(head -c 300 "$work/body")"
+fi
+
+code=$(call '{"function":"sum_squares","args":{"n":1000}}')
+if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
+    pass "the next call succeeds: 200, sum 333833500"
+else
+    fail "call after the panic: HTTP $code: $(head -c 300 "$work/body")"
+fi
+
+# ---- user and filesystem ---------------------------------------------------
+
+# Real and effective uid of every process in the container (the service, its
+# pool host, and the awk that reads them).
+uids=$("${engine[@]}" exec "$name" sh -c \
+    'cat /proc/[0-9]*/status 2>/dev/null' |
+    awk '/^Name:/ { n = $2 } /^Uid:/ { print n ":" $2 ":" $3 }' | sort -u)
+echo "processes (name:uid:euid): $(echo $uids)"
+if [ -n "$uids" ] && ! echo "$uids" | grep -qv ':10001:10001$' &&
+    echo "$uids" | grep -q '^poolhost:'; then
+    pass "every process runs as uid 10001 (non-root)"
+else
+    fail "a process runs as another user"
+fi
+pid1=$("${engine[@]}" exec "$name" cat /proc/1/comm 2>/dev/null)
+[ "$pid1" = poolhost ] && pass "poolhost is PID 1 (it gets SIGTERM itself)" ||
+    fail "PID 1 is '$pid1'"
+
+if "${engine[@]}" exec "$name" sh -c 'touch /probe || touch /tmp/probe' \
+    >/dev/null 2>&1; then
+    fail "the root filesystem (or /tmp) is writable"
+else
+    pass "root filesystem read-only, no writable /tmp, and the service works"
+fi
+
+# ---- SIGTERM drains --------------------------------------------------------
+
+curl -sS --max-time 60 -o "$work/inflight" -w '%{http_code}' \
+    -H 'Content-Type: application/json' \
+    -d '{"function":"sleep","args":{"ms":2000}}' \
+    "$base/v1/calls" >"$work/inflight.code" 2>&1 &
+inflight=$!
+# The in-flight call is running once the pool shows a busy worker.
+busy() {
+    curl -s --max-time 5 "$base/metrics" |
+        grep -qE '^poolhost_calls_in_flight(\{[^}]*\})? [1-9]'
+}
+wait_for 20 busy || echo "note: no call seen in flight before SIGTERM"
+"${engine[@]}" kill --signal TERM "$name" >/dev/null
+exit_code=$(timeout 60 "${engine[@]}" wait "$name" 2>/dev/null | tail -n1)
+wait "$inflight"
+inflight_code=$(cat "$work/inflight.code")
+if [ "$exit_code" = 0 ]; then
+    pass "SIGTERM: the container exited 0"
+else
+    fail "SIGTERM: exit code '${exit_code:-none}'"
+fi
+if [ "$inflight_code" = 200 ]; then
+    pass "SIGTERM: the in-flight call (sleep 2000 ms) finished with 200"
+else
+    fail "SIGTERM: the in-flight call got '$inflight_code': $(head -c 300 "$work/inflight")"
+fi
+"${engine[@]}" logs "$name" >"$work/service.log" 2>&1
+if grep -qiE 'drain' "$work/service.log"; then
+    pass "the service logged its drain: $(grep -iE 'drain' "$work/service.log" | head -n1 | cut -c1-160)"
+else
+    fail "no drain in the service log"
+    tail -n 20 "$work/service.log"
+fi
+
+summary
