@@ -76,6 +76,15 @@ static inline mr_run mr_prepare(const char *name, const char *args_json,
     return r;
 }
 
+/* Serialises obj (stealing the reference); the caller frees the text. */
+static inline char *mr_dump_new(json_t *obj) {
+    cr_assert_not_null(obj);
+    char *text = json_dumps(obj, 0);
+    json_decref(obj);
+    cr_assert_not_null(text);
+    return text;
+}
+
 /* Checks the outcome of a finished run: a result exactly on PH_OK. */
 static inline int mr_finish(mr_run *r, json_t **result) {
     json_decref(r->args);

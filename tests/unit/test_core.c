@@ -12,8 +12,7 @@
 
 TestSuite(core, .timeout = 120);
 
-#define CORE_TEST(name, ...)                                                   \
-    Test(core, name, .init = mr_start, .fini = mr_stop, ##__VA_ARGS__)
+#define CORE_TEST(name) Test(core, name, .init = mr_start, .fini = mr_stop)
 
 /* ---- sum_squares -------------------------------------------------------- */
 
@@ -99,7 +98,7 @@ static void check_sort_ints(size_t n, uint64_t range) {
         json_array_append_new(values, json_integer(want[i]));
     }
     qsort(want, n, sizeof *want, cmp_ll);
-    char *args = json_dumps(json_pack("{s:o}", "values", values), 0);
+    char *args = mr_dump_new(json_pack("{s:o}", "values", values));
     json_t *r = mr_ok("sort", args);
     json_t *sorted = json_object_get(r, "values");
     cr_assert_eq(json_array_size(sorted), n);
@@ -144,7 +143,7 @@ CORE_TEST(sort_extremes_and_reals) {
                                           : json_real(ref[i]));
     }
     qsort(ref, n, sizeof *ref, cmp_double);
-    char *args = json_dumps(json_pack("{s:o}", "values", values), 0);
+    char *args = mr_dump_new(json_pack("{s:o}", "values", values));
     r = mr_ok("sort", args);
     v = json_object_get(r, "values");
     cr_assert_eq(json_array_size(v), n);
@@ -380,7 +379,7 @@ CORE_TEST(matmul_bad_arguments) {
 
 /* Calls that would run for seconds to minutes stop at a deadline 50 ms
  * away. */
-CORE_TEST(long_calls_stop_at_deadline, .timeout = 300) {
+CORE_TEST(long_calls_stop_at_deadline) {
     const char *cases[][2] = {
         {"sum_squares", "{\"n\": 10000000000}"},
         {"primes", "{\"limit\": 10000000000}"},
@@ -404,7 +403,7 @@ CORE_TEST(sort_stops_when_cancelled) {
     json_t *values = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(values, json_integer((json_int_t)rng()));
-    char *args = json_dumps(json_pack("{s:o}", "values", values), 0);
+    char *args = mr_dump_new(json_pack("{s:o}", "values", values));
     cr_assert_eq(mr_call_deadline("sort", args, 1, NULL), PH_ECANCELLED);
     free(args);
 }
@@ -448,7 +447,7 @@ static int run_and_cancel(const char *name, const char *args) {
     return mr_finish(&a.r, NULL);
 }
 
-CORE_TEST(long_calls_stop_when_cancelled, .timeout = 300) {
+CORE_TEST(long_calls_stop_when_cancelled) {
     cr_assert_eq(run_and_cancel("sum_squares", "{\"n\": 10000000000}"),
                  PH_ECANCELLED);
     cr_assert_eq(run_and_cancel("primes", "{\"limit\": 10000000000}"),

@@ -29,8 +29,7 @@
 TestSuite(faults, .timeout = 60);
 TestSuite(faults_fatal, .timeout = 60);
 
-#define FAULTS_TEST(name, ...)                                                 \
-    Test(faults, name, .init = mr_start, .fini = mr_stop, ##__VA_ARGS__)
+#define FAULTS_TEST(name) Test(faults, name, .init = mr_start, .fini = mr_stop)
 
 /* ---- functions that return ---------------------------------------------- */
 

@@ -175,7 +175,7 @@ Test(registry, example_plugin_listed_and_callable, .init = start_with_example,
         json_array_append_new(b, json_integer((json_int_t)(i % 7)));
         want += (double)i * (double)(i % 7);
     }
-    char *args = json_dumps(json_pack("{s:o,s:o}", "a", a, "b", b), 0);
+    char *args = mr_dump_new(json_pack("{s:o,s:o}", "a", a, "b", b));
     r = mr_ok("dot", args);
     cr_assert_eq(json_number_value(json_object_get(r, "dot")), want);
     json_decref(r);
