@@ -125,6 +125,11 @@ void server__entry_ended(server_sup *sup, server_sup_entry *e) {
 
 void server__entry_free(server_sup *sup, server_sup_entry *e) {
     server__entry_ended(sup, e);
+    if (e->cancelling) {
+        pthread_mutex_lock(&sup->lock);
+        sup->cancelling--;
+        pthread_mutex_unlock(&sup->lock);
+    }
     server_call_unref(e->call);
     free(e);
 }
@@ -150,6 +155,12 @@ static server_sup_entry *entry_of(server_sup *sup, server_call *call,
 /* Asks the host to stop a running call that has ended for its caller. */
 static void entry_stop_running(server_sup *sup, server_sup_entry *e,
                                int64_t now) {
+    if (!e->cancelling) {
+        e->cancelling = true;
+        pthread_mutex_lock(&sup->lock);
+        sup->cancelling++;
+        pthread_mutex_unlock(&sup->lock);
+    }
     server__entry_ended(sup, e);
     e->grace_ns = now + (int64_t)sup->cfg.cancel_grace_ms * 1000000LL;
     if (sup->host)
@@ -215,6 +226,7 @@ void server__send_queued(server_sup *sup, int64_t now) {
                    : -ENOMEM;
         json_decref(p);
         if (rc == -EMSGSIZE) {
+            server__entry_ended(sup, e);
             server_call_fail(e->call, "payload-too-large",
                              "the call's arguments exceed the frame limit",
                              NULL, NULL, 0);
@@ -249,6 +261,7 @@ int64_t server__check_deadlines(server_sup *sup, int64_t now,
     for (server_sup_entry *e = sup->queued.head, *n; e; e = n) {
         n = e->next;
         if (e->deadline_ns && e->deadline_ns <= now) {
+            server__entry_ended(sup, e);
             fail_timeout(e, true);
             server__list_remove(&sup->queued, e);
             server__entry_free(sup, e);
@@ -258,8 +271,8 @@ int64_t server__check_deadlines(server_sup *sup, int64_t now,
     }
     for (server_sup_entry *e = sup->running.head; e; e = e->next) {
         if (!e->ended && e->deadline_ns && e->deadline_ns <= now) {
+            entry_stop_running(sup, e, now); /* counted before it shows */
             fail_timeout(e, false);
-            entry_stop_running(sup, e, now);
         } else if (!e->ended && server_call_is_done(e->call)) {
             entry_stop_running(sup, e, now);
         }
@@ -276,12 +289,14 @@ void server__fail_all(server_sup *sup, const char *slug, const char *detail) {
     while (sup->queued.head) {
         server_sup_entry *e = sup->queued.head;
         server__list_remove(&sup->queued, e);
+        server__entry_ended(sup, e);
         server_call_fail(e->call, slug, detail, NULL, NULL, 0);
         server__entry_free(sup, e);
     }
     while (sup->running.head) {
         server_sup_entry *e = sup->running.head;
         server__running_remove(sup, e);
+        server__entry_ended(sup, e);
         server_call_fail(e->call, slug, detail, NULL,
                          sup->host ? server__host_json(sup, sup->host) : NULL,
                          (double)(server__now_ns() - e->sent_ns) / 1e6);

@@ -211,6 +211,7 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
         f->culprit ? server__running_find(sup, f->culprit) : NULL;
     if (c) {
         server__running_remove(sup, c);
+        server__entry_ended(sup, c);
         server_call_fail(c->call, culprit_slug(f->kind), text,
                          json_deep_copy(cause), server__host_json(sup, h),
                          (double)(now - c->sent_ns) / 1e6);
@@ -232,6 +233,7 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
                      "%s; this call was not the cause but had already been "
                      "re-run %u time%s",
                      text, n, n == 1 ? "" : "s");
+            server__entry_ended(sup, e);
             server_call_fail(e->call, innocent_slug(f->kind), detail,
                              json_deep_copy(cause), server__host_json(sup, h),
                              (double)(now - e->sent_ns) / 1e6);

@@ -45,6 +45,7 @@ static void on_result(server_sup *sup, uint64_t id, json_t *p) {
         return;
     server__running_remove(sup, e);
     json_t *r = json_object_get(p, "result");
+    server__entry_ended(sup, e); /* counted out before anyone sees it end */
     server_call_succeed(e->call, json_incref(r ? r : json_null()),
                         json_number_value(json_object_get(p, "run_ms")));
     server__entry_free(sup, e);
@@ -62,6 +63,7 @@ static void on_error(server_sup *sup, uint64_t id, json_t *p) {
         kind = "function-failed";
     if (!msg)
         msg = kind;
+    server__entry_ended(sup, e);
     /* The host cancels at the deadline we sent it, maybe a hair before our
      * own timer: a cancellation nobody asked for is the deadline's. */
     if (strcmp(kind, "call-cancelled") == 0 &&
@@ -109,7 +111,7 @@ static void on_heartbeat(server_sup *sup, json_t *p, int64_t now) {
         json_array_append_new(
             workers,
             json_pack("{s:I, s:b, s:o, s:O*, s:O*}", "index", (json_int_t)i,
-                      "busy", b,
+                      "busy", b, "call",
                       e ? json_string(server_call_id(e->call)) : json_null(),
                       "jobs", json_object_get(w, "jobs"), "busy_ms",
                       json_object_get(w, "busy_ms")));

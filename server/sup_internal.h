@@ -26,6 +26,7 @@ typedef struct server_sup_entry {
     /* The call ended (deadline, cancel) while its jobs still run on the
      * host: the host is recycled unless it answers by grace_ns. */
     bool ended;
+    bool cancelling; /* counted in sup->cancelling */
     int64_t grace_ns;
     struct server_sup_entry *prev, *next; /* queued, running or the inbox */
     struct server_sup_entry *hnext;       /* running: hash chain */
@@ -72,6 +73,7 @@ struct server_sup {
     server_sup_cancel_req *cancels;
     bool restart_req, stop_req, draining, quitting;
     size_t in_flight;
+    size_t cancelling;
     int64_t unavailable_until; /* 0: available */
     int64_t backoff_until;
     server_sup_state state;

@@ -548,6 +548,7 @@ void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
                                : sup->cfg.max_abandoned_hosts),
         .retry_after_s = retry_after_locked(sup, now),
         .in_flight = sup->in_flight,
+        .cancelling = sup->cancelling,
         .host_pid = sup->host_pid,
         .generation = sup->generation,
         .heartbeat_age_s = sup->last_heartbeat_ns

@@ -111,6 +111,7 @@ typedef struct server_sup_stats {
     bool live;           /* /livez: abandoned hosts within the bound */
     int retry_after_s;   /* for 503s while unavailable or backing off */
     size_t in_flight;    /* queued + running */
+    size_t cancelling;   /* ended calls whose jobs the host still runs */
     int64_t host_pid;    /* 0 when no host or thread mode */
     uint64_t generation; /* hosts started so far */
     double heartbeat_age_s; /* -1 when no host */

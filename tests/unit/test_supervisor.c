@@ -1,2 +1,344 @@
-/* placeholder: being written */
-#include <criterion/criterion.h>
+/*
+ * The supervisor driven through its API with real hosts in process mode
+ * (the default isolation): the fault matrix, kill -9 and SIGSTOP of the
+ * host, restart intensity and recovery, failed starts, admin restart and
+ * stop, idle shutdown, drain and admission. Thread mode, whose failed hosts
+ * are abandoned by design, is in test_supervisor_thread.c.
+ */
+#include "sup_matrix.h"
+
+#define PROC SERVER_ISOLATION_PROCESS
+
+Test(supervisor, call_succeeds) {
+    m_success(PROC);
+}
+
+Test(supervisor, panic) {
+    m_panic(PROC);
+}
+
+Test(supervisor, crash_segv) {
+    m_crash(PROC, "segv", "SIGSEGV");
+}
+
+Test(supervisor, crash_abort) {
+    m_crash(PROC, "abort", "SIGABRT");
+}
+
+Test(supervisor, crash_fpe) {
+    m_crash(PROC, "fpe", "SIGFPE");
+}
+
+Test(supervisor, crash_bus) {
+    m_crash(PROC, "bus", "SIGBUS");
+}
+
+Test(supervisor, crash_ill) {
+    m_crash(PROC, "ill", "SIGILL");
+}
+
+Test(supervisor, panic_with_20_innocents) {
+    m_panic_innocents(PROC);
+}
+
+Test(supervisor, hang_past_deadline_recycles) {
+    m_hang(PROC);
+}
+
+Test(supervisor, cooperative_hang_keeps_host) {
+    m_hang_cooperative(PROC);
+}
+
+Test(supervisor, cancel) {
+    m_cancel(PROC);
+}
+
+Test(supervisor, memory_blowup) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip("an address-space limit starves AddressSanitizer's own mappings");
+#else
+    m_oom(PROC, "4294967296");
+#endif
+}
+
+static bool host_up(const server_sup_stats *st) {
+    return st->host_pid > 0 && st->state == SERVER_SUP_READY;
+}
+
+/* kill -9 from outside: no culprit, so every call in flight is innocent and
+ * re-runs on the next host. */
+Test(supervisor, kill9_innocents_rerun) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 400}", 60000);
+    for (int i = 0; i < 4; i++)
+        sup_t_wait_running(c[i]);
+    cr_assert(sup_t_stats_until(m.s, host_up));
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(kill((pid_t)st.host_pid, SIGKILL), 0);
+    for (int i = 0; i < 4; i++) {
+        sup_t_wait_done(c[i]);
+        cr_assert_eq(server_call_get_state(c[i]), SERVER_CALL_SUCCEEDED);
+        cr_assert_eq(server_call_requeues(c[i]), 1);
+        server_call_unref(c[i]);
+    }
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.generation, 2);
+    cr_assert_eq(st.restarts[SERVER_RESTART_CRASH], 1);
+    m_end(&m);
+}
+
+/* With re-runs turned off, kill -9 fails the calls in flight: host-crashed,
+ * killed by SIGKILL, no culprit. */
+Test(supervisor, kill9_without_retries) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.innocent_retries = 0;
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
+    sup_t_wait_running(c);
+    cr_assert(sup_t_stats_until(m.s, host_up));
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(kill((pid_t)st.host_pid, SIGKILL), 0);
+    sup_t_wait_done(c);
+    sup_t_expect_problem(c, "host-crashed", 503, "killed");
+    json_t *p = sup_t_problem(c);
+    cr_assert_str_eq(sup_t_str(p, "cause", "signal"), "SIGKILL");
+    cr_assert(
+        json_is_null(json_object_get(json_object_get(p, "cause"), "culprit")));
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(p, "host"), "pid")),
+        st.host_pid);
+    json_decref(p);
+    server_call_unref(c);
+    sup_t_expect_success(m.s);
+    cr_assert_eq(sup_t_generation(m.s), 2);
+    m_end(&m);
+}
+
+/* SIGSTOP: no heartbeat, so the host is declared unresponsive after the
+ * timeout, SIGKILLed and reaped. */
+Test(supervisor, sigstop_unresponsive) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.innocent_retries = 0;
+    m.cfg.heartbeat_timeout_ms = 500;
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 10000}", 60000);
+    sup_t_wait_running(c);
+    cr_assert(sup_t_stats_until(m.s, host_up));
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(kill((pid_t)st.host_pid, SIGSTOP), 0);
+    sup_t_wait_done(c);
+    sup_t_expect_problem(c, "host-unresponsive", 503, "heartbeat");
+    json_t *p = sup_t_problem(c);
+    cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "heartbeat"));
+    json_decref(p);
+    server_call_unref(c);
+    /* The stopped process was killed and reaped. */
+    cr_assert_eq(kill((pid_t)st.host_pid, 0), -1);
+    sup_t_expect_success(m.s);
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.generation, 2);
+    cr_assert_eq(st.restarts[SERVER_RESTART_UNRESPONSIVE], 1);
+    m_end(&m);
+}
+
+static bool available(const server_sup_stats *st) {
+    return st->ready;
+}
+
+/* More than restart_max failures in the window: pool-unavailable until the
+ * cooldown ends, then calls run again. */
+Test(supervisor, restart_intensity_and_recovery) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.restart_max = 2;
+    m.cfg.restart_window_s = 60;
+    m.cfg.restart_cooldown_s = 1;
+    m_start(&m);
+    for (int i = 0; i < 3; i++) {
+        server_call *c =
+            sup_t_run(m.s, "crash", "{\"signal\": \"abort\"}", 20000);
+        sup_t_expect_problem(c, "host-crashed", 503, "signal");
+        server_call_unref(c);
+    }
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.state, SERVER_SUP_UNAVAILABLE);
+    cr_assert_not(st.ready);
+    cr_assert_geq(st.retry_after_s, 1);
+    server_call *c = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
+    cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_EUNAVAILABLE);
+    server_call_unref(c);
+    cr_assert(sup_t_stats_until(m.s, available), "never recovered");
+    sup_t_expect_success(m.s);
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.state, SERVER_SUP_READY);
+    cr_assert_eq(st.generation, 4);
+    m_end(&m);
+}
+
+/* A host that cannot start: the waiting call fails with pool-unavailable
+ * once the restart intensity is exceeded, not at its deadline. */
+Test(supervisor, start_failure) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.exe_path = "/nonexistent/poolhost";
+    m.cfg.restart_max = 1;
+    m_start(&m);
+    server_call *c = sup_t_run(m.s, "sum_squares", "{\"n\": 10}", 600000);
+    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
+    server_call_unref(c);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.restarts[SERVER_RESTART_START_FAILED], 2);
+    m_end(&m);
+}
+
+/* A host that exits before READY (a plugin that does not exist). */
+Test(supervisor, host_setup_failure) {
+    sup_m m;
+    m_begin(&m, PROC);
+    const char *plugins[] = {"/nonexistent/plugin.so"};
+    m.cfg.plugins = plugins;
+    m.cfg.nplugins = 1;
+    m.cfg.restart_max = 1;
+    m_start(&m);
+    server_call *c = sup_t_run(m.s, "sum_squares", "{\"n\": 10}", 600000);
+    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
+    server_call_unref(c);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.restarts[SERVER_RESTART_START_FAILED], 2);
+    json_t *status = server_sup_status_json(m.s);
+    json_t *lf = json_object_get(status, "last_failure");
+    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
+    cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "exit");
+    json_decref(status);
+    m_end(&m);
+}
+
+Test(supervisor, admin_restart_reruns_calls) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 300}", 60000);
+    sup_t_wait_running(c);
+    cr_assert(sup_t_stats_until(m.s, host_up));
+    cr_assert_eq(server_sup_restart(m.s), 0);
+    sup_t_wait_done(c);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
+    server_call_unref(c);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.restarts[SERVER_RESTART_ADMIN], 1);
+    cr_assert_eq(st.generation, 2);
+    m_end(&m);
+}
+
+static bool stopped(const server_sup_stats *st) {
+    return st->state == SERVER_SUP_STOPPED && st->host_pid == 0;
+}
+
+Test(supervisor, admin_stop_fails_calls) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 10000}", 60000);
+    sup_t_wait_running(c);
+    cr_assert_eq(server_sup_stop(m.s), 0);
+    sup_t_wait_done(c);
+    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
+    server_call_unref(c);
+    cr_assert(sup_t_stats_until(m.s, stopped));
+    sup_t_expect_success(m.s);
+    cr_assert_eq(sup_t_generation(m.s), 2);
+    m_end(&m);
+}
+
+Test(supervisor, idle_shutdown) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.idle_shutdown_ms = 0;
+    m_start(&m);
+    sup_t_expect_success(m.s);
+    cr_assert(sup_t_stats_until(m.s, stopped));
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.host_stops, 1);
+    cr_assert(st.ready);
+    sup_t_expect_success(m.s);
+    cr_assert_eq(sup_t_generation(m.s), 2);
+    m_end(&m);
+}
+
+Test(supervisor, drain_refuses_new_calls) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 200}", 60000);
+    server_sup_drain(m.s);
+    server_call *late = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
+    cr_assert_eq(server_sup_submit(m.s, late), SERVER_SUP_EUNAVAILABLE);
+    server_call_unref(late);
+    sup_t_wait_done(c);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
+    server_call_unref(c);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_not(st.ready);
+    m_end(&m);
+}
+
+Test(supervisor, admission_bound) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.max_queue = 2;
+    m_start(&m);
+    server_call *a = sup_t_submit(m.s, "sleep", "{\"ms\": 200}", 60000);
+    server_call *b = sup_t_submit(m.s, "sleep", "{\"ms\": 200}", 60000);
+    server_call *c = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
+    cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_EOVERLOADED);
+    server_call_unref(c);
+    sup_t_wait_done(a);
+    sup_t_wait_done(b);
+    server_call_unref(a);
+    server_call_unref(b);
+    m_end(&m);
+}
+
+/* Freeing with calls still running ends them; none is left hanging. */
+Test(supervisor, free_fails_remaining_calls) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "hang", "{}", 600000);
+    sup_t_wait_running(c);
+    m_end(&m);
+    cr_assert(server_call_is_done(c));
+    cr_assert_str_eq(server_call_slug(c), "pool-unavailable");
+    server_call_unref(c);
+}
+
+Test(supervisor, status_json) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    sup_t_expect_success(m.s);
+    json_t *s = server_sup_status_json(m.s);
+    cr_assert_str_eq(sup_t_str(s, "state", NULL), "ready");
+    cr_assert_str_eq(sup_t_str(s, "isolation", NULL), "process");
+    cr_assert_eq(json_integer_value(json_object_get(s, "threads")), 4);
+    cr_assert(
+        json_is_integer(json_object_get(json_object_get(s, "host"), "pid")));
+    cr_assert(json_is_object(json_object_get(s, "restarts")));
+    json_decref(s);
+    m_end(&m);
+}

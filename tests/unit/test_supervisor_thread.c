@@ -1,0 +1,92 @@
+/*
+ * The supervisor with hosts in thread mode. A failed thread-mode host is
+ * abandoned by design (its parked or wedged workers, their pool and shared
+ * region stay for good), so these tests are kept apart from the process
+ * mode ones: they leak what the design says they leak, and descriptors are
+ * only counted where no host is abandoned.
+ */
+#include "sup_matrix.h"
+
+#define THR SERVER_ISOLATION_THREAD
+
+Test(supervisor_thread, call_succeeds) {
+    m_success(THR);
+}
+
+Test(supervisor_thread, panic) {
+    m_panic(THR);
+}
+
+Test(supervisor_thread, crash_segv) {
+    m_crash(THR, "segv", "SIGSEGV");
+}
+
+Test(supervisor_thread, crash_abort) {
+    m_crash(THR, "abort", "SIGABRT");
+}
+
+Test(supervisor_thread, panic_with_20_innocents) {
+    m_panic_innocents(THR);
+}
+
+Test(supervisor_thread, hang_past_deadline_recycles) {
+    m_hang(THR);
+}
+
+Test(supervisor_thread, cooperative_hang_keeps_host) {
+    m_hang_cooperative(THR);
+}
+
+Test(supervisor_thread, cancel) {
+    m_cancel(THR);
+}
+
+Test(supervisor_thread, memory_blowup) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip("AddressSanitizer refuses allocations this large");
+#else
+    m_oom(THR, "1099511627776");
+#endif
+}
+
+static bool stopped(const server_sup_stats *st) {
+    return st->state == SERVER_SUP_STOPPED;
+}
+
+/* An orderly stop joins the host thread and frees everything. */
+Test(supervisor_thread, idle_shutdown_leaves_nothing) {
+    int fds = sup_t_count_fds();
+    server_sup_config c;
+    sup_t_config(&c, THR);
+    c.idle_shutdown_ms = 0;
+    server_sup *s = sup_t_new(&c);
+    sup_t_expect_success(s);
+    cr_assert(sup_t_stats_until(s, stopped));
+    server_sup_stats st;
+    server_sup_get_stats(s, &st);
+    cr_assert_eq(st.abandoned_hosts, 0);
+    cr_assert_eq(st.host_stops, 1);
+    server_sup_free(s);
+    cr_assert_eq(sup_t_count_fds(), fds);
+}
+
+/* Abandoned hosts are bounded: beyond the bound /livez fails. */
+Test(supervisor_thread, abandoned_bound_fails_liveness) {
+    server_sup_config c;
+    sup_t_config(&c, THR);
+    c.max_abandoned_hosts = 1;
+    server_sup *s = sup_t_new(&c);
+    for (int i = 0; i < 2; i++) {
+        server_sup_stats st;
+        server_sup_get_stats(s, &st);
+        cr_assert(st.live);
+        server_call *call = sup_t_run(s, "panic", "{}", 20000);
+        sup_t_expect_problem(call, "worker-panicked", 503, "panic");
+        server_call_unref(call);
+    }
+    server_sup_stats st;
+    server_sup_get_stats(s, &st);
+    cr_assert_eq(st.abandoned_hosts, 2);
+    cr_assert_not(st.live);
+    server_sup_free(s);
+}
