@@ -96,7 +96,8 @@ if ! "${engine[@]}" run -d --name "$name" "${run_flags[@]}" \
     -e POOLHOST_LISTEN="0.0.0.0:$port" \
     -e POOLHOST_ENABLE_FAULT_INJECTION=1 \
     -e POOLHOST_DRAIN_TIMEOUT_MS=20000 \
-    "$image" >/dev/null; then
+    "$image" >/dev/null 2>"$work/run.log"; then
+    cat "$work/run.log"
     fail "container start"
     summary
     exit 1
@@ -163,11 +164,14 @@ uids=$("${engine[@]}" exec "$name" sh -c \
     'cat /proc/[0-9]*/status 2>/dev/null' |
     awk '/^Name:/ { n = $2 } /^Uid:/ { print n ":" $2 ":" $3 }' | sort -u)
 echo "processes (name:uid:euid): $(echo $uids)"
+# The service and its pool host (spawned by the first call above).
+nph=$("${engine[@]}" exec "$name" sh -c 'cat /proc/[0-9]*/comm' |
+    grep -c '^poolhost$')
 if [ -n "$uids" ] && ! echo "$uids" | grep -qv ':10001:10001$' &&
-    echo "$uids" | grep -q '^poolhost:'; then
-    pass "every process runs as uid 10001 (non-root)"
+    [ "$nph" -ge 2 ]; then
+    pass "every process runs as uid 10001 (non-root): service and pool host ($nph poolhost processes)"
 else
-    fail "a process runs as another user"
+    fail "a process runs as another user, or no pool host process ($nph poolhost processes)"
 fi
 pid1=$("${engine[@]}" exec "$name" cat /proc/1/comm 2>/dev/null)
 [ "$pid1" = poolhost ] && pass "poolhost is PID 1 (it gets SIGTERM itself)" ||
