@@ -294,21 +294,20 @@ static int faults_alloc(ph_ctx *ctx, const json_t *args, json_t **result) {
     return *result != NULL ? PH_OK : ph_fail(ctx, PH_EFAIL, "out of memory");
 }
 
-/* clang-format off: the descriptions quote the limits above */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* The descriptions quote the limits above. */
+/* clang-format off */
 static const ph_function faults_functions[] = {
     {
         .name = "panic",
-        .summary = "A parallel loop over " STR(
-            PANIC_ITEMS) " busy items "
-                         "whose item `at` calls ph_panic(message) once another "
-                         "worker is busy too. Never returns a result.",
-        .args = "{\"message\": string of at most " STR(
-            MESSAGE_MAX) " bytes, default \"deliberate panic\", \"at\": "
-                         "integer in "
-                         "[0, 255], default 128}",
+        .summary = "A parallel loop over " STR(PANIC_ITEMS) " busy items "
+                   "whose item `at` calls ph_panic(message) once another "
+                   "worker is busy too. Never returns a result.",
+        .args = "{\"message\": string of at most " STR(MESSAGE_MAX)
+                " bytes, default \"deliberate panic\", \"at\": integer "
+                "in [0, 255], default 128}",
         .fn = faults_panic,
     },
     {
@@ -317,8 +316,8 @@ static const ph_function faults_functions[] = {
                    "write), abort (abort()), fpe (integer division by zero), "
                    "bus (touching a mapping past the end of its file), ill "
                    "(trap instruction). Never returns a result.",
-        .args = "{\"signal\": \"segv\" | \"abort\" | \"fpe\" | \"bus\" | "
-                "\"ill\"}",
+        .args = "{\"signal\": \"segv\" | \"abort\" | \"fpe\" | "
+                "\"bus\" | \"ill\"}",
         .fn = faults_crash,
     },
     {
@@ -326,21 +325,18 @@ static const ph_function faults_functions[] = {
         .summary = "Blocks its worker for ms milliseconds, forever without "
                    "ms; only with cooperative: true does it stop when "
                    "cancelled. Result: {\"ms\": ms}.",
-        .args = "{\"ms\": integer in [0, " STR(
-            HANG_MS_MAX) "], default "
-                         "forever, \"cooperative\": boolean, default false}",
+        .args = "{\"ms\": integer in [0, " STR(HANG_MS_MAX) "], default "
+                "forever, \"cooperative\": boolean, default false}",
         .fn = faults_hang,
     },
     {
         .name = "log",
         .summary = "Every worker logs `lines` lines at `level` (one job per "
-                   "worker). Result: {\"lines\": lines logged, \"workers\": "
-                   "distinct workers that logged}.",
-        .args = "{\"lines\": integer in [0, " STR(
-            LOG_LINES_MAX) "], "
-                           "default 10, \"level\": \"debug\" | \"info\" | "
-                           "\"warn\" | "
-                           "\"error\", default \"info\"}",
+                   "worker). Result: {\"lines\": lines logged, "
+                   "\"workers\": distinct workers that logged}.",
+        .args = "{\"lines\": integer in [0, " STR(LOG_LINES_MAX) "], "
+                "default 10, \"level\": \"debug\" | \"info\" | "
+                "\"warn\" | \"error\", default \"info\"}",
         .fn = faults_log,
     },
     {
