@@ -406,6 +406,18 @@ static int load_token(server_config *cfg, char **env, char *err,
     return rc;
 }
 
+/* True when argv sets option o: its environment variable is then not
+ * read at all, so that a flag also overrides a bad environment value. */
+static bool flag_given(int argc, char **argv, const opt *o) {
+    size_t n = strlen(o->name);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 &&
+            strncmp(argv[i] + 2, o->name, n) == 0 &&
+            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+            return true;
+    return false;
+}
+
 int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
                         FILE *out, char *err, size_t errlen) {
     set_defaults(cfg);
@@ -413,7 +425,8 @@ int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
     char name[80];
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
-        if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
+        if (o->kind == OPT_HELP || o->kind == OPT_VERSION ||
+            flag_given(argc, argv, o))
             continue;
         env_name(o, name, sizeof name);
         const char *v = env_get(env, name);

@@ -7,9 +7,11 @@
 #include "server_fixture.h"
 
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static ph_server srv;
@@ -475,4 +477,152 @@ Test(http_routes, request_log_lines) {
               strstr(line, "path=/readyz") < end);
     cr_expect(strstr(line, "status=200") && strstr(line, "duration_ms="));
     free(log);
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* Runs poolhost with args and extra env entries to its exit; its stdout
+ * and stderr go to out. Returns the exit code. */
+static int run_poolhost(const char *const *args, const char *env, char *out,
+                        size_t len) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        if (env)
+            putenv((char *)env);
+        const char *argv[16] = {getenv("POOLHOST_BIN")};
+        for (size_t i = 0; args[i] && i < 14; i++)
+            argv[i + 1] = args[i];
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < len && (got = read(fds[0], out + n, len - n - 1)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TestSuite(http_config, .timeout = 120);
+
+Test(http_config, help_lists_every_flag_with_env_and_default) {
+    static char out[1 << 16];
+    const char *args[] = {"--help", NULL};
+    cr_assert_eq(run_poolhost(args, NULL, out, sizeof out), 0);
+    static const char *const flags[] = {"listen",
+                                        "threads",
+                                        "http-threads",
+                                        "isolation",
+                                        "heartbeat-interval-ms",
+                                        "heartbeat-timeout-ms",
+                                        "start-timeout-ms",
+                                        "idle-shutdown-ms",
+                                        "cancel-grace-ms",
+                                        "innocent-retries",
+                                        "restart-max",
+                                        "restart-window-s",
+                                        "restart-cooldown-s",
+                                        "host-memory-limit",
+                                        "max-abandoned-hosts",
+                                        "enable-fault-injection",
+                                        "default-timeout-ms",
+                                        "max-timeout-ms",
+                                        "retain-ms",
+                                        "retain-max",
+                                        "max-log-lines",
+                                        "max-body-bytes",
+                                        "max-json-depth",
+                                        "max-connections",
+                                        "max-connections-per-ip",
+                                        "connection-timeout-s",
+                                        "max-queue",
+                                        "admin-token-file",
+                                        "log-format",
+                                        "log-level",
+                                        "drain-timeout-ms"};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        char flag[64], env[64];
+        snprintf(flag, sizeof flag, "--%s", flags[i]);
+        int n = snprintf(env, sizeof env, "POOLHOST_%s", flags[i]);
+        for (int k = 9; k < n; k++)
+            env[k] = env[k] == '-' ? '_' : (char)toupper((unsigned char)env[k]);
+        cr_expect(strstr(out, flag), "%s missing from --help", flag);
+        cr_expect(strstr(out, env), "%s missing from --help", env);
+    }
+    cr_expect(strstr(out, "--plugin") && strstr(out, "POOLHOST_PLUGINS"));
+    cr_expect(strstr(out, "POOLHOST_ADMIN_TOKEN"));
+    cr_expect(strstr(out, "default: 16M"));
+}
+
+Test(http_config, bad_values_are_refused_naming_the_flag) {
+    static const char *const cases[][3] = {
+        {"--threads", "many", "--threads"},
+        {"--listen", "1.2.3:80", "--listen"},
+        {"--listen", "127.0.0.1:70000", "--listen"},
+        {"--isolation", "vm", "--isolation"},
+        {"--max-body-bytes", "12Q", "--max-body-bytes"},
+        {"--log-level", "loud", "--log-level"},
+        {"--no-such-flag", "1", "--no-such-flag"},
+        {"--admin-token-file", "/nonexistent/token", "--admin-token-file"},
+        {"--plugin", "/nonexistent/plugin.so", "/nonexistent/plugin.so"},
+    };
+    char out[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[] = {cases[i][0], cases[i][1], NULL};
+        cr_expect_eq(run_poolhost(args, NULL, out, sizeof out), 2, "%s %s",
+                     cases[i][0], cases[i][1]);
+        cr_expect(strstr(out, cases[i][2]), "%s %s: %s", cases[i][0],
+                  cases[i][1], out);
+    }
+    const char *none[] = {NULL};
+    cr_expect_eq(run_poolhost(none, "POOLHOST_MAX_QUEUE=-4", out, sizeof out),
+                 2);
+    cr_expect(strstr(out, "POOLHOST_MAX_QUEUE") && strstr(out, "--max-queue"),
+              "%s", out);
+}
+
+static long post_2k(void) {
+    char body[2048];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    const char *json = "{\"function\": \"fib\", \"args\": {\"n\": 3}}";
+    memcpy(body, json, strlen(json));
+    ph_resp r;
+    post_raw("/v1/calls", body, NULL, &r);
+    long status = r.status;
+    ph_resp_free(&r);
+    return status;
+}
+
+Test(http_config, env_applies_and_the_flag_wins) {
+    const char *env[] = {"POOLHOST_MAX_BODY_BYTES=1K", NULL};
+    cr_assert_eq(ph_server_start(&srv, NULL, env), 0);
+    cr_expect_eq(post_2k(), 413);
+    cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
+    const char *args[] = {"--max-body-bytes", "1M", NULL};
+    cr_assert_eq(ph_server_start(&srv, args, env), 0);
+    cr_expect_eq(post_2k(), 200);
+    cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
+}
+
+Test(http_config, plugin_functions_are_served) {
+    const char *plugin = getenv("PH_EXAMPLE_PLUGIN");
+    cr_assert(plugin);
+    const char *args[] = {"--plugin", plugin, NULL};
+    cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
+    ph_resp r;
+    cr_assert_eq(ph_get(&srv, "/v1/functions", &r), 0);
+    cr_expect(strstr(r.body, "\"greet\""), "%s", r.body);
+    ph_resp_free(&r);
+    cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
 }
