@@ -4,7 +4,10 @@
  * steal, then sleeps on a futex. Wake-ups are never lost: a sleeper reads
  * the epoch, registers in `sleepers` and looks for work once more before it
  * waits on that epoch, and a waker that sees a sleeper bumps the epoch before
- * waking (all sequentially consistent, so one side always sees the other).
+ * waking, so one side always sees the other. The injector side pays for a
+ * full fence; a deque push (the hot path of every join) does not: there the
+ * sleeper issues membarrier(2) before its last look, which puts a full
+ * barrier on every running worker (an asymmetric Dekker handshake).
  */
 #include "pool_int.h"
 
@@ -12,6 +15,7 @@
 #include <execinfo.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -39,9 +43,14 @@ static void cpu_relax(void) {
 #endif
 }
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL,
-            0);
+/* Without membarrier a push may be missed by a worker falling asleep, so
+ * then sleepers wake up now and then to look again. */
+#define SLEEP_RECHECK_NS 10000000
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, bool bounded) {
+    struct timespec ts = {0, SLEEP_RECHECK_NS};
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val,
+            bounded ? &ts : NULL, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *addr, int n) {
@@ -63,10 +72,13 @@ void pool__push(pool_worker *w, pool_job *job) {
         job->run(job, w);
         return;
     }
-    /* A relaxed check suffices here: if it misses a worker that is just
-     * going to sleep, the job is not lost, as its owner runs it itself. */
-    if (atomic_load_explicit(&w->pool->sleepers, memory_order_relaxed))
-        wake_one(w->pool);
+    /* The compiler must not hoist the loads above the push; the CPU may,
+     * which the sleeper's membarrier covers. */
+    pool_t *pool = w->pool;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&pool->sleepers, memory_order_relaxed) &&
+        !atomic_load_explicit(&pool->searching, memory_order_relaxed))
+        wake_one(pool);
 }
 
 void pool__inject(pool_t *pool, pool_job *job) {
@@ -181,9 +193,10 @@ static bool wait_mark_sleepy(pool_worker *w, enum wait_kind kind,
     return false;
 }
 
-/* Returns a job to run, or NULL once the wait is over. */
-static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
-                               _Atomic uint32_t *word) {
+/* Spins, then sleeps, until there is a job (returned) or the wait is over
+ * (NULL). Counts itself in `searching` while spinning. */
+static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
+                           _Atomic uint32_t *word) {
     pool_t *pool = w->pool;
     for (unsigned spin = 0;; spin++) {
         if (kind != WAIT_STOP && wait_done(w, kind, word))
@@ -200,11 +213,23 @@ static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
         }
         uint32_t e = atomic_load(&pool->epoch);
         atomic_fetch_add(&pool->sleepers, 1);
+        atomic_fetch_sub(&pool->searching, 1);
+        if (pool->membarrier)
+            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
         if (wait_mark_sleepy(w, kind, word) && !work_visible(w))
-            futex_wait(&pool->epoch, e);
+            futex_wait(&pool->epoch, e, !pool->membarrier);
+        atomic_fetch_add(&pool->searching, 1);
         atomic_fetch_sub(&pool->sleepers, 1);
         spin = SPIN_ROUNDS / 2;
     }
+}
+
+static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
+                               _Atomic uint32_t *word) {
+    atomic_fetch_add_explicit(&w->pool->searching, 1, memory_order_relaxed);
+    pool_job *job = wait_loop(w, kind, word);
+    atomic_fetch_sub_explicit(&w->pool->searching, 1, memory_order_relaxed);
+    return job;
 }
 
 void pool__latch_set(pool_t *pool, _Atomic uint32_t *latch) {
@@ -393,6 +418,9 @@ int pool_new(const pool_config *cfg, pool_t **out) {
     if (!pool)
         return -ENOMEM;
     pthread_mutex_init(&pool->inj_lock, NULL);
+    pool->membarrier =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                0) == 0;
     pool->n = n;
     pool->on_panic = cfg->on_panic;
     pool->panic_udata = cfg->panic_udata;

@@ -62,6 +62,10 @@ struct pool {
      * for work once more and futex-waits on epoch; a waker bumps epoch. */
     _Alignas(64) _Atomic uint32_t epoch;
     _Alignas(64) _Atomic uint32_t sleepers;
+    /* Idle workers spinning for work: while there is one, a push need not
+     * wake a sleeper (it would cost a system call per push). */
+    _Alignas(64) _Atomic uint32_t searching;
+    bool membarrier; /* the sleeper's side of the push/sleep handshake */
     /* Injector: FIFO of jobs from outside the pool. */
     _Alignas(64) _Atomic size_t inj_count;
     pthread_mutex_t inj_lock;
