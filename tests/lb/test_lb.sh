@@ -109,7 +109,7 @@ p2=$port
 # The victim: fault injection on, and a restart budget small enough that a
 # few crashes make its pool unavailable for a short cooldown.
 start_replica ph3 --enable-fault-injection --restart-max 2 \
-    --restart-window-s 30 --restart-cooldown-s 5
+    --restart-window-s 30 --restart-cooldown-s 8
 p3=$port
 victim=ph3
 pv=$p3
