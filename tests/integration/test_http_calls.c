@@ -389,7 +389,8 @@ static void expect_503(const ph_resp *r, const char *type) {
     cr_expect(atoi(after) >= 1);
 }
 
-Test(http_calls, fault_mapping) {
+/* Panic, crash, timeout, each followed by a healthy call. */
+static void check_fault_mapping(void) {
     ph_resp r;
     call("{\"function\": \"panic\", \"args\": {\"message\": \"boom here\"}}",
          &r);
@@ -426,6 +427,16 @@ Test(http_calls, fault_mapping) {
     call("{\"function\": \"fib\", \"args\": {\"n\": 15}}", &r);
     cr_expect_eq(r.status, 200, "%s", r.body);
     ph_resp_free(&r);
+}
+
+Test(http_calls, fault_mapping) {
+    check_fault_mapping();
+}
+
+Test(http_calls, fault_mapping_thread_isolation) {
+    const char *args[] = {"--isolation", "thread", NULL};
+    restart_with(args);
+    check_fault_mapping();
 }
 
 Test(http_calls, overloaded) {
