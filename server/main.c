@@ -24,6 +24,30 @@
 
 extern char **environ;
 
+/* Copies the call's worker log lines at or above the service log level to
+ * the service log, tagged with the call. */
+static void log_worker_lines(server_call *call) {
+    if (!server_log_enabled(SERVER_LOG_ERROR))
+        return;
+    size_t from = 0;
+    json_t *lines = server_call_logs_since(call, &from);
+    size_t i;
+    json_t *line;
+    json_array_foreach(lines, i, line) {
+        const char *lv = json_string_value(json_object_get(line, "level"));
+        int level = lv ? server_log_level_parse(lv) : -1;
+        if (level < 0 || !server_log_enabled((server_log_level)level))
+            continue;
+        server_log((server_log_level)level, "worker_log",
+                   json_pack("{s:s, s:s, s:O, s:O}", "call",
+                             server_call_id(call), "function",
+                             server_call_function(call), "worker",
+                             json_object_get(line, "worker"), "message",
+                             json_object_get(line, "message")));
+    }
+    json_decref(lines);
+}
+
 /* A call ended: count it and log it. */
 static void on_call_done(void *udata, server_call *call) {
     server_http *h = udata;
@@ -37,6 +61,7 @@ static void on_call_done(void *udata, server_call *call) {
                          server_call_id(call), "function",
                          server_call_function(call), "status", status,
                          "problem", slug, "duration_ms", s * 1e3));
+    log_worker_lines(call);
 }
 
 /* Waits for the calls in flight, up to timeout_ms; returns how many are
