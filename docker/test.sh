@@ -163,7 +163,7 @@ fi
 uids=$("${engine[@]}" exec "$name" sh -c \
     'cat /proc/[0-9]*/status 2>/dev/null' |
     awk '/^Name:/ { n = $2 } /^Uid:/ { print n ":" $2 ":" $3 }' | sort -u)
-echo "processes (name:uid:euid): $(echo $uids)"
+echo "processes (name:uid:euid): $(tr '\n' ' ' <<<"$uids")"
 # The service and its pool host (spawned by the first call above).
 nph=$("${engine[@]}" exec "$name" sh -c 'cat /proc/[0-9]*/comm' |
     grep -c '^poolhost$')
@@ -174,8 +174,11 @@ else
     fail "a process runs as another user, or no pool host process ($nph poolhost processes)"
 fi
 pid1=$("${engine[@]}" exec "$name" cat /proc/1/comm 2>/dev/null)
-[ "$pid1" = poolhost ] && pass "poolhost is PID 1 (it gets SIGTERM itself)" ||
+if [ "$pid1" = poolhost ]; then
+    pass "poolhost is PID 1 (it gets SIGTERM itself)"
+else
     fail "PID 1 is '$pid1'"
+fi
 
 if "${engine[@]}" exec "$name" sh -c 'touch /probe || touch /tmp/probe' \
     >/dev/null 2>&1; then

@@ -11,6 +11,8 @@
 #   test_lb.sh POOLHOST HAPROXY HAPROXY_CFG
 #
 # Needs curl. Everything it starts is stopped on exit.
+#
+# shellcheck disable=SC2317  # functions run by traps and wait_for
 set -uo pipefail
 
 if [ $# -ne 3 ]; then
