@@ -1,0 +1,132 @@
+/*
+ * The call table (server/calltable.c): lookup, settling exactly once
+ * whoever sees the end first (including its own thread for calls nobody
+ * waits for), retention by count and by age, and failing what is left.
+ */
+#include "server/calltable.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int done_count;
+
+static void on_done(void *udata, server_call *call) {
+    (void)udata;
+    cr_expect(server_call_is_done(call));
+    atomic_fetch_add(&done_count, 1);
+}
+
+static server_call *new_call(int i) {
+    char id[32];
+    snprintf(id, sizeof id, "c-%d", i);
+    return server_call_new(id, "fib", json_object(), 1000, 10);
+}
+
+/* Waits (bounded) until on_done ran n times in all. */
+static void wait_done(int n) {
+    for (int i = 0; i < 5000 && atomic_load(&done_count) < n; i++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&done_count), n);
+}
+
+Test(calltable, get_and_settle_once) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 100, on_done, NULL, &t), 0);
+    server_call *c = new_call(1);
+    cr_assert_eq(server_calltable_add(t, c), 0);
+    cr_expect_eq(server_calltable_add(t, c), -EEXIST);
+    server_call *got = server_calltable_get(t, "c-1");
+    cr_expect_eq(got, c);
+    server_call_unref(got);
+    cr_expect_null(server_calltable_get(t, "c-2"));
+
+    server_calltable_settle(t, c); /* not done: nothing */
+    cr_expect_eq(atomic_load(&done_count), 0);
+    server_call_succeed(c, json_integer(1), 1.0);
+    server_calltable_settle(t, c);
+    server_calltable_settle(t, c);
+    wait_done(1);
+    usleep(20000);
+    cr_expect_eq(atomic_load(&done_count), 1);
+    server_call_unref(c);
+    server_calltable_free(t);
+}
+
+Test(calltable, unwatched_calls_are_settled_by_the_table) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 1000, on_done, NULL, &t), 0);
+    server_call *calls[50];
+    for (int i = 0; i < 50; i++) {
+        calls[i] = new_call(i);
+        cr_assert_eq(server_calltable_add(t, calls[i]), 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        server_call_add_log(calls[i], 0, 0, "info", "line");
+        if (i % 2)
+            server_call_succeed(calls[i], json_null(), 0);
+        else
+            server_call_fail(calls[i], "function-failed", "no", NULL, NULL, 0);
+    }
+    wait_done(50);
+    for (int i = 0; i < 50; i++)
+        server_call_unref(calls[i]);
+    cr_expect_eq(server_calltable_count(t), 50);
+    server_calltable_free(t);
+}
+
+Test(calltable, retention_by_count_evicts_oldest) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 3, on_done, NULL, &t), 0);
+    server_call *running = new_call(100);
+    cr_assert_eq(server_calltable_add(t, running), 0);
+    for (int i = 0; i < 5; i++) {
+        server_call *c = new_call(i);
+        server_call_succeed(c, json_null(), 0);
+        cr_assert_eq(server_calltable_add(t, c), 0);
+        server_call_unref(c);
+    }
+    wait_done(5);
+    cr_expect_null(server_calltable_get(t, "c-0"));
+    cr_expect_null(server_calltable_get(t, "c-1"));
+    server_call *c4 = server_calltable_get(t, "c-4");
+    cr_expect_not_null(c4);
+    server_call_unref(c4);
+    /* A running call is never evicted. */
+    server_call *r = server_calltable_get(t, "c-100");
+    cr_expect_eq(r, running);
+    server_call_unref(r);
+    cr_expect_eq(server_calltable_count(t), 4);
+
+    server_calltable_fail_all(t, "pool-unavailable", "stopping");
+    cr_expect_str_eq(server_call_slug(running), "pool-unavailable");
+    wait_done(6);
+    server_call_unref(running);
+    server_calltable_free(t);
+}
+
+Test(calltable, retention_by_age) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(20, 1000, on_done, NULL, &t), 0);
+    server_call *c = new_call(1);
+    cr_assert_eq(server_calltable_add(t, c), 0);
+    server_call_succeed(c, json_null(), 0);
+    server_call_unref(c);
+    wait_done(1);
+    server_call *got = c;
+    for (int i = 0; i < 5000 && got; i++) {
+        got = server_calltable_get(t, "c-1");
+        server_call_unref(got);
+        if (got)
+            usleep(1000);
+    }
+    cr_expect_null(got, "never expired");
+    server_calltable_free(t);
+}

@@ -1,0 +1,175 @@
+/*
+ * Request body decoding (server/request.c) and --listen parsing
+ * (server/config.c): pure functions, checked on valid input, every kind of
+ * invalid input, and limits.
+ */
+#include "server/config.h"
+#include "server/request.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+static const server_request_limits lim = {
+    .max_depth = 8, .default_timeout_ms = 30000, .max_timeout_ms = 60000};
+
+static int decode(const char *s, server_call_request *r) {
+    return server_request_decode_call(s, strlen(s), &lim, r);
+}
+
+Test(request, valid_call_with_defaults) {
+    server_call_request r;
+    cr_assert_eq(decode("{\"function\": \"fib\"}", &r), 0);
+    cr_expect_str_eq(r.function, "fib");
+    cr_expect(json_is_object(r.args) && json_object_size(r.args) == 0);
+    cr_expect_eq(r.timeout_ms, 30000);
+    cr_expect_null(r.error.slug);
+    server_call_request_clear(&r);
+
+    cr_assert_eq(decode("{\"function\": \"fib\", \"args\": {\"n\": 3}, "
+                        "\"timeout_ms\": 60000, \"extra\": 1}",
+                        &r),
+                 0);
+    cr_expect_eq(json_integer_value(json_object_get(r.args, "n")), 3);
+    cr_expect_eq(r.timeout_ms, 60000);
+    server_call_request_clear(&r);
+}
+
+Test(request, malformed) {
+    static const char *const bodies[] = {"",     "{",       "{\"function\"",
+                                         "[1]",  "\"fib\"", "42",
+                                         "null", "{} {}",   "{\"a\": tru}"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        server_call_request r;
+        cr_expect_eq(decode(bodies[i], &r), -1, "%s", bodies[i]);
+        cr_expect_str_eq(r.error.slug, "malformed-request", "%s", bodies[i]);
+        server_call_request_clear(&r);
+    }
+    server_call_request r;
+    cr_assert_eq(decode("{\"function\": \"fib\",\n  \"args\": {]}", &r), -1);
+    cr_expect(strstr(r.error.detail, "line 2"), "%s", r.error.detail);
+    server_call_request_clear(&r);
+}
+
+Test(request, depth) {
+    cr_expect(server_json_depth_ok("[[[]]]", 6, 3));
+    cr_expect_not(server_json_depth_ok("[[[[]]]]", 8, 3));
+    /* Brackets inside strings, escaped quotes included, do not count. */
+    const char *s = "{\"a\": \"[[[[[[\\\"[[[[\"}";
+    cr_expect(server_json_depth_ok(s, strlen(s), 1));
+    server_call_request r;
+    cr_expect_eq(
+        decode("{\"function\": \"f\", \"args\": {\"a\": [[[[[[[[[]]]]]]]]]}}",
+               &r),
+        -1);
+    cr_expect_str_eq(r.error.slug, "malformed-request");
+    server_call_request_clear(&r);
+}
+
+Test(request, wrong_types_name_the_field) {
+    static const char *const cases[][2] = {
+        {"{}", "function"},
+        {"{\"function\": \"\"}", "function"},
+        {"{\"function\": [\"fib\"]}", "function"},
+        {"{\"function\": \"f\", \"args\": null}", "args"},
+        {"{\"function\": \"f\", \"args\": 3}", "args"},
+        {"{\"function\": \"f\", \"timeout_ms\": 0}", "timeout_ms"},
+        {"{\"function\": \"f\", \"timeout_ms\": 60001}", "timeout_ms"},
+        {"{\"function\": \"f\", \"timeout_ms\": 2.0}", "timeout_ms"},
+        {"{\"function\": \"f\", \"timeout_ms\": true}", "timeout_ms"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        server_call_request r;
+        cr_expect_eq(decode(cases[i][0], &r), -1, "%s", cases[i][0]);
+        cr_expect_str_eq(r.error.slug, "invalid-arguments", "%s", cases[i][0]);
+        cr_expect(strstr(r.error.detail, cases[i][1]), "%s: %s", cases[i][0],
+                  r.error.detail);
+        server_call_request_clear(&r);
+    }
+}
+
+Test(request, batch) {
+    const char *body = "{\"calls\": [{\"function\": \"a\"}, 5, "
+                       "{\"function\": \"b\", \"args\": []}, "
+                       "{\"function\": \"c\", \"timeout_ms\": 7}]}";
+    server_call_request *calls;
+    size_t n;
+    server_request_error err;
+    cr_assert_eq(
+        server_request_decode_batch(body, strlen(body), &lim, &calls, &n, &err),
+        0);
+    cr_assert_eq(n, 4);
+    cr_expect_null(calls[0].error.slug);
+    cr_expect_str_eq(calls[1].error.slug, "invalid-arguments");
+    cr_expect(strstr(calls[1].error.detail, "calls[1]"));
+    cr_expect_str_eq(calls[2].error.slug, "invalid-arguments");
+    cr_expect(strstr(calls[2].error.detail, "calls[2].args"));
+    cr_expect_str_eq(calls[2].function, "b");
+    cr_expect_null(calls[3].error.slug);
+    cr_expect_eq(calls[3].timeout_ms, 7);
+    server_batch_request_free(calls, n);
+
+    static const char *const bad[][2] = {
+        {"{\"calls\": 1}", "invalid-arguments"},
+        {"{}", "invalid-arguments"},
+        {"[]", "malformed-request"},
+        {"{\"calls\": [", "malformed-request"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_expect_eq(server_request_decode_batch(bad[i][0], strlen(bad[i][0]),
+                                                 &lim, &calls, &n, &err),
+                     -1);
+        cr_expect_str_eq(err.slug, bad[i][1], "%s", bad[i][0]);
+    }
+}
+
+Test(config, listen) {
+    struct sockaddr_storage a;
+    socklen_t len;
+    cr_assert_eq(server_config_parse_listen("127.0.0.1:8080", &a, &len), 0);
+    cr_expect_eq(a.ss_family, AF_INET);
+    cr_expect_eq(ntohs(((struct sockaddr_in *)&a)->sin_port), 8080);
+    cr_assert_eq(server_config_parse_listen("[::1]:0", &a, &len), 0);
+    cr_expect_eq(a.ss_family, AF_INET6);
+    cr_expect_eq(len, sizeof(struct sockaddr_in6));
+    cr_assert_eq(server_config_parse_listen("localhost:1", &a, &len), 0);
+    cr_assert_eq(server_config_parse_listen("0.0.0.0:65535", &a, &len), 0);
+    static const char *const bad[] = {
+        "",          "8080",          ":80",
+        "127.0.0.1", "1.2.3:4",       "1.2.3.4:",
+        "1.2.3.4:x", "1.2.3.4:65536", "1.2.3.4:-1",
+        "[::1]",     "[::1]80",       "::1:80",
+        "[zz]:80",   "1.2.3.4: 80",   "host.example:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(server_config_parse_listen(bad[i], &a, &len), -EINVAL,
+                     "%s", bad[i]);
+}
+
+Test(config, env_flags_and_errors) {
+    server_config cfg;
+    char err[256];
+    char *env[] = {"POOLHOST_MAX_QUEUE=7", "POOLHOST_PLUGINS=/a.so::/b.so",
+                   "POOLHOST_ENABLE_FAULT_INJECTION=yes",
+                   "POOLHOST_MAX_BODY_BYTES=2K", NULL};
+    char *argv[] = {"poolhost", "--max-queue=9", "--isolation", "thread", NULL};
+    FILE *out = fopen("/dev/null", "w");
+    cr_assert_eq(server_config_parse(&cfg, 4, argv, env, out, err, sizeof err),
+                 0, "%s", err);
+    cr_expect_eq(cfg.max_queue, 9);
+    cr_expect_eq(cfg.isolation, SERVER_ISOLATION_THREAD);
+    cr_expect(cfg.fault_injection);
+    cr_expect_eq(cfg.max_body_bytes, 2048);
+    cr_assert_eq(cfg.nplugins, 2);
+    cr_expect_str_eq(cfg.plugins[1], "/b.so");
+    server_config_free(&cfg);
+
+    char *bad[] = {"poolhost", "--retain-ms", NULL};
+    cr_expect_eq(server_config_parse(&cfg, 2, bad, NULL, out, err, sizeof err),
+                 -EINVAL);
+    cr_expect(strstr(err, "--retain-ms"), "%s", err);
+    char *help[] = {"poolhost", "--help", NULL};
+    cr_expect_eq(server_config_parse(&cfg, 2, help, NULL, out, err, sizeof err),
+                 SERVER_CONFIG_EXIT);
+    fclose(out);
+}
