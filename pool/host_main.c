@@ -37,8 +37,10 @@ int pool_host_main(int argc, char **argv) {
         fprintf(stderr, "pool host: bad file descriptor arguments\n");
         return POOL_HOST_EXIT_SETUP;
     }
-    /* Reparented already: the server is gone, nobody would read us. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+    /* Die with the server. A server that died before this line is seen
+     * as end of stream on the socket instead; getppid() == 1 would not
+     * tell, since the server is PID 1 in a container. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         return POOL_HOST_EXIT_SETUP;
     signal(SIGPIPE, SIG_IGN);
     pool_shm_t *shm;
