@@ -8,6 +8,7 @@
 #include "request.h"
 #include "routes.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -146,9 +147,12 @@ enum MHD_Result server_route_calls_create(server_req *req) {
     return wait_for(req, call, true);
 }
 
-/* The call named by the path, or a 404 answer (NULL). */
+/* The call named by the path (its id becomes the X-Request-Id unless the
+ * client sent one), or a 404 answer (NULL). */
 static server_call *path_call(server_req *req, enum MHD_Result *r) {
     server_call *call = server_calltable_get(req->http->calls, req->param);
+    if (call && !req->rid[0])
+        snprintf(req->rid, sizeof req->rid, "%s", server_call_id(call));
     if (!call)
         *r = server_req_problem(
             req, "not-found",

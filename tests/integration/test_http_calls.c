@@ -175,6 +175,9 @@ Test(http_calls, cancel_async) {
     snprintf(path, sizeof path, "/v1/calls/%s", id);
     cr_assert_eq(ph_get(&srv, path, &r), 0);
     cr_expect_str_eq(str(r.json, "status"), "cancelled");
+    char rid[128];
+    cr_assert(ph_resp_header(&r, "X-Request-Id", rid, sizeof rid));
+    cr_expect_str_eq(rid, id);
     ph_resp_free(&r);
     /* Cancelling a finished call changes nothing. */
     cr_assert_eq(ph_http("DELETE", url, NULL, NULL, NULL, &r), 0);
