@@ -16,6 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+/* The thread drains the change queue at most once per COALESCE_NS, so
+ * that a busy service wakes it a few dozen times a second, not several
+ * times per call. Waiting clients settle their calls themselves; only
+ * calls nobody waits for wait this long for their metrics. */
+#define COALESCE_NS (20 * 1000000LL)
+
 typedef struct entry {
     server_calltable *table;
     char *id;
@@ -97,14 +103,31 @@ static void unlink_locked(server_calltable *t, entry *e) {
         }
 }
 
+/* Takes a settled entry out of the change queue (rare: the queue is
+ * drained every COALESCE_NS, long before an entry is the oldest). */
+static void dequeue_locked(server_calltable *t, entry *e) {
+    entry *prev = NULL;
+    for (entry *q = t->qhead; q; prev = q, q = q->qnext)
+        if (q == e) {
+            if (prev)
+                prev->qnext = e->qnext;
+            else
+                t->qhead = e->qnext;
+            if (t->qtail == e)
+                t->qtail = prev;
+            e->queued = false;
+            return;
+        }
+}
+
 /* Moves the finished entries past their retention to a list (linked by
- * dnext) that the caller frees without the lock. An entry still in the
- * change queue waits for the thread to drain it. */
+ * dnext) that the caller frees without the lock. */
 static entry *collect_evicted_locked(server_calltable *t, int64_t now) {
     entry *out = NULL, **tail = &out;
-    while (
-        t->dhead && !t->dhead->queued &&
-        (t->ndone > t->retain_max || now - t->dhead->done_ns >= t->retain_ns)) {
+    while (t->dhead && (t->ndone > t->retain_max ||
+                        now - t->dhead->done_ns >= t->retain_ns)) {
+        if (t->dhead->queued)
+            dequeue_locked(t, t->dhead);
         entry *e = t->dhead;
         t->dhead = e->dnext;
         if (!t->dhead)
@@ -146,7 +169,8 @@ static void on_change(void *udata) {
         else
             t->qhead = e;
         t->qtail = e;
-        pthread_cond_signal(&t->cond);
+        if (t->qhead == e)
+            pthread_cond_signal(&t->cond);
     }
     pthread_mutex_unlock(&t->lock);
 }
@@ -196,9 +220,18 @@ static struct timespec deadline_in(int64_t ns) {
 static void *table_thread(void *arg) {
     server_calltable *t = arg;
     pthread_mutex_lock(&t->lock);
+    bool draining = false;
+    int64_t last_drain = 0;
     while (!t->stopping) {
         entry *e = t->qhead;
+        if (e && !draining && now_ns() < last_drain + COALESCE_NS) {
+            struct timespec ts =
+                deadline_in(last_drain + COALESCE_NS - now_ns());
+            pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+            continue;
+        }
         if (e) {
+            draining = true;
             t->qhead = e->qnext;
             if (!t->qhead)
                 t->qtail = NULL;
@@ -213,6 +246,10 @@ static void *table_thread(void *arg) {
             continue;
         }
         int64_t now = now_ns();
+        if (draining) {
+            draining = false;
+            last_drain = now;
+        }
         entry *evicted = collect_evicted_locked(t, now);
         if (evicted) {
             pthread_mutex_unlock(&t->lock);
