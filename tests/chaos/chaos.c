@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
     if (chaos_parse_options(&run.opt, argc, argv) != 0)
         return 2;
     const char *bin = getenv("POOLHOST_BIN");
-    if (!bin) {
+    if (!bin && !run.opt.attach_pid) {
         fprintf(stderr, "chaos: set POOLHOST_BIN to the poolhost binary\n");
         return 2;
     }

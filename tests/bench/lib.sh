@@ -1,0 +1,131 @@
+# Shared helpers for the benchmark scripts (sourced, not run). Every server
+# is started on 127.0.0.1 port 0 and found through its `listening` line;
+# every process started here is stopped by its pid on exit.
+
+# The build directory: $BUILD, else ./build-h8 or ./build under the repo.
+bench_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ -z "${BUILD:-}" ]; then
+    BUILD=$bench_repo/build
+    [ -x "$bench_repo/build-h8/server/poolhost" ] && BUILD=$bench_repo/build-h8
+fi
+POOLHOST=${POOLHOST:-$BUILD/server/poolhost}
+CEILING=${CEILING:-$BUILD/tests/bench/ceiling}
+BENCH_DIR=$bench_repo/tests/bench
+OUT=${OUT:-$BENCH_DIR/out}
+mkdir -p "$OUT"
+
+bench_pids=()
+bench_cleanup() {
+    local p
+    for p in "${bench_pids[@]}"; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    bench_pids=()
+}
+trap bench_cleanup EXIT
+
+now_ns() { date +%s%N; }
+
+# start_server NAME LOG CMD...: starts CMD with stderr into LOG and waits
+# (at most 20 s) for its listening line. Sets SERVER_PID and SERVER_PORT.
+start_server() {
+    local name=$1 log=$2
+    shift 2
+    "$@" 2>"$log" >/dev/null &
+    SERVER_PID=$!
+    bench_pids+=("$SERVER_PID")
+    SERVER_PORT=""
+    local i line
+    for ((i = 0; i < 2000; i++)); do
+        line=$(grep -m1 'listening' "$log" 2>/dev/null || true)
+        if [ -n "$line" ]; then
+            SERVER_PORT=$(sed -nE 's/.*port[=":]+([0-9]+).*/\1/p' <<<"$line")
+            [ -n "$SERVER_PORT" ] ||
+                SERVER_PORT=$(grep -oE ':[0-9]+' <<<"$line" | tail -1 | tr -d :)
+            [ -n "$SERVER_PORT" ] && return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    echo "$name did not start; its log:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# free_port: a TCP port free on 127.0.0.1 right now (for servers started
+# with a quiet log, which do not print their listening line).
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# start_quiet NAME LOG PORT CMD...: starts CMD (which listens on PORT) and
+# waits (at most 20 s) until PORT accepts connections. Sets SERVER_PID and
+# SERVER_PORT.
+start_quiet() {
+    local name=$1 log=$2 port=$3 i
+    shift 3
+    "$@" 2>"$log" >/dev/null &
+    SERVER_PID=$!
+    bench_pids+=("$SERVER_PID")
+    SERVER_PORT=$port
+    for ((i = 0; i < 2000; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    echo "$name did not start; its log:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# stop_server PID: SIGTERM, then wait for it.
+stop_server() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local keep=() p
+    for p in "${bench_pids[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    bench_pids=("${keep[@]}")
+}
+
+# post PORT PATH BODY [CURL_ARGS...]: prints "STATUS SECONDS" and keeps the
+# body in $OUT/last_body.json.
+post() {
+    local port=$1 path=$2 body=$3
+    shift 3
+    curl -s -o "$OUT/last_body.json" -w '%{http_code} %{time_total}\n' \
+        --max-time 60 -H 'Content-Type: application/json' -d "$body" "$@" \
+        "http://127.0.0.1:$port$path"
+}
+
+# get PORT PATH: the body on stdout.
+get() {
+    curl -s --max-time 10 "http://127.0.0.1:$1$2"
+}
+
+# host_pid PORT: the pool host's pid from GET /v1/pool (empty if none).
+host_pid() {
+    get "$1" /v1/pool | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception:
+    sys.exit(0)
+h = d.get("host") if isinstance(d.get("host"), dict) else d
+pid = h.get("pid") if isinstance(h, dict) else None
+print(pid if isinstance(pid, int) and pid > 0 else "")'
+}
+
+# rss_kb PID: resident set size in KiB.
+rss_kb() {
+    awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+# fd_count PID
+fd_count() {
+    (ls "/proc/$1/fd" 2>/dev/null || true) | wc -l
+}
