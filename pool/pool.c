@@ -67,6 +67,17 @@ static void wake_one(pool_t *pool) {
     futex_wake(&pool->epoch, 1);
 }
 
+/* Wakes a sleeper for work pushed on a deque, unless one is already being
+ * woken or a worker is searching. */
+static void wake_for_push(pool_t *pool) {
+    if (atomic_load_explicit(&pool->sleepers, memory_order_relaxed) &&
+        !atomic_load_explicit(&pool->searching, memory_order_relaxed) &&
+        !atomic_load_explicit(&pool->wake_pending, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&pool->wake_pending, true,
+                                  memory_order_relaxed))
+        wake_one(pool);
+}
+
 void pool__push(pool_worker *w, pool_job *job) {
     if (pool_deque_push(&w->deque, job) < 0) {
         job->run(job, w);
@@ -74,11 +85,8 @@ void pool__push(pool_worker *w, pool_job *job) {
     }
     /* The compiler must not hoist the loads above the push; the CPU may,
      * which the sleeper's membarrier covers. */
-    pool_t *pool = w->pool;
     atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&pool->sleepers, memory_order_relaxed) &&
-        !atomic_load_explicit(&pool->searching, memory_order_relaxed))
-        wake_one(pool);
+    wake_for_push(w->pool);
 }
 
 void pool__inject(pool_t *pool, pool_job *job) {
@@ -214,21 +222,30 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
         uint32_t e = atomic_load(&pool->epoch);
         atomic_fetch_add(&pool->sleepers, 1);
         atomic_fetch_sub(&pool->searching, 1);
+        /* From here on a push must wake a sleeper again: maybe this one. */
+        atomic_store_explicit(&pool->wake_pending, false, memory_order_relaxed);
         if (pool->membarrier)
             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
         if (wait_mark_sleepy(w, kind, word) && !work_visible(w))
             futex_wait(&pool->epoch, e, !pool->membarrier);
         atomic_fetch_add(&pool->searching, 1);
+        atomic_store_explicit(&pool->wake_pending, false, memory_order_relaxed);
         atomic_fetch_sub(&pool->sleepers, 1);
         spin = SPIN_ROUNDS / 2;
     }
 }
 
+/* As wait_loop. The last searcher to find a job wakes a sleeper if more
+ * work is queued, as pushes made while it searched woke nobody. */
 static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
                                _Atomic uint32_t *word) {
-    atomic_fetch_add_explicit(&w->pool->searching, 1, memory_order_relaxed);
+    pool_t *pool = w->pool;
+    atomic_fetch_add_explicit(&pool->searching, 1, memory_order_relaxed);
     pool_job *job = wait_loop(w, kind, word);
-    atomic_fetch_sub_explicit(&w->pool->searching, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_relaxed) ==
+            1 &&
+        job && work_visible(w))
+        wake_for_push(pool);
     return job;
 }
 

@@ -65,6 +65,9 @@ struct pool {
     /* Idle workers spinning for work: while there is one, a push need not
      * wake a sleeper (it would cost a system call per push). */
     _Alignas(64) _Atomic uint32_t searching;
+    /* A push woke a sleeper that has not run yet: until it does, further
+     * pushes need not wake anyone (each would be a system call). */
+    _Alignas(64) atomic_bool wake_pending;
     bool membarrier; /* the sleeper's side of the push/sleep handshake */
     /* Injector: FIFO of jobs from outside the pool. */
     _Alignas(64) _Atomic size_t inj_count;

@@ -3,7 +3,8 @@
  * n-queens(13) forked over the columns of the first rows, and a parallel
  * merge sort of 10M doubles. Sequential versus the pool at 1 and N threads
  * and, when built with -Dbench_peers=true, OpenMP tasks and oneTBB
- * task_group on the same algorithms. Prints the median of several runs.
+ * task_group on the same algorithms. The runtimes take turns, run by run,
+ * so that a load change on the machine hits them alike; prints medians.
  * Arguments (fib, nqueens, sort) pick a subset of the work.
  */
 #include "bench_work.h"
@@ -16,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_REPS 9
+#define MAX_REPS 15
 
 static double now_s(void) {
     struct timespec ts;
@@ -152,7 +153,7 @@ enum work { FIB, NQ, SORT, NWORK };
 static const char *work_names[NWORK] = {"fib(32) join/level", "nqueens(13)",
                                         "sort 10M doubles"};
 static const char *work_args[NWORK] = {"fib", "nqueens", "sort"};
-static const int reps[NWORK] = {7, 7, 5};
+static const int reps[NWORK] = {11, 11, 7};
 
 static double *sort_input, *sort_a, *sort_b;
 static double sort_sum;
@@ -236,12 +237,10 @@ static double run_once(enum work w, enum runtime rt, int t, pool_t *p) {
     return dt;
 }
 
-static double measure(enum work w, enum runtime rt, int t, pool_t *p) {
-    double v[MAX_REPS];
-    run_once(w, rt, t, p); /* warm-up */
-    for (int i = 0; i < reps[w]; i++)
-        v[i] = run_once(w, rt, t, p);
-    return median(v, reps[w]);
+/* Lets the spinning threads of the previous runtime go to sleep. */
+static void settle(void) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
 }
 
 static bool selected(int argc, char **argv, int w) {
@@ -299,14 +298,20 @@ int main(int argc, char **argv) {
     for (int w = 0; w < NWORK; w++) {
         if (!selected(argc, argv, w))
             continue;
-        for (int rt = 0; rt < nrt; rt++) {
-            for (int k = 0; k < 2; k++) {
-                if (rt == SEQ && k == 1) {
-                    ms[w][rt][1] = ms[w][rt][0];
-                    continue;
+        double v[NRUNTIMES][2][MAX_REPS];
+        for (int r = -1; r < reps[w]; r++) { /* run -1 warms up */
+            for (int rt = 0; rt < nrt; rt++) {
+                for (int k = 0; k < (rt == SEQ ? 1 : 2); k++) {
+                    settle();
+                    double dt = run_once(w, rt, (int)sizes[k], pools[k]);
+                    if (r >= 0)
+                        v[rt][k][r] = dt;
                 }
-                ms[w][rt][k] = 1e3 * measure(w, rt, (int)sizes[k], pools[k]);
             }
+        }
+        for (int rt = 0; rt < nrt; rt++) {
+            for (int k = 0; k < (rt == SEQ ? 1 : 2); k++)
+                ms[w][rt][k] = 1e3 * median(v[rt][k], reps[w]);
             if (rt == SEQ)
                 printf("%-20s %-11s %10.1f %10s %9s %9s\n", work_names[w],
                        runtime_names[rt], ms[w][rt][0], "", "", "");

@@ -133,7 +133,7 @@ Test(pool, nested_joins_steal_and_keep_context, .fini = stop, .timeout = 120) {
     pool_call_init(&other, 7, "call-7", 0);
     /* On a loaded machine a run may happen to stay on one worker; the
      * forced steal above covers that, here several rounds must spread. */
-    for (int round = 0; round < 50 && __builtin_popcountll(workers) < 2;
+    for (int round = 0; round < 200 && __builtin_popcountll(workers) < 2;
          round++) {
         two_calls t1, t2;
         t1.a = (fib_arg){.n = 24,
