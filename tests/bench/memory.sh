@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Memory: resident set size of the idle service (no host yet), of the
-# service and its host after the first call, and after 100 host restarts
-# (admin restart, then a call on the new host), in both isolation modes.
+# service and its host after the first call, after 100 host restarts
+# (admin restart, then a call on the new host), and after a burst of small
+# calls (wrk, 10 s: the finished calls retained for GET are counted in),
+# in both isolation modes.
 # Prints a table; writes $OUT/memory.csv.
 #
 #   tests/bench/memory.sh [-r RESTARTS] [-m "process thread"]
@@ -66,5 +68,10 @@ for mode in $modes; do
     done
     sleep 0.5
     sample "$mode" "after_${restarts}_restarts"
+    calls=$(wrk -t2 -c16 -d10s -s "$BENCH_DIR/call.lua" \
+        "http://127.0.0.1:$port" -- sum_squares '{"n":1000}' |
+        sed -nE 's/^WRK .*requests=([0-9]+).*/\1/p')
+    sleep 0.5
+    sample "$mode" "after_${calls}_calls"
     stop_server "$SERVER_PID"
 done

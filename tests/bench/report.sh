@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes tests/bench/report/README.md with the
+# tables and PNG plots (gnuplot): HTTP throughput and p99 against
+# connections for poolhost and the ceiling, pool speedup by function, time
+# from each fault to its response, memory, and a CPU profile of poolhost
+# under the small-call load (perf, when available).
+#
+#   tests/bench/report.sh [-q]     # -q: shorter runs (a smoke test)
+#
+# Needs a release build (BUILD=dir, default ./build-h8 or ./build), wrk,
+# gnuplot and python3; perf is optional. Takes about 15 minutes.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+quick=false
+while getopts q opt; do
+    case $opt in
+    q) quick=true ;;
+    *) exit 2 ;;
+    esac
+done
+REPORT=$BENCH_DIR/report
+mkdir -p "$REPORT"
+for tool in wrk gnuplot python3; do
+    command -v "$tool" >/dev/null || { echo "report: needs $tool" >&2; exit 1; }
+done
+
+if $quick; then
+    http_args=(-d 2 -r 1 -c "1 32")
+    fault_args=(-n 3)
+    mem_args=(-r 10)
+    speed_reps=1
+else
+    http_args=(-d 5 -r 2 -c "1 8 32 128")
+    fault_args=(-n 10)
+    mem_args=(-r 100)
+    speed_reps=3
+fi
+
+echo "== HTTP benchmark" >&2
+"$BENCH_DIR/http_bench.sh" "${http_args[@]}" >/dev/null
+echo "== failure timing" >&2
+"$BENCH_DIR/fault_timing.sh" "${fault_args[@]}" >/dev/null
+echo "== memory" >&2
+"$BENCH_DIR/memory.sh" "${mem_args[@]}" >/dev/null
+
+# Pool speedup by function over HTTP: run_ms as the host measured it, at
+# --threads 1 and --threads 2, median of a few calls each.
+echo "== pool speedup over HTTP" >&2
+speed_csv=$OUT/speedup_http.csv
+echo "function,threads,run_ms" >"$speed_csv"
+# name|args as shown; the bodies are written once (sort gets 1M numbers).
+python3 - "$OUT" <<'PY'
+import json, random, sys
+r = random.Random(1)
+calls = [
+    ("nqueens", {"n": 12}, None),
+    ("sum_squares", {"n": 100000000}, None),
+    ("sort", {"values": [r.randint(0, 10**9) for _ in range(1000000)]},
+     "1M random integers"),
+    ("primes", {"limit": 30000000}, None),
+    ("mandelbrot", {"width": 1200, "height": 800, "max_iter": 500}, None),
+    ("matmul", {"n": 400, "seed": 7}, None),
+    ("fib", {"n": 30, "cutoff": 12}, None),
+]
+with open(f"{sys.argv[1]}/speedup_calls.txt", "w") as index:
+    for i, (fn, args, shown) in enumerate(calls):
+        with open(f"{sys.argv[1]}/speedup_body_{i}.json", "w") as f:
+            json.dump({"function": fn, "args": args, "timeout_ms": 120000}, f)
+        index.write(f"{i}|{fn}|{shown or json.dumps(args)}\n")
+PY
+for threads in 1 2; do
+    port=$(free_port)
+    start_quiet "poolhost-t$threads" "$OUT/speedup-$threads.log" "$port" \
+        "$POOLHOST" --listen "127.0.0.1:$port" --threads "$threads" \
+        --idle-shutdown-ms -1 --log-level warn --max-log-lines 10
+    while IFS='|' read -r i name shown; do
+        for ((k = 0; k <= speed_reps; k++)); do
+            r=$(post "$port" /v1/calls "@$OUT/speedup_body_$i.json")
+            [ "${r%% *}" = 200 ] || {
+                echo "$name at $threads threads: $r $(head -c 300 "$OUT/last_body.json")" >&2
+                exit 1
+            }
+            ((k == 0)) && continue # warm-up
+            run_ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["timing"]["run_ms"])' "$OUT/last_body.json")
+            echo "$name,$threads,$run_ms" >>"$speed_csv"
+        done
+    done <"$OUT/speedup_calls.txt"
+    stop_server "$SERVER_PID"
+done
+
+pool_table=""
+if [ -x "$BUILD/tests/bench/bench_pool" ]; then
+    echo "== pool benchmark (bench_pool)" >&2
+    pool_table=$("$BUILD/tests/bench/bench_pool")
+fi
+
+# A CPU profile of the small-call load, by thread and by symbol.
+profile=""
+if command -v perf >/dev/null && [ "${PROFILE:-1}" = 1 ]; then
+    echo "== profile" >&2
+    port=$(free_port)
+    start_quiet poolhost-prof "$OUT/profile.log" "$port" "$POOLHOST" \
+        --listen "127.0.0.1:$port" --idle-shutdown-ms -1 --log-level warn
+    post "$port" /v1/calls '{"function":"sum_squares","args":{"n":1000}}' >/dev/null
+    wrk -t2 -c32 -d8s -s "$BENCH_DIR/call.lua" "http://127.0.0.1:$port" \
+        -- sum_squares '{"n":1000}' >/dev/null &
+    wrk_pid=$!
+    sleep 2
+    if perf record -q -a -g -o "$OUT/perf.data" -- sleep 4 2>/dev/null; then
+        profile=$(
+            echo "CPU share by thread (whole machine, 4 s of wrk -c32 small calls):"
+            echo
+            perf report -i "$OUT/perf.data" --no-children --sort comm,pid \
+                --stdio -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 12'
+            echo
+            echo "Hottest symbols in poolhost (self time, share of all samples):"
+            echo
+            perf report -i "$OUT/perf.data" --no-children --comm poolhost,MHD-worker \
+                --sort dso,sym --stdio -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 25'
+        )
+    fi
+    wait "$wrk_pid" || true
+    stop_server "$SERVER_PID"
+fi
+
+echo "== plots and README" >&2
+python3 - "$OUT" "$REPORT" <<'PY'
+import csv, statistics, sys
+out, report = sys.argv[1], sys.argv[2]
+runs = list(csv.DictReader(open(f"{out}/http_runs.csv")))
+def median_run(rs):
+    rs = sorted(rs, key=lambda r: float(r["rps"]))
+    return rs[(len(rs) - 1) // 2]
+targets = list(dict.fromkeys(r["target"] for r in runs))
+for wl in dict.fromkeys(r["workload"] for r in runs):
+    with open(f"{out}/plot_http_{wl}.dat", "w") as f:
+        f.write("# conns " + " ".join(f"{t}_rps {t}_p99ms" for t in targets) + "\n")
+        for c in sorted({int(r["conns"]) for r in runs if r["workload"] == wl}):
+            cells = [str(c)]
+            for t in targets:
+                m = median_run([r for r in runs if r["workload"] == wl
+                                and r["target"] == t and int(r["conns"]) == c])
+                cells += [m["rps"], str(int(m["p99_us"]) / 1000)]
+            f.write(" ".join(cells) + "\n")
+sp = list(csv.DictReader(open(f"{out}/speedup_http.csv")))
+with open(f"{out}/plot_speedup.dat", "w") as f:
+    for fn in dict.fromkeys(r["function"] for r in sp):
+        t1 = statistics.median(float(r["run_ms"]) for r in sp if r["function"] == fn and r["threads"] == "1")
+        t2 = statistics.median(float(r["run_ms"]) for r in sp if r["function"] == fn and r["threads"] == "2")
+        f.write(f'"{fn}" {t1:.3f} {t2:.3f} {t1 / t2:.3f}\n')
+ft = list(csv.DictReader(open(f"{out}/fault_timing.csv")))
+with open(f"{out}/plot_faults.dat", "w") as f:
+    for r in ft:
+        if r["median_ms"]:
+            f.write(f'"{r["fault"].replace("_", " ")} ({r["mode"]})" {r["median_ms"]} {r["p90_ms"]}\n')
+PY
+
+workloads=$(python3 -c 'import csv,sys; print(" ".join(dict.fromkeys(r["workload"] for r in csv.DictReader(open(sys.argv[1])))))' "$OUT/http_runs.csv")
+ntargets=$(python3 -c 'import csv,sys; print(len(dict.fromkeys(r["target"] for r in csv.DictReader(open(sys.argv[1])))))' "$OUT/http_runs.csv")
+nw=$(wc -w <<<"$workloads")
+for what in throughput p99; do
+    {
+        echo "set terminal pngcairo size $((420 * nw)),380 font 'sans,9'"
+        echo "set output '$REPORT/http_$what.png'"
+        echo "set multiplot layout 1,$nw"
+        echo "set logscale x 2; set grid; set key top left"
+        echo "set xlabel 'connections'"
+        [ $what = throughput ] && echo "set ylabel 'requests/s'; set yrange [0:*]" ||
+            echo "set ylabel 'p99 latency (ms)'; set logscale y"
+        for wl in $workloads; do
+            echo "set title '$wl'"
+            plot="plot"
+            for ((t = 0; t < ntargets; t++)); do
+                col=$([ $what = throughput ] && echo $((2 + 2 * t)) || echo $((3 + 2 * t)))
+                title=$(head -1 "$OUT/plot_http_$wl.dat" | awk -v c=$((col)) '{print $(c + 1)}' | sed 's/_.*//')
+                plot="$plot '$OUT/plot_http_$wl.dat' using 1:$col with linespoints lw 2 title '$title',"
+            done
+            echo "${plot%,}"
+        done
+        echo "unset multiplot"
+    } | gnuplot
+done
+gnuplot <<EOF
+set terminal pngcairo size 760,380 font 'sans,9'
+set output '$REPORT/pool_speedup.png'
+set style data histograms; set style fill solid 0.8 border -1
+set boxwidth 0.7; set grid ytics; set yrange [0:*]
+set ylabel 'speedup, 2 threads vs 1 (run_ms in the host)'
+set xtics rotate by -25 noenhanced
+plot '$OUT/plot_speedup.dat' using 4:xtic(1) title 'pool speedup', 2 with lines dt 2 title 'ideal (2 CPUs)'
+EOF
+gnuplot <<EOF
+set terminal pngcairo size 760,420 font 'sans,9'
+set output '$REPORT/fault_timing.png'
+set style fill solid 0.8 border -1
+set logscale x; set grid xtics
+set xrange [0.1:5000]
+set xlabel 'time from the fault to the response, ms (bar: median, whisker: p90)'
+set ytics noenhanced
+set yrange [-0.7:$(($(wc -l <"$OUT/plot_faults.dat") - 1)).7]
+plot '$OUT/plot_faults.dat' using (\$2 / 2):0:(\$2 / 2):(0.35):yticlabels(1) with boxxyerror notitle, \
+     '' using 2:0:2:3 with xerrorbars pt 7 ps 0.5 notitle
+EOF
+
+# md_rows CSV: its data rows as markdown table rows.
+md_rows() {
+    awk -F, 'NR > 1 {
+        printf "|"
+        for (i = 1; i <= NF; i++) printf " %s |", $i
+        print ""
+    }' "$1"
+}
+
+# The README
+commit=$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
+{
+    echo "# poolhost benchmark report"
+    echo
+    echo "Generated by \`tests/bench/report.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "commit \`$commit\`, on $(nproc) CPUs ($cpu), Linux $(uname -r), release build."
+    echo "wrk runs on the same machine as the servers, so on 2 CPUs the client"
+    echo "takes a share of the CPU for the ceiling and poolhost alike. Regenerate"
+    echo "with \`tests/bench/report.sh\` (raw data lands in \`tests/bench/out/\`)."
+    echo
+    echo "## HTTP: poolhost against the ceiling"
+    echo
+    echo "The ceiling (\`tests/bench/ceiling.c\`) is a libmicrohttpd server with"
+    echo "poolhost's threading options that answers every POST with a fixed JSON"
+    echo "body. Workloads: \`small\` = \`sum_squares {n: 1000}\` (overhead-bound),"
+    echo "\`batch\` = 10 such calls in one \`POST /v1/batch\` (req/s counts"
+    echo "batches), \`nqueens\` = \`nqueens {n: 10}\` (compute-bound). Targets alternate"
+    echo "run by run; the table shows the median run; \"bad\" counts non-2xx"
+    echo "answers and socket errors. Targets: small-call throughput at least 50% of"
+    echo "the ceiling, p99 under 5 ms at 32 connections."
+    echo
+    cat "$OUT/http_table.md"
+    echo
+    echo "![throughput](http_throughput.png)"
+    echo
+    echo "![p99 latency](http_p99.png)"
+    echo
+    echo "## Failure timing"
+    echo
+    echo "From outside over HTTP (\`tests/bench/fault_timing.sh\`): each fault on a"
+    echo "warm service, spaced beyond the restart window so that none pays"
+    echo "another's backoff. \`crash to next 200\` is the crashing call plus the"
+    echo "next call on the new host; \`sigstop to 503\` runs with"
+    echo "\`--heartbeat-timeout-ms 1000\` and no innocent retries; cold start is"
+    echo "exec to listening and exec to the first result (the host starts lazily)."
+    echo "Targets: panic to 503 under 20 ms, restart to ready under 50 ms."
+    echo
+    echo "| fault | mode | n | median ms | p90 ms | max ms |"
+    echo "|---|---|---|---|---|---|"
+    md_rows "$OUT/fault_timing.csv"
+    echo
+    echo "![fault timing](fault_timing.png)"
+    echo
+    echo "## Memory"
+    echo
+    echo "Resident set size (\`tests/bench/memory.sh\`): the idle service (no host"
+    echo "yet), after the first call, and after host restarts (admin restart, then"
+    echo "a call on the new host). In thread mode the host lives in the service."
+    echo
+    echo "| mode | stage | service RSS KiB | host RSS KiB | service fds |"
+    echo "|---|---|---|---|---|"
+    md_rows "$OUT/memory.csv"
+    echo
+    echo "## Pool speedup by function"
+    echo
+    echo "Over HTTP: the host's \`run_ms\` for one call at \`--threads 1\` and"
+    echo "\`--threads 2\` (median of $speed_reps after a warm-up)."
+    echo
+    echo "| function | args | 1 thread ms | 2 threads ms | speedup |"
+    echo "|---|---|---|---|---|"
+    python3 - "$OUT/speedup_http.csv" "$OUT/speedup_calls.txt" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+shown = {l.split("|")[1]: l.split("|", 2)[2].strip() for l in open(sys.argv[2])}
+for fn in dict.fromkeys(r["function"] for r in rows):
+    rs = [r for r in rows if r["function"] == fn]
+    t1 = statistics.median(float(r["run_ms"]) for r in rs if r["threads"] == "1")
+    t2 = statistics.median(float(r["run_ms"]) for r in rs if r["threads"] == "2")
+    print(f"| {fn} | `{shown[fn]}` | {t1:.1f} | {t2:.1f} | {t1 / t2:.2f}x |")
+PY
+    echo
+    echo "![pool speedup](pool_speedup.png)"
+    if [ -n "$pool_table" ]; then
+        echo
+        echo "The pool benchmark (\`tests/bench/bench_pool\`, in-process, no HTTP):"
+        echo
+        echo '```'
+        echo "$pool_table"
+        echo '```'
+    fi
+    if [ -n "$profile" ]; then
+        echo
+        echo "## Where the time goes (small calls, 32 connections)"
+        echo
+        echo '```'
+        echo "$profile"
+        echo '```'
+    fi
+} >"$REPORT/README.md"
+echo "wrote $REPORT/README.md" >&2
