@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -235,16 +236,18 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
     }
 }
 
-/* As wait_loop. The last searcher to find a job wakes a sleeper if more
- * work is queued, as pushes made while it searched woke nobody. */
+/* As wait_loop. The last searcher to find a job wakes a sleeper to search
+ * in its place (as Go's scheduler does): the job is likely to fork, and a
+ * worker already awake steals at once instead of after a futex wake-up,
+ * which on a virtual machine can take milliseconds. */
 static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
                                _Atomic uint32_t *word) {
     pool_t *pool = w->pool;
     atomic_fetch_add_explicit(&pool->searching, 1, memory_order_relaxed);
     pool_job *job = wait_loop(w, kind, word);
-    if (atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_relaxed) ==
-            1 &&
-        job && work_visible(w))
+    uint32_t was =
+        atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_relaxed);
+    if (job && was == 1)
         wake_for_push(pool);
     return job;
 }
@@ -474,17 +477,29 @@ int pool_new(const pool_config *cfg, pool_t **out) {
             goto fail;
         }
     }
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WORKER_STACK);
-    for (uint32_t i = 0; i < n; i++) {
+    cpu_set_t allowed;
+    bool pin = !cfg->no_pin &&
+               sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+               (uint32_t)CPU_COUNT(&allowed) >= n;
+    int cpu = -1;
+    for (uint32_t i = 0; i < n && rc >= 0; i++) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, WORKER_STACK);
+        if (pin) {
+            while (!CPU_ISSET(++cpu, &allowed))
+                ;
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+        }
         rc = -pthread_create(&pool->workers[i].thread, &attr, worker_main,
                              &pool->workers[i]);
-        if (rc < 0)
-            break;
-        pool->workers[i].started = true;
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            pool->workers[i].started = true;
     }
-    pthread_attr_destroy(&attr);
     if (rc < 0)
         goto fail;
     *out = pool;

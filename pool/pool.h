@@ -20,8 +20,8 @@ typedef struct pool pool_t;
 /* The state one call shares with all of its jobs, stolen or not. Owned by
  * whoever submits the call (the host); it must outlive the call's jobs. */
 typedef struct pool_call {
-    uint64_t id;        /* wire id, tags log lines and crash records */
-    char id_str[80];    /* the id the caller sees (ph_call_id) */
+    uint64_t id;         /* wire id, tags log lines and crash records */
+    char id_str[80];     /* the id the caller sees (ph_call_id) */
     int64_t deadline_ns; /* CLOCK_MONOTONIC, 0 for none */
     atomic_bool cancelled;
     /* Set by ph_fail (first failure wins). */
@@ -44,13 +44,19 @@ typedef struct pool_config {
     /* Thread mode: a worker that parks after a fatal signal writes one byte
      * here (if >= 0) so the host notices at once. */
     int alert_fd;
+    /* By default, when nthreads does not exceed the CPUs the process may
+     * run on, worker i is pinned to the i-th of them: otherwise the kernel
+     * may stack a woken worker on a busy worker's CPU until its next
+     * balancing tick (4 ms here), a large share of a short call. true lets
+     * the workers float. */
+    bool no_pin;
 } pool_config;
 
 /* Per-worker progress, for heartbeats. */
 typedef struct pool_worker_status {
-    bool busy;          /* running a job */
-    uint64_t call_id;   /* of that job, 0 when idle */
-    uint64_t jobs_done; /* since the pool started */
+    bool busy;             /* running a job */
+    uint64_t call_id;      /* of that job, 0 when idle */
+    uint64_t jobs_done;    /* since the pool started */
     int64_t busy_since_ns; /* CLOCK_MONOTONIC, when the current job began */
 } pool_worker_status;
 

@@ -2,10 +2,13 @@
  * Pool benchmark: fib(32) with a join at every level (the overhead test),
  * n-queens(13) forked over the columns of the first rows, and a parallel
  * merge sort of 10M doubles. Sequential versus the pool at 1 and N threads
- * and, when built with -Dbench_peers=true, OpenMP tasks and oneTBB
- * task_group on the same algorithms. The runtimes take turns, run by run,
- * so that a load change on the machine hits them alike; prints medians.
- * Arguments (fib, nqueens, sort) pick a subset of the work.
+ * (workers pinned, the default, and floating) and, when built with
+ * -Dbench_peers=true, OpenMP tasks and oneTBB task_group on the same
+ * algorithms. The runtimes take turns, run by run, so that a load change on
+ * the machine hits them alike; prints medians. Before each run the
+ * benchmark sleeps briefly, so that every runtime starts with its workers
+ * asleep, as a call arriving at an idle host would. Arguments (fib,
+ * nqueens, sort) pick a subset of the work.
  */
 #include "bench_work.h"
 #include "pool/pool.h"
@@ -146,9 +149,10 @@ static void sort_job(ph_ctx *ctx, void *p) {
 
 /* ---- the runs --------------------------------------------------------- */
 
-enum runtime { SEQ, POOL, OMP, TBB, NRUNTIMES };
-static const char *runtime_names[NRUNTIMES] = {"sequential", "pool", "openmp",
-                                               "tbb"};
+/* pool: the default, workers pinned one per CPU; pool-float: no_pin. */
+enum runtime { SEQ, POOL, POOL_FLOAT, OMP, TBB, NRUNTIMES };
+static const char *runtime_names[NRUNTIMES] = {"sequential", "pool",
+                                               "pool-float", "openmp", "tbb"};
 enum work { FIB, NQ, SORT, NWORK };
 static const char *work_names[NWORK] = {"fib(32) join/level", "nqueens(13)",
                                         "sort 10M doubles"};
@@ -198,6 +202,7 @@ static double run_once(enum work w, enum runtime rt, int t, pool_t *p) {
             bench_sort_seq(sort_a, sort_b, BENCH_SORT_N, 0);
         break;
     case POOL:
+    case POOL_FLOAT:
         if (w == FIB) {
             pool_run(p, &call, fib_job, &fa);
             r = fa.r;
@@ -276,17 +281,20 @@ int main(int argc, char **argv) {
     want[NQ] = bench_nq_seq((1u << BENCH_NQ_N) - 1, 0, 0, 0);
     want[SORT] = 1;
 
-    pool_t *pools[2] = {NULL, NULL};
+    pool_t *pools[2][2]; /* [floating][1 or N threads] */
     uint32_t sizes[2] = {1, (uint32_t)n};
-    for (int i = 0; i < 2; i++) {
-        pool_config cfg = {.nthreads = sizes[i], .alert_fd = -1};
-        if (pool_new(&cfg, &pools[i]) < 0) {
-            fprintf(stderr, "pool_new failed\n");
-            return 1;
+    for (int f = 0; f < 2; f++) {
+        for (int i = 0; i < 2; i++) {
+            pool_config cfg = {
+                .nthreads = sizes[i], .alert_fd = -1, .no_pin = f};
+            if (pool_new(&cfg, &pools[f][i]) < 0) {
+                fprintf(stderr, "pool_new failed\n");
+                return 1;
+            }
         }
     }
 
-    int nrt = 2;
+    int nrt = POOL_FLOAT + 1;
 #ifdef BENCH_PEERS
     nrt = NRUNTIMES;
 #endif
@@ -299,11 +307,14 @@ int main(int argc, char **argv) {
         if (!selected(argc, argv, w))
             continue;
         double v[NRUNTIMES][2][MAX_REPS];
-        for (int r = -1; r < reps[w]; r++) { /* run -1 warms up */
-            for (int rt = 0; rt < nrt; rt++) {
-                for (int k = 0; k < (rt == SEQ ? 1 : 2); k++) {
+        /* All 1-thread runs first, then all N-thread runs, so that the
+         * threads of the 1-thread runs are long asleep in the others. */
+        for (int k = 0; k < 2; k++) {
+            for (int r = -1; r < reps[w]; r++) { /* run -1 warms up */
+                for (int rt = k == 0 ? SEQ : POOL; rt < nrt; rt++) {
                     settle();
-                    double dt = run_once(w, rt, (int)sizes[k], pools[k]);
+                    double dt = run_once(w, rt, (int)sizes[k],
+                                         pools[rt == POOL_FLOAT][k]);
                     if (r >= 0)
                         v[rt][k][r] = dt;
                 }
@@ -330,8 +341,9 @@ int main(int argc, char **argv) {
                    ms[w][POOL][1] / ms[w][OMP][1],
                    ms[w][POOL][1] / ms[w][TBB][1]);
 #endif
-    for (int i = 0; i < 2; i++)
-        pool_free(pools[i]);
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 2; i++)
+            pool_free(pools[f][i]);
     free(sort_input);
     free(sort_a);
     free(sort_b);
