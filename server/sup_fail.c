@@ -251,8 +251,7 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
     }
 }
 
-/* Counts the failure and decides when the next host may start. */
-static void apply_policy(server_sup *sup, int reason, int64_t now) {
+int64_t server__policy_decide(server_sup *sup, int reason, int64_t now) {
     sup->total_restarts++;
     int64_t delay = 0;
     if (reason != SERVER_RESTART_ADMIN)
@@ -269,25 +268,29 @@ static void apply_policy(server_sup *sup, int reason, int64_t now) {
         sup->state = SERVER_SUP_STOPPED;
     }
     pthread_mutex_unlock(&sup->lock);
-    if (delay < 0) {
-        char detail[160];
-        snprintf(detail, sizeof(detail),
-                 "the pool host failed more than %d times in %d s; the pool "
-                 "is unavailable for %d s",
-                 sup->cfg.restart_max, sup->cfg.restart_window_s,
-                 sup->cfg.restart_cooldown_s);
-        server_log(SERVER_LOG_ERROR, "pool_unavailable",
-                   json_pack("{s:i, s:i, s:i}", "failures",
-                             sup->cfg.restart_max + 1, "window_s",
-                             sup->cfg.restart_window_s, "retry_after_s",
-                             sup->cfg.restart_cooldown_s));
-        server__fail_all(sup, "pool-unavailable", detail);
-    } else {
+    return delay;
+}
+
+void server__policy_announce(server_sup *sup, int reason, int64_t delay) {
+    if (delay >= 0) {
         server_log(SERVER_LOG_INFO, "host_restart",
                    json_pack("{s:s, s:f}", "reason",
                              server_restart_reason_name(reason), "backoff_ms",
                              (double)delay / 1e6));
+        return;
     }
+    char detail[160];
+    snprintf(detail, sizeof(detail),
+             "the pool host failed more than %d times in %d s; the pool "
+             "is unavailable for %d s",
+             sup->cfg.restart_max, sup->cfg.restart_window_s,
+             sup->cfg.restart_cooldown_s);
+    server_log(SERVER_LOG_ERROR, "pool_unavailable",
+               json_pack("{s:i, s:i, s:i}", "failures",
+                         sup->cfg.restart_max + 1, "window_s",
+                         sup->cfg.restart_window_s, "retry_after_s",
+                         sup->cfg.restart_cooldown_s));
+    server__fail_all(sup, "pool-unavailable", detail);
 }
 
 void server__host_postmortem(server_sup *sup, int64_t now) {
@@ -309,16 +312,8 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
                          h->pid ? json_integer(h->pid) : json_null(), "reason",
                          server_restart_reason_name(f.reason), "detail", text,
                          "cause", cause));
-    settle_calls(sup, h, &f, text, cause, now);
-    server__publish_failure(sup, f.reason, cause);
-
+    int64_t delay = server__policy_decide(sup, f.reason, now);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD;
-    uint64_t gen = h->generation;
-    server_host_free(h, abandon);
-    sup->host = NULL;
-    sup->phase = SERVER_PHASE_NONE;
-    json_decref(sup->trigger.panic);
-    sup->trigger.panic = NULL;
     pthread_mutex_lock(&sup->lock);
     sup->host_pid = 0;
     sup->last_heartbeat_ns = 0;
@@ -329,9 +324,16 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
     pthread_mutex_unlock(&sup->lock);
     if (abandon)
         server_log(SERVER_LOG_WARN, "host_abandoned",
-                   json_pack("{s:I, s:I, s:i}", "generation", (json_int_t)gen,
-                             "abandoned_hosts", (json_int_t)abandoned,
-                             "max_abandoned_hosts",
+                   json_pack("{s:I, s:I, s:i}", "generation",
+                             (json_int_t)h->generation, "abandoned_hosts",
+                             (json_int_t)abandoned, "max_abandoned_hosts",
                              sup->cfg.max_abandoned_hosts));
-    apply_policy(sup, f.reason, now);
+    settle_calls(sup, h, &f, text, cause, now);
+    server__publish_failure(sup, f.reason, cause);
+    server_host_free(h, abandon);
+    sup->host = NULL;
+    sup->phase = SERVER_PHASE_NONE;
+    json_decref(sup->trigger.panic);
+    sup->trigger.panic = NULL;
+    server__policy_announce(sup, f.reason, delay);
 }

@@ -28,6 +28,7 @@ static void on_ready(server_sup *sup, json_t *p, int64_t now) {
     pthread_mutex_lock(&sup->lock);
     sup->state = SERVER_SUP_READY;
     sup->last_heartbeat_ns = now;
+    sup->last_start_ms = start_ms;
     pthread_mutex_unlock(&sup->lock);
     json_t *fn = json_object_get(p, "functions");
     server_log(

@@ -87,6 +87,7 @@ struct server_sup {
     uint64_t abandoned_hosts;
     uint64_t host_starts;
     uint64_t host_stops;
+    double last_start_ms;
 
     /* ---- the supervisor thread's own ---- */
     uint32_t threads; /* resolved from cfg.threads */
@@ -146,5 +147,11 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
  * the innocents, apply the restart policy. */
 void server__host_postmortem(server_sup *sup, int64_t now);
 void server__publish_failure(server_sup *sup, int reason, json_t *cause);
+/* Counts a failure and decides when the next host may start: returns the
+ * backoff, or -1 when the pool is now unavailable. Called before any call
+ * of the failed host ends, so that whoever sees one end sees the state. */
+int64_t server__policy_decide(server_sup *sup, int reason, int64_t now);
+/* Logs the decision; an unavailable pool fails the calls still waiting. */
+void server__policy_announce(server_sup *sup, int reason, int64_t delay);
 
 #endif

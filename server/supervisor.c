@@ -105,18 +105,9 @@ static void host_start(server_sup *sup, int64_t now) {
             server_host_free(h, false);
         json_t *cause = json_pack("{s:s, s:s}", "kind", "exit", "message", msg);
         server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
-        sup->total_restarts++;
-        int64_t delay = server_restart_failure(&sup->policy, now);
-        pthread_mutex_lock(&sup->lock);
-        sup->restarts[SERVER_RESTART_START_FAILED]++;
-        sup->state = delay < 0   ? SERVER_SUP_UNAVAILABLE
-                     : delay > 0 ? SERVER_SUP_BACKOFF
-                                 : SERVER_SUP_STOPPED;
-        sup->unavailable_until = delay < 0 ? sup->policy.unavailable_until : 0;
-        sup->backoff_until = delay > 0 ? now + delay : 0;
-        pthread_mutex_unlock(&sup->lock);
-        if (delay < 0)
-            server__fail_all(sup, "pool-unavailable", msg);
+        int64_t delay =
+            server__policy_decide(sup, SERVER_RESTART_START_FAILED, now);
+        server__policy_announce(sup, SERVER_RESTART_START_FAILED, delay);
         return;
     }
     sup->host = h;
@@ -411,6 +402,7 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
         return -ENOMEM;
     sup->cfg = *cfg;
     sup->wake_fd = -1;
+    sup->last_start_ms = -1;
     pthread_mutex_init(&sup->lock, NULL);
     int rc = -ENOMEM;
     sup->exe_path = strdup(cfg->exe_path ? cfg->exe_path : "/proc/self/exe");
@@ -558,6 +550,7 @@ void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
         .abandoned_hosts = sup->abandoned_hosts,
         .host_starts = sup->host_starts,
         .host_stops = sup->host_stops,
+        .last_start_ms = sup->last_start_ms,
     };
     memcpy(out->restarts, sup->restarts, sizeof(out->restarts));
     pthread_mutex_unlock(&sup->lock);

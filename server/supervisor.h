@@ -120,6 +120,7 @@ typedef struct server_sup_stats {
     uint64_t abandoned_hosts;
     uint64_t host_starts; /* hosts spawned */
     uint64_t host_stops;  /* orderly stops (idle, admin, shutdown) */
+    double last_start_ms; /* spawn to READY of the latest host, -1: none */
 } server_sup_stats;
 
 void server_sup_get_stats(server_sup *sup, server_sup_stats *out);

@@ -60,14 +60,19 @@ static inline server_call *sup_t_call(const char *fn, const char *args,
     return c;
 }
 
+/* The watcher runs under the call's lock, so the predicate (which takes
+ * the call's lock too) is checked outside the waiter's lock: the watcher
+ * only bumps a counter. */
 typedef struct sup_t_waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    unsigned changes;
 } sup_t_waiter;
 
 static inline void sup_t_wake(void *udata) {
     sup_t_waiter *w = udata;
     pthread_mutex_lock(&w->lock);
+    w->changes++;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
@@ -75,7 +80,7 @@ static inline void sup_t_wake(void *udata) {
 /* Waits until pred(c) holds, woken by the call's watcher. */
 static inline bool
 sup_t_await(server_call *c, bool (*pred)(const server_call *), int timeout_ms) {
-    sup_t_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+    sup_t_waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER};
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -89,16 +94,24 @@ sup_t_await(server_call *c, bool (*pred)(const server_call *), int timeout_ms) {
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000L;
     }
-    bool ok;
-    pthread_mutex_lock(&w.lock);
-    while (!(ok = pred(c)))
-        if (pthread_cond_timedwait(&w.cond, &w.lock, &dl) == ETIMEDOUT) {
-            ok = pred(c);
+    bool ok = false, timed_out = false;
+    while (!timed_out) {
+        pthread_mutex_lock(&w.lock);
+        unsigned seen = w.changes;
+        pthread_mutex_unlock(&w.lock);
+        if ((ok = pred(c)))
             break;
-        }
-    pthread_mutex_unlock(&w.lock);
+        pthread_mutex_lock(&w.lock);
+        while (w.changes == seen && !timed_out)
+            timed_out =
+                pthread_cond_timedwait(&w.cond, &w.lock, &dl) == ETIMEDOUT;
+        pthread_mutex_unlock(&w.lock);
+    }
+    if (!ok)
+        ok = pred(c);
     server_call_watch_remove(c, wt);
     pthread_cond_destroy(&w.cond);
+    pthread_condattr_destroy(&ca);
     return ok;
 }
 
