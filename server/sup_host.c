@@ -26,25 +26,29 @@ extern char **environ;
 
 /* Shared by the supervisor and the host thread: whichever lets go last
  * frees it, so an abandoned thread that returns late writes to a live
- * eventfd. */
+ * eventfd. The host keeps a pointer to cfg in state that an abandoned
+ * pool's parked workers still use, so an abandoned host's cfg stays. */
 struct server_host_thread {
     atomic_int refs;
     int efd;
     atomic_int rc;
+    atomic_bool keep_cfg;
     pthread_t tid;
-    pool_host_config cfg;
+    pool_host_config *cfg;
 };
 
 static void host_thread_unref(server_host_thread *t) {
     if (atomic_fetch_sub(&t->refs, 1) == 1) {
         close(t->efd);
+        if (!atomic_load(&t->keep_cfg))
+            free(t->cfg);
         free(t);
     }
 }
 
 static void *host_thread_main(void *arg) {
     server_host_thread *t = arg;
-    atomic_store(&t->rc, pool_host_run(&t->cfg));
+    atomic_store(&t->rc, pool_host_run(t->cfg));
     uint64_t one = 1;
     ssize_t n = write(t->efd, &one, sizeof(one));
     (void)n; /* an eventfd write of 1 cannot fail short of overflow */
@@ -137,26 +141,35 @@ static int host_spawn_thread(server_host *h, const server_host_opts *o,
     server_host_thread *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    t->efd = -1;
+    t->cfg = malloc(sizeof(*t->cfg));
+    if (!t->cfg) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (t->efd < 0) {
         rc = -errno;
-        free(t);
-        return rc;
+        goto fail;
     }
     atomic_init(&t->refs, 2);
-    t->cfg = (pool_host_config){.sock_fd = sock,
-                                .shm = h->shm,
-                                .thread_mode = true,
-                                .max_payload = o->max_payload};
+    atomic_init(&t->keep_cfg, false);
+    *t->cfg = (pool_host_config){.sock_fd = sock,
+                                 .shm = h->shm,
+                                 .thread_mode = true,
+                                 .max_payload = o->max_payload};
     rc = -pthread_create(&t->tid, NULL, host_thread_main, t);
-    if (rc) {
-        close(t->efd);
-        free(t);
-        return rc;
-    }
+    if (rc)
+        goto fail;
     h->thread = t;
     h->exit_fd = t->efd;
     return 0;
+fail:
+    if (t->efd >= 0)
+        close(t->efd);
+    free(t->cfg);
+    free(t);
+    return rc;
 }
 
 int server_host_spawn(const server_host_opts *o, uint64_t generation,
@@ -366,6 +379,8 @@ void server_host_free(server_host *h, bool abandon) {
     } else {
         if (!h->gone)
             pthread_detach(h->thread->tid);
+        if (abandon || !h->gone)
+            atomic_store(&h->thread->keep_cfg, true);
         host_thread_unref(h->thread);
         /* An abandoned pool's workers may still write to their rings. */
         if (h->gone && !abandon)
