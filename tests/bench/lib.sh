@@ -53,12 +53,23 @@ start_server() {
 }
 
 # free_port: a TCP port free on 127.0.0.1 right now (for servers started
-# with a quiet log, which do not print their listening line).
+# with a quiet log, which do not print their listening line). Drawn below
+# the kernel's ephemeral range, so that servers started elsewhere on port
+# 0 cannot take it before ours binds it.
 free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    python3 -c 'import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(100):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break'
 }
 
 # start_quiet NAME LOG PORT CMD...: starts CMD (which listens on PORT) and
@@ -72,7 +83,12 @@ start_quiet() {
     bench_pids+=("$SERVER_PID")
     SERVER_PORT=$port
     for ((i = 0; i < 2000; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            # Still ours: a server that lost the port exits at once.
+            sleep 0.1
+            kill -0 "$SERVER_PID" 2>/dev/null && return 0
+            break
+        fi
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.01
     done

