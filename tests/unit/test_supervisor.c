@@ -7,6 +7,8 @@
  */
 #include "sup_matrix.h"
 
+#include <sys/stat.h>
+
 #define PROC SERVER_ISOLATION_PROCESS
 
 Test(supervisor, call_succeeds) {
@@ -340,5 +342,56 @@ Test(supervisor, status_json) {
         json_is_integer(json_object_get(json_object_get(s, "host"), "pid")));
     cr_assert(json_is_object(json_object_get(s, "restarts")));
     json_decref(s);
+    m_end(&m);
+}
+
+/* A host that never answers INIT: the start times out, the host is killed
+ * and the waiting call is not left hanging. */
+Test(supervisor, start_timeout) {
+    char path[] = "/tmp/poolhost-silent-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char script[] = "#!/bin/sh\nexec sleep 600\n";
+    cr_assert_eq(write(fd, script, sizeof(script) - 1),
+                 (ssize_t)sizeof(script) - 1);
+    cr_assert_eq(fchmod(fd, 0700), 0);
+    close(fd);
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.exe_path = path;
+    m.cfg.start_timeout_ms = 300;
+    m.cfg.restart_max = 0;
+    m_start(&m);
+    server_call *c = sup_t_run(m.s, "sum_squares", "{\"n\": 10}", 600000);
+    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
+    server_call_unref(c);
+    json_t *status = server_sup_status_json(m.s);
+    json_t *lf = json_object_get(status, "last_failure");
+    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
+    cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "timeout");
+    json_decref(status);
+    m_end(&m);
+    unlink(path);
+}
+
+/* Arguments over the frame limit fail that call alone. */
+Test(supervisor, payload_over_the_frame_limit) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.max_payload = 4096;
+    m_start(&m);
+    char *big = malloc(8192);
+    cr_assert_not_null(big);
+    memset(big, 'x', 8191);
+    big[8191] = 0;
+    json_t *args = json_pack("{s:s}", "pad", big);
+    free(big);
+    server_call *c = server_call_new("big", "sum_squares", args, 20000, 10);
+    cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_OK);
+    sup_t_wait_done(c);
+    sup_t_expect_problem(c, "payload-too-large", 413, NULL);
+    server_call_unref(c);
+    sup_t_expect_success(m.s);
+    cr_assert_eq(sup_t_generation(m.s), 1);
     m_end(&m);
 }
