@@ -480,7 +480,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
     cpu_set_t allowed;
     bool pin = !cfg->no_pin &&
                sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
-               (uint32_t)CPU_COUNT(&allowed) >= n;
+               (uint32_t)CPU_COUNT(&allowed) == n;
     int cpu = -1;
     for (uint32_t i = 0; i < n && rc >= 0; i++) {
         pthread_attr_t attr;

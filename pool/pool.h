@@ -44,11 +44,12 @@ typedef struct pool_config {
     /* Thread mode: a worker that parks after a fatal signal writes one byte
      * here (if >= 0) so the host notices at once. */
     int alert_fd;
-    /* By default, when nthreads does not exceed the CPUs the process may
-     * run on, worker i is pinned to the i-th of them: otherwise the kernel
-     * may stack a woken worker on a busy worker's CPU until its next
-     * balancing tick (4 ms here), a large share of a short call. true lets
-     * the workers float. */
+    /* By default, when there is one worker per CPU the process may run on,
+     * worker i is pinned to the i-th of them: otherwise the kernel may
+     * stack a woken worker on a busy worker's CPU until its next balancing
+     * tick (4 ms here), a large share of a short call. Pinned workers cannot
+     * escape a CPU that another process hogs, though; true lets them float
+     * (fewer workers than CPUs always float). */
     bool no_pin;
 } pool_config;
 
