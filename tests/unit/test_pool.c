@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -497,6 +498,34 @@ Test(pool, default_threads_and_own_region, .fini = stop) {
     start(0);
     cr_assert_eq(pool_nthreads(pool), (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
     cr_assert_geq(pool_shm_nworkers(pool_shm(pool)), pool_nthreads(pool));
+}
+
+typedef struct cpu_probe {
+    int want[CPU_SETSIZE]; /* worker -> its CPU */
+    atomic_int wrong;
+} cpu_probe;
+
+static void cpu_leaf(ph_ctx *ctx, size_t b, size_t e, void *p) {
+    cpu_probe *c = p;
+    for (size_t i = b; i < e; i++)
+        if (sched_getcpu() != c->want[ph_worker_index(ctx)])
+            atomic_fetch_add(&c->wrong, 1);
+}
+
+static void cpu_root(ph_ctx *ctx, void *p) {
+    ph_parallel_for(ctx, 0, 10000, 1, cpu_leaf, p);
+}
+
+Test(pool, one_worker_per_cpu_is_pinned, .fini = stop) {
+    cpu_set_t allowed;
+    cr_assert_eq(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+    cpu_probe c = {.wrong = 0};
+    for (int cpu = 0, w = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed))
+            c.want[w++] = cpu;
+    start((uint32_t)CPU_COUNT(&allowed));
+    pool_run(pool, &call, cpu_root, &c);
+    cr_assert_eq(atomic_load(&c.wrong), 0);
 }
 
 Test(pool, refuses_a_region_with_too_few_rings) {
