@@ -131,14 +131,20 @@ static inline void m_crash(server_isolation iso, const char *sig,
 static inline void m_panic_innocents(server_isolation iso) {
     sup_m m;
     m_begin(&m, iso);
+    /* A worker per call: a worker waiting in a join may run other root
+     * jobs, which with fewer workers could hold the panic back until the
+     * innocents are done. */
+    m.cfg.threads = 24;
     m_start(&m);
     sup_t_expect_success(m.s);
     uint64_t gen = sup_t_generation(m.s);
-    server_call *bad =
-        sup_t_submit(m.s, "panic", "{\"message\": \"innocents\"}", 30000);
     server_call *inn[20];
     for (int i = 0; i < 20; i++)
-        inn[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 500}", 60000);
+        inn[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 2000}", 60000);
+    for (int i = 0; i < 20; i++)
+        sup_t_wait_running(inn[i]);
+    server_call *bad =
+        sup_t_submit(m.s, "panic", "{\"message\": \"innocents\"}", 30000);
     sup_t_wait_done(bad);
     sup_t_expect_problem(bad, "worker-panicked", 503, "panic");
     unsigned requeued = 0;

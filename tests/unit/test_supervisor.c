@@ -75,7 +75,7 @@ Test(supervisor, kill9_innocents_rerun) {
     m_start(&m);
     server_call *c[4];
     for (int i = 0; i < 4; i++)
-        c[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 400}", 60000);
+        c[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 3000}", 60000);
     for (int i = 0; i < 4; i++)
         sup_t_wait_running(c[i]);
     cr_assert(sup_t_stats_until(m.s, host_up));
@@ -304,8 +304,8 @@ Test(supervisor, admission_bound) {
     m_begin(&m, PROC);
     m.cfg.max_queue = 2;
     m_start(&m);
-    server_call *a = sup_t_submit(m.s, "sleep", "{\"ms\": 200}", 60000);
-    server_call *b = sup_t_submit(m.s, "sleep", "{\"ms\": 200}", 60000);
+    server_call *a = sup_t_submit(m.s, "sleep", "{\"ms\": 2000}", 60000);
+    server_call *b = sup_t_submit(m.s, "sleep", "{\"ms\": 2000}", 60000);
     server_call *c = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
     cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_EOVERLOADED);
     server_call_unref(c);
