@@ -56,7 +56,7 @@ void server_sup_config_defaults(server_sup_config *cfg) {
         .nplugins = 0,
         .max_queue = 4096,
         .max_abandoned_hosts = 8,
-        .max_payload = 17u << 20,
+        .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
         .exe_path = "/proc/self/exe",
     };
 }
@@ -270,7 +270,7 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
             if (sup->phase == SERVER_PHASE_STARTING)
                 WAKE_AT(sup->phase_deadline_ns);
             else
-                next = now; /* the start failed: apply the policy now */
+                next = now; /* the start failed: retry or back off */
         }
     }
     if (sup->phase == SERVER_PHASE_READY)
@@ -415,7 +415,7 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
     sup->cfg.exe_path = sup->exe_path;
     sup->cfg.plugins = (const char *const *)sup->plugins;
     if (sup->cfg.max_payload == 0)
-        sup->cfg.max_payload = 17u << 20;
+        sup->cfg.max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     sup->threads = cfg->threads ? cfg->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
     if ((rc = server_restart_init(&sup->policy, cfg->restart_max,
