@@ -146,6 +146,9 @@ static int host_start(host_t *h, const host_init *init) {
         .on_panic = pool__host_on_panic,
         .panic_udata = h,
         .alert_fd = h->alert_wr,
+        /* In thread mode a wedged worker of an abandoned host keeps its
+         * CPU; pinned workers of the next host could not move away. */
+        .no_pin = h->cfg->thread_mode,
     };
     int rc = pool_new(&pc, &h->pool);
     if (rc != 0) {
