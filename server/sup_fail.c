@@ -330,10 +330,55 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
                              sup->cfg.max_abandoned_hosts));
     settle_calls(sup, h, &f, text, cause, now);
     server__publish_failure(sup, f.reason, cause);
-    server_host_free(h, abandon);
+    if (abandon)
+        server__abandon_host(sup, h);
+    else
+        server_host_free(h, false);
     sup->host = NULL;
     sup->phase = SERVER_PHASE_NONE;
     json_decref(sup->trigger.panic);
     sup->trigger.panic = NULL;
     server__policy_announce(sup, f.reason, delay);
+}
+
+void server__abandon_host(server_sup *sup, server_host *h) {
+    server_host_kill(h);
+    h->next_abandoned = sup->abandoned;
+    sup->abandoned = h;
+}
+
+bool server__reclaim_hosts(server_sup *sup) {
+    server_host **p = &sup->abandoned;
+    while (*p) {
+        server_host *h = *p;
+        if (!server_host_poll_exit(h)) {
+            p = &h->next_abandoned;
+            continue;
+        }
+        *p = h->next_abandoned;
+        /* A host thread returns 0 only after its pool was freed; any other
+         * code leaves parked workers that still use the region. */
+        bool clean = h->exit_code == 0;
+        if (clean) {
+            pthread_mutex_lock(&sup->lock);
+            sup->abandoned_hosts--;
+            uint64_t left = sup->abandoned_hosts;
+            pthread_mutex_unlock(&sup->lock);
+            server_log(SERVER_LOG_INFO, "host_reclaimed",
+                       json_pack("{s:I, s:I}", "generation",
+                                 (json_int_t)h->generation, "abandoned_hosts",
+                                 (json_int_t)left));
+        }
+        server_host_free(h, !clean);
+    }
+    return sup->abandoned != NULL;
+}
+
+void server__release_abandoned(server_sup *sup) {
+    server__reclaim_hosts(sup);
+    while (sup->abandoned) {
+        server_host *h = sup->abandoned;
+        sup->abandoned = h->next_abandoned;
+        server_host_free(h, true);
+    }
 }

@@ -35,6 +35,7 @@ typedef struct server_host {
     int exit_code;   /* thread mode: pool_host_run's result once gone */
     bool killed;     /* we sent SIGKILL */
     uint8_t *out;    /* queued output bytes [out_off, out_len) */
+    struct server_host *next_abandoned; /* in the supervisor's list */
     size_t out_off, out_len, out_cap;
 } server_host;
 

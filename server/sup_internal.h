@@ -92,6 +92,9 @@ struct server_sup {
     /* ---- the supervisor thread's own ---- */
     uint32_t threads; /* resolved from cfg.threads */
     server_host *host;
+    /* Thread hosts let go of but not yet returned, or holding parked
+     * workers: reclaimed once their thread returned from a clean stop. */
+    server_host *abandoned;
     server_host_phase phase;
     int64_t started_ns;
     int64_t phase_deadline_ns; /* start timeout, kill or stop bound */
@@ -146,6 +149,15 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
 /* The host is gone (or abandoned): post-mortem, fail the culprit, requeue
  * the innocents, apply the restart policy. */
 void server__host_postmortem(server_sup *sup, int64_t now);
+/* Thread mode: lets go of a host that may still run (counted in
+ * abandoned_hosts) and tells it to stop. */
+void server__abandon_host(server_sup *sup, server_host *h);
+/* Frees the abandoned hosts whose thread returned; one that stopped
+ * cleanly (its pool freed) is no longer counted. Returns true while some
+ * are still running. */
+bool server__reclaim_hosts(server_sup *sup);
+/* At exit: detaches the abandoned hosts still running. */
+void server__release_abandoned(server_sup *sup);
 void server__publish_failure(server_sup *sup, int reason, json_t *cause);
 /* Counts a failure and decides when the next host may start: returns the
  * backoff, or -1 when the pool is now unavailable. Called before any call

@@ -147,7 +147,10 @@ static void host_stopped(server_sup *sup) {
     server_host_reap(h);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
                    (!h->gone || h->exit_code != 0);
-    server_host_free(h, abandon);
+    if (abandon)
+        server__abandon_host(sup, h);
+    else
+        server_host_free(h, false);
     sup->host = NULL;
     sup->phase = SERVER_PHASE_NONE;
     pthread_mutex_lock(&sup->lock);
@@ -177,6 +180,8 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
 
     server_sup_entry *grace = NULL;
     WAKE_AT(server__check_deadlines(sup, now, &grace));
+    if (server__reclaim_hosts(sup))
+        WAKE_AT(now + 100 * SUP_MS);
     if (grace && sup->phase == SERVER_PHASE_READY) {
         char msg[256];
         snprintf(msg, sizeof(msg),
@@ -381,6 +386,7 @@ static void *sup_main(void *arg) {
 /* ---- the public API ---- */
 
 static void sup_destroy(server_sup *sup) {
+    server__release_abandoned(sup);
     server_restart_destroy(&sup->policy);
     free(sup->buckets);
     if (sup->wake_fd >= 0)

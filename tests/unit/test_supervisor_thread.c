@@ -99,3 +99,27 @@ Test(supervisor_thread, abandoned_bound_fails_liveness) {
     cr_assert_not(st.live);
     server_sup_free(s);
 }
+
+static bool none_abandoned(const server_sup_stats *st) {
+    return st->abandoned_hosts == 0;
+}
+
+/* An admin restart lets go of a healthy host, which then stops by itself:
+ * it is reclaimed, not left counted against the liveness bound. */
+Test(supervisor_thread, restarted_hosts_are_reclaimed) {
+    server_sup_config c;
+    sup_t_config(&c, THR);
+    c.max_abandoned_hosts = 1;
+    server_sup *s = sup_t_new(&c);
+    for (int i = 0; i < 5; i++) {
+        sup_t_expect_success(s);
+        cr_assert_eq(server_sup_restart(s), 0);
+    }
+    sup_t_expect_success(s);
+    cr_assert(sup_t_stats_until(s, none_abandoned));
+    server_sup_stats st;
+    server_sup_get_stats(s, &st);
+    cr_assert(st.live);
+    cr_assert_geq(st.generation, 6);
+    server_sup_free(s);
+}
