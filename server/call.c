@@ -42,8 +42,11 @@ struct server_call {
     json_t *cause;
     json_t *host;
 
-    /* The last max_lines log lines, a ring indexed by line number. */
+    /* The last max_lines log lines, a ring indexed by line number. It
+     * grows on demand: most calls log a few lines, and thousands of
+     * finished calls are retained. */
     json_t **lines;
+    size_t lines_cap; /* slots allocated, at most max_lines */
     size_t max_lines;
     size_t nlines; /* lines ever added */
 
@@ -76,8 +79,7 @@ server_call *server_call_new(const char *id, const char *function, json_t *args,
         max_log_lines = 1;
     c->id = strdup(id);
     c->function = strdup(function);
-    c->lines = calloc(max_log_lines, sizeof *c->lines);
-    if (!c->id || !c->function || !c->lines)
+    if (!c->id || !c->function)
         goto fail_call;
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
@@ -259,6 +261,19 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     if (!line)
         return;
     pthread_mutex_lock(&c->lock);
+    if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
+        size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
+        if (cap > c->max_lines)
+            cap = c->max_lines;
+        json_t **grown = realloc(c->lines, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&c->lock);
+            json_decref(line);
+            return;
+        }
+        c->lines = grown;
+        c->lines_cap = cap;
+    }
     size_t slot = c->nlines % c->max_lines;
     if (c->nlines >= c->max_lines)
         json_decref(c->lines[slot]);

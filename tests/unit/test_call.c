@@ -126,3 +126,26 @@ Test(call, watchers_see_every_change_until_removed) {
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_RUNNING);
     server_call_unref(c);
 }
+
+Test(call, log_grows_on_demand_then_wraps) {
+    server_call *c = new_call(10);
+    for (int i = 0; i < 25; i++) {
+        char msg[16], first[16];
+        snprintf(msg, sizeof msg, "line %d", i);
+        snprintf(first, sizeof first, "line %d", i < 10 ? 0 : i - 9);
+        server_call_add_log(c, i, 0, "info", msg);
+        size_t from = 0;
+        json_t *a = server_call_logs_since(c, &from);
+        cr_assert_eq(from, (size_t)i + 1);
+        cr_assert_eq(json_array_size(a), i < 10 ? (size_t)i + 1 : 10);
+        cr_assert_str_eq(
+            json_string_value(json_object_get(
+                json_array_get(a, json_array_size(a) - 1), "message")),
+            msg);
+        cr_assert_str_eq(
+            json_string_value(json_object_get(json_array_get(a, 0), "message")),
+            first);
+        json_decref(a);
+    }
+    server_call_unref(c);
+}
