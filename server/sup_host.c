@@ -37,10 +37,33 @@ struct server_host_thread {
     pool_host_config *cfg;
 };
 
+/* The configs (and through them the shared regions) of abandoned thread
+ * hosts: their parked workers use them for as long as the process lives,
+ * so they are kept here on purpose, reachable rather than leaked. */
+typedef struct host_kept {
+    pool_host_config *cfg;
+    struct host_kept *next;
+} host_kept;
+static pthread_mutex_t host_kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static host_kept *host_kept_list;
+
+static void host_keep_cfg(pool_host_config *cfg) {
+    host_kept *k = malloc(sizeof(*k));
+    if (!k)
+        return; /* then it is merely unreachable: the workers still have it */
+    k->cfg = cfg;
+    pthread_mutex_lock(&host_kept_lock);
+    k->next = host_kept_list;
+    host_kept_list = k;
+    pthread_mutex_unlock(&host_kept_lock);
+}
+
 static void host_thread_unref(server_host_thread *t) {
     if (atomic_fetch_sub(&t->refs, 1) == 1) {
         close(t->efd);
-        if (!atomic_load(&t->keep_cfg))
+        if (atomic_load(&t->keep_cfg))
+            host_keep_cfg(t->cfg);
+        else
             free(t->cfg);
         free(t);
     }
