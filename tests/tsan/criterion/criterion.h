@@ -44,8 +44,7 @@ void crt_register_suite(struct crt_suite *s);
 /* The messages are printf formats, but not checked as such: an assertion
  * without a message passes an empty format, which -Wformat would flag. */
 __attribute__((noreturn)) void crt_fail(const char *file, int line,
-                                        const char *expr, const char *fmt,
-                                        ...);
+                                        const char *expr, const char *fmt, ...);
 void crt_expect_fail(const char *file, int line, const char *expr,
                      const char *fmt, ...);
 __attribute__((noreturn)) void crt_skip(const char *fmt, ...);
@@ -71,9 +70,11 @@ __attribute__((noreturn)) void crt_skip(const char *fmt, ...);
             kind(__FILE__, __LINE__, expr, "" __VA_ARGS__);                    \
     } while (0)
 
+/* Each check comes as cr_assert_* (stops the test) and cr_expect_*
+ * (records the failure and goes on). */
 #define cr_assert(c, ...) CRT_CHECK(crt_fail, (c), #c, __VA_ARGS__)
-#define cr_assert_not(c, ...) CRT_CHECK(crt_fail, !(c), "!(" #c ")", __VA_ARGS__)
-#define cr_assert_fail(...) crt_fail(__FILE__, __LINE__, "fail", "" __VA_ARGS__)
+#define cr_assert_not(c, ...)                                                  \
+    CRT_CHECK(crt_fail, !(c), "!(" #c ")", __VA_ARGS__)
 #define cr_assert_eq(a, b, ...)                                                \
     CRT_CHECK(crt_fail, (a) == (b), #a " == " #b, __VA_ARGS__)
 #define cr_assert_neq(a, b, ...)                                               \
@@ -101,13 +102,40 @@ __attribute__((noreturn)) void crt_skip(const char *fmt, ...);
 #define cr_assert_arr_eq(a, b, n, ...)                                         \
     CRT_CHECK(crt_fail, memcmp((a), (b), (n)) == 0, #a " equals " #b,          \
               __VA_ARGS__)
-
 #define cr_expect(c, ...) CRT_CHECK(crt_expect_fail, (c), #c, __VA_ARGS__)
+#define cr_expect_not(c, ...)                                                  \
+    CRT_CHECK(crt_expect_fail, !(c), "!(" #c ")", __VA_ARGS__)
 #define cr_expect_eq(a, b, ...)                                                \
     CRT_CHECK(crt_expect_fail, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_expect_neq(a, b, ...)                                               \
+    CRT_CHECK(crt_expect_fail, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_expect_lt(a, b, ...)                                                \
+    CRT_CHECK(crt_expect_fail, (a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_expect_leq(a, b, ...)                                               \
+    CRT_CHECK(crt_expect_fail, (a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_expect_gt(a, b, ...)                                                \
+    CRT_CHECK(crt_expect_fail, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_expect_geq(a, b, ...)                                               \
+    CRT_CHECK(crt_expect_fail, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_expect_null(a, ...)                                                 \
+    CRT_CHECK(crt_expect_fail, (a) == NULL, #a " == NULL", __VA_ARGS__)
+#define cr_expect_not_null(a, ...)                                             \
+    CRT_CHECK(crt_expect_fail, (a) != NULL, #a " != NULL", __VA_ARGS__)
 #define cr_expect_str_eq(a, b, ...)                                            \
     CRT_CHECK(crt_expect_fail, strcmp((a), (b)) == 0, #a " equals " #b,        \
               __VA_ARGS__)
+#define cr_expect_str_neq(a, b, ...)                                           \
+    CRT_CHECK(crt_expect_fail, strcmp((a), (b)) != 0, #a " differs from " #b,  \
+              __VA_ARGS__)
+#define cr_expect_float_eq(a, b, eps, ...)                                     \
+    CRT_CHECK(crt_expect_fail, fabs((double)(a) - (double)(b)) <= (eps),       \
+              #a " ~= " #b, __VA_ARGS__)
+#define cr_expect_arr_eq(a, b, n, ...)                                         \
+    CRT_CHECK(crt_expect_fail, memcmp((a), (b), (n)) == 0, #a " equals " #b,   \
+              __VA_ARGS__)
+#define cr_assert_fail(...) crt_fail(__FILE__, __LINE__, "fail", "" __VA_ARGS__)
+#define cr_expect_fail(...)                                                    \
+    crt_expect_fail(__FILE__, __LINE__, "fail", "" __VA_ARGS__)
 
 #define cr_skip_test(...) crt_skip("" __VA_ARGS__)
 #define cr_skip(...) crt_skip("" __VA_ARGS__)
