@@ -148,6 +148,10 @@ void pool__host_on_call(host_t *h, const pool_frame_t *f) {
     hc->args = json_is_object(args) ? json_incref(args) : json_object();
     if (!hc->args)
         goto fail;
+    /* From here the call alone owns its args. jansson's last decref is a
+     * release without an acquire, so freeing an object that a worker read
+     * while this thread still shared it would race with those reads. */
+    json_object_del(o, "args");
     char idbuf[24];
     const char *id = json_string_value(json_object_get(o, "id"));
     if (!id) {
