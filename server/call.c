@@ -15,6 +15,7 @@
 struct server_call_watch {
     server_call_watch_fn fn;
     void *udata;
+    bool end_only; /* runs only when the call ends */
     server_call_watch *next;
 };
 
@@ -65,9 +66,11 @@ static pthread_mutex_t *call_lock(const server_call *c) {
     return &((server_call *)c)->lock;
 }
 
-static void call_notify(server_call *c) {
+/* Runs the watchers; `ended` also runs those that wait for the end. */
+static void call_notify(server_call *c, bool ended) {
     for (server_call_watch *w = c->watches; w; w = w->next)
-        w->fn(w->udata);
+        if (ended || !w->end_only)
+            w->fn(w->udata);
 }
 
 server_call *server_call_new(const char *id, const char *function, json_t *args,
@@ -179,7 +182,7 @@ bool server_call_set_running(server_call *c) {
     if (ok) {
         c->state = SERVER_CALL_RUNNING;
         c->started_ns = call_now_ns();
-        call_notify(c);
+        call_notify(c, false);
     }
     pthread_mutex_unlock(&c->lock);
     return ok;
@@ -191,7 +194,7 @@ bool server_call_requeue(server_call *c) {
     if (ok) {
         c->state = SERVER_CALL_QUEUED;
         c->requeues++;
-        call_notify(c);
+        call_notify(c, false);
     }
     pthread_mutex_unlock(&c->lock);
     return ok;
@@ -211,7 +214,7 @@ static void call_finish(server_call *c, server_call_state state,
     c->state = state;
     c->finished_ns = call_now_ns();
     c->run_ms = run_ms;
-    call_notify(c);
+    call_notify(c, true);
 }
 
 bool server_call_succeed(server_call *c, json_t *result, double run_ms) {
@@ -279,7 +282,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
         json_decref(c->lines[slot]);
     c->lines[slot] = line;
     c->nlines++;
-    call_notify(c);
+    call_notify(c, false);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -378,18 +381,30 @@ out:
     return o;
 }
 
-server_call_watch *server_call_watch_add(server_call *c,
-                                         server_call_watch_fn fn, void *udata) {
+static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,
+                                    void *udata, bool end_only) {
     server_call_watch *w = malloc(sizeof *w);
     if (!w)
         return NULL;
     w->fn = fn;
     w->udata = udata;
+    w->end_only = end_only;
     pthread_mutex_lock(&c->lock);
     w->next = c->watches;
     c->watches = w;
     pthread_mutex_unlock(&c->lock);
     return w;
+}
+
+server_call_watch *server_call_watch_add(server_call *c,
+                                         server_call_watch_fn fn, void *udata) {
+    return watch_add(c, fn, udata, false);
+}
+
+server_call_watch *server_call_watch_add_end(server_call *c,
+                                             server_call_watch_fn fn,
+                                             void *udata) {
+    return watch_add(c, fn, udata, true);
 }
 
 void server_call_watch_remove(server_call *c, server_call_watch *w) {

@@ -26,9 +26,8 @@ typedef struct server_call server_call;
 /* A new queued call with one reference. Steals args. max_log_lines bounds
  * the lines kept (the oldest are dropped and counted). NULL when out of
  * memory. */
-server_call *server_call_new(const char *id, const char *function,
-                             json_t *args, int64_t timeout_ms,
-                             size_t max_log_lines);
+server_call *server_call_new(const char *id, const char *function, json_t *args,
+                             int64_t timeout_ms, size_t max_log_lines);
 server_call *server_call_ref(server_call *c);
 void server_call_unref(server_call *c);
 
@@ -87,8 +86,12 @@ json_t *server_call_logs_since(const server_call *c, size_t *from);
 typedef void (*server_call_watch_fn)(void *udata);
 typedef struct server_call_watch server_call_watch;
 server_call_watch *server_call_watch_add(server_call *c,
-                                         server_call_watch_fn fn,
-                                         void *udata);
+                                         server_call_watch_fn fn, void *udata);
+/* As server_call_watch_add, but fn runs only when the call ends (at most
+ * once): for waiters that only answer a finished call, which would
+ * otherwise be woken for every log line. */
+server_call_watch *
+server_call_watch_add_end(server_call *c, server_call_watch_fn fn, void *udata);
 void server_call_watch_remove(server_call *c, server_call_watch *w);
 
 /* Cancellation requested by the client (DELETE); the supervisor reads it. */

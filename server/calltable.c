@@ -1,6 +1,6 @@
 /*
  * The call table (calltable.h): a chained hash of entries by id, a queue of
- * entries whose call changed (filled by the call watchers, drained by the
+ * entries whose call ended (filled by the call watchers, drained by the
  * table's thread) and a FIFO of finished entries for retention.
  *
  * An entry's watcher only queues the entry: watchers run under the call's
@@ -337,7 +337,7 @@ int server_calltable_add(server_calltable *t, server_call *call) {
     /* Watch before publishing, so that no change is missed; a change seen
      * before the entry is in the table is caught by the settle below. */
     e->call = server_call_ref(call);
-    if (exists || !(e->watch = server_call_watch_add(call, on_change, e))) {
+    if (exists || !(e->watch = server_call_watch_add_end(call, on_change, e))) {
         server_call_unref(call);
         free(e->id);
         free(e);

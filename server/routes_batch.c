@@ -9,14 +9,35 @@
 #include "request.h"
 #include "routes.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef struct batch {
+typedef struct batch batch;
+
+/* One element's watch on its call's end. */
+typedef struct batch_slot {
+    batch *b;
+    atomic_bool counted; /* its end was counted in `pending` */
+} batch_slot;
+
+struct batch {
     size_t n;
     server_call **calls;
     server_call_watch **watches;
-} batch;
+    batch_slot *slots;
+    server_req *req;
+    /* Calls not yet ended: the connection is woken once, by the last. */
+    atomic_size_t pending;
+};
+
+/* Counts one element's end, once; the last end wakes the request. */
+static void slot_ended(void *udata) {
+    batch_slot *s = udata;
+    if (!atomic_exchange(&s->counted, true) &&
+        atomic_fetch_sub(&s->b->pending, 1) == 1)
+        server_req_wake(s->b->req);
+}
 
 static void batch_free(server_req *req) {
     batch *b = req->state;
@@ -29,6 +50,7 @@ static void batch_free(server_req *req) {
     }
     free(b->calls);
     free(b->watches);
+    free(b->slots);
     free(b);
     req->state = NULL;
 }
@@ -113,11 +135,13 @@ enum MHD_Result server_route_batch(server_req *req) {
     if (b) {
         b->calls = calloc(n ? n : 1, sizeof *b->calls);
         b->watches = calloc(n ? n : 1, sizeof *b->watches);
+        b->slots = calloc(n ? n : 1, sizeof *b->slots);
     }
-    if (!b || !b->calls || !b->watches) {
+    if (!b || !b->calls || !b->watches || !b->slots) {
         if (b) {
             free(b->calls);
             free(b->watches);
+            free(b->slots);
         }
         free(b);
         server_batch_request_free(reqs, n);
@@ -126,11 +150,19 @@ enum MHD_Result server_route_batch(server_req *req) {
     req->state = b;
     req->free_state = batch_free;
     b->n = n;
+    b->req = req;
+    /* One more than the calls until all are watched, so that no end wakes
+     * the request early. */
+    atomic_init(&b->pending, n + 1);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
+        b->slots[i].b = b;
         ok = (b->calls[i] = batch_call(h, &reqs[i])) != NULL &&
-             (b->watches[i] =
-                  server_call_watch_add(b->calls[i], server_req_wake, req));
+             (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
+                                                        &b->slots[i]));
+        /* A call that ended before its watch was added is counted here. */
+        if (ok && server_call_is_done(b->calls[i]))
+            slot_ended(&b->slots[i]);
     }
     server_batch_request_free(reqs, n);
     if (!ok) {
@@ -139,5 +171,7 @@ enum MHD_Result server_route_batch(server_req *req) {
         return MHD_NO;
     }
     req->resume = batch_resume;
+    if (atomic_fetch_sub(&b->pending, 1) == 1)
+        server_req_wake(req);
     return batch_resume(req);
 }

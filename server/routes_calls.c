@@ -2,7 +2,7 @@
  * The call routes: POST /v1/calls (sync or async), GET and DELETE
  * /v1/calls/{id}, GET /v1/calls/{id}/logs. A sync call, and a DELETE until
  * the call has ended, suspend their connection and are resumed by a
- * watcher on the call.
+ * watcher on the call's end.
  */
 #include "problem.h"
 #include "request.h"
@@ -61,7 +61,7 @@ static enum MHD_Result wait_for(server_req *req, server_call *call,
     w->as_problem = as_problem;
     req->state = w;
     req->free_state = call_wait_free;
-    if (!(w->watch = server_call_watch_add(call, server_req_wake, req)))
+    if (!(w->watch = server_call_watch_add_end(call, server_req_wake, req)))
         return MHD_NO;
     req->resume = call_wait_resume;
     return call_wait_resume(req);
