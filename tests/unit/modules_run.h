@@ -10,6 +10,8 @@
 #include "pool/registry.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -139,6 +141,45 @@ static inline void mr_einval(const char *name, const char *args_json,
     cr_assert(strstr(mr_call.fail_message, needle) != NULL,
               "%s(%s): message \"%s\" lacks \"%s\"", name, args_json,
               mr_call.fail_message, needle);
+}
+
+typedef struct mr_async_run {
+    mr_run r;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool started, done;
+} mr_async_run;
+
+static inline void mr_async_job(ph_ctx *ctx, void *arg) {
+    mr_async_run *a = arg;
+    pthread_mutex_lock(&a->lock);
+    a->started = true;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    mr_job(ctx, &a->r);
+    pthread_mutex_lock(&a->lock);
+    a->done = true;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* Submits name(args), cancels it from this thread once it runs, and
+ * returns its status. */
+static inline int mr_run_and_cancel(const char *name, const char *args) {
+    mr_async_run a = {.r = mr_prepare(name, args, 0)};
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_cond_init(&a.cond, NULL);
+    cr_assert_eq(pool_submit(mr_pool, &mr_call, mr_async_job, &a), 0);
+    pthread_mutex_lock(&a.lock);
+    while (!a.started)
+        pthread_cond_wait(&a.cond, &a.lock);
+    atomic_store(&mr_call.cancelled, true);
+    while (!a.done)
+        pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    pthread_cond_destroy(&a.cond);
+    pthread_mutex_destroy(&a.lock);
+    return mr_finish(&a.r, NULL);
 }
 
 #endif

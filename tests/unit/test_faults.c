@@ -80,49 +80,11 @@ FAULTS_TEST(hang_honours_cancel_only_when_cooperative) {
                  PH_ECANCELLED);
 }
 
-typedef struct async_run {
-    mr_run r;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool started, done;
-} async_run;
-
-static void async_job(ph_ctx *ctx, void *arg) {
-    async_run *a = arg;
-    pthread_mutex_lock(&a->lock);
-    a->started = true;
-    pthread_cond_broadcast(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-    mr_job(ctx, &a->r);
-    pthread_mutex_lock(&a->lock);
-    a->done = true;
-    pthread_cond_broadcast(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-}
-
-/* Submits name(args), cancels it from this thread once it runs, and
- * returns its status. */
-static int run_and_cancel(const char *name, const char *args) {
-    async_run a = {.r = mr_prepare(name, args, 0)};
-    pthread_mutex_init(&a.lock, NULL);
-    pthread_cond_init(&a.cond, NULL);
-    cr_assert_eq(pool_submit(mr_pool, &mr_call, async_job, &a), 0);
-    pthread_mutex_lock(&a.lock);
-    while (!a.started)
-        pthread_cond_wait(&a.cond, &a.lock);
-    atomic_store(&mr_call.cancelled, true);
-    while (!a.done)
-        pthread_cond_wait(&a.cond, &a.lock);
-    pthread_mutex_unlock(&a.lock);
-    pthread_cond_destroy(&a.cond);
-    pthread_mutex_destroy(&a.lock);
-    return mr_finish(&a.r, NULL);
-}
-
 FAULTS_TEST(cooperative_calls_stop_when_cancelled) {
-    cr_assert_eq(run_and_cancel("hang", "{\"cooperative\": true}"),
+    cr_assert_eq(mr_run_and_cancel("hang", "{\"cooperative\": true}"),
                  PH_ECANCELLED);
-    cr_assert_eq(run_and_cancel("sleep", "{\"ms\": 3600000}"), PH_ECANCELLED);
+    cr_assert_eq(mr_run_and_cancel("sleep", "{\"ms\": 3600000}"),
+                 PH_ECANCELLED);
 }
 
 FAULTS_TEST(bad_arguments) {
