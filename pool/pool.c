@@ -1,13 +1,14 @@
 /*
  * The pool's workers: each owns a Chase-Lev deque; jobs from outside arrive
- * on a locked injector queue. An idle worker spins for a while trying to
- * steal, then sleeps on a futex. Wake-ups are never lost: a sleeper reads
- * the epoch, registers in `sleepers` and looks for work once more before it
- * waits on that epoch, and a waker that sees a sleeper bumps the epoch before
- * waking, so one side always sees the other. The injector side pays for a
- * full fence; a deque push (the hot path of every join) does not: there the
- * sleeper issues membarrier(2) before its last look, which puts a full
- * barrier on every running worker (an asymmetric Dekker handshake).
+ * on a locked injector queue. An idle worker spins briefly trying to
+ * steal, then yields for a while, then sleeps on a futex. Wake-ups are never
+ * lost: a sleeper reads the epoch, registers in `sleepers` and looks for work
+ * once more before it waits on that epoch, and a waker that sees a sleeper
+ * bumps the epoch before waking, so one side always sees the other. The
+ * injector side pays for a full fence; a deque push (the hot path of every
+ * join) does not: there the sleeper issues membarrier(2) before its last look,
+ * which puts a full barrier on every running worker (an asymmetric Dekker
+ * handshake).
  */
 #include "pool_int.h"
 
@@ -24,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 256
+#define SPIN_ROUNDS 32
+#define YIELD_ROUNDS 16
 #define WORKER_STACK (8u << 20)
 
 _Thread_local pool_worker *pool__tls_worker
@@ -218,6 +220,12 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
         if (spin < SPIN_ROUNDS) {
             for (int i = 0; i < 16; i++)
                 cpu_relax();
+            continue;
+        }
+        /* Then give the CPU to whoever else wants it (on a small machine
+         * the threads that feed this pool) before going to sleep. */
+        if (spin < SPIN_ROUNDS + YIELD_ROUNDS) {
+            sched_yield();
             continue;
         }
         uint32_t e = atomic_load(&pool->epoch);
