@@ -466,16 +466,19 @@ Test(pool, worker_status_shows_the_running_call, .fini = stop) {
     sem_init(&s.release, 0, 0);
     pool_submit(pool, &call, status_job, &s);
     sem_wait(&s.started);
-    pool_worker_status st;
+    pool_worker_status st, other;
     pool_worker_status_get(pool, (uint32_t)s.worker, &st);
+    pool_worker_status_get(pool, (uint32_t)(1 - s.worker), &other);
+    int64_t now = mono_ns();
+    /* Release the job before asserting: a failed assertion must not leave
+     * stop() joining a worker that still waits. */
+    sem_post(&s.release);
     cr_assert(st.busy);
     cr_assert_eq(st.call_id, 42);
     cr_assert_gt(st.busy_since_ns, 0);
-    cr_assert_leq(st.busy_since_ns, mono_ns());
-    pool_worker_status_get(pool, (uint32_t)(1 - s.worker), &st);
-    cr_assert(!st.busy);
-    cr_assert_eq(st.call_id, 0);
-    sem_post(&s.release);
+    cr_assert_leq(st.busy_since_ns, now);
+    cr_assert(!other.busy);
+    cr_assert_eq(other.call_id, 0);
 }
 
 static void count_job(ph_ctx *ctx, void *p) {
