@@ -461,7 +461,9 @@ static void status_job(ph_ctx *ctx, void *p) {
 
 Test(pool, worker_status_shows_the_running_call, .fini = stop) {
     start(2);
-    status_arg s;
+    /* Static: the job may still be inside sem_wait on it after the test
+     * body returned, until stop() joins the worker. */
+    static status_arg s;
     sem_init(&s.started, 0, 0);
     sem_init(&s.release, 0, 0);
     pool_submit(pool, &call, status_job, &s);
