@@ -38,6 +38,10 @@ typedef struct chaos_buf {
     size_t len, cap;
 } chaos_buf;
 
+/* A libcurl write callback appending to the chaos_buf in ud (kept
+ * NUL-terminated). */
+size_t chaos_buf_collect(char *p, size_t size, size_t n, void *ud);
+
 typedef struct chaos_client {
     CURL *easy;
     struct curl_slist *headers;

@@ -23,25 +23,6 @@ static const char *const crash_args[] = {"segv", "abort", "fpe", "bus"};
 static const char *const crash_names[] = {"SIGSEGV", "SIGABRT", "SIGFPE",
                                           "SIGBUS"};
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    chaos_buf *b = ud;
-    size_t len = size * n;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return len;
-}
-
 /* Keeps the Location header of a 202. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     chaos_client *c = ud;
@@ -76,7 +57,7 @@ static void send_request(chaos_run *run, chaos_client *c, const char *method,
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, chaos_buf_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);

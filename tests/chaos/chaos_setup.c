@@ -181,7 +181,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) {
     return size * n;
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *ud) {
+size_t chaos_buf_collect(char *p, size_t size, size_t n, void *ud) {
     chaos_buf *b = ud;
     size_t len = size * n;
     if (b->len + len + 1 > b->cap) {
@@ -218,7 +218,7 @@ static long side_request(chaos_run *run, const char *path, const char *body,
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, out ? collect : discard);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, out ? chaos_buf_collect : discard);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     long status = 0;
     if (curl_easy_perform(h) == CURLE_OK)
