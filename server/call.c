@@ -6,6 +6,7 @@
 
 #include "problem.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct server_call {
 
     char *id;
     char *function;
+    char *client; /* set once, before submission; NULL: "" */
     json_t *args;
     int64_t timeout_ms;
     int64_t created_ns;
@@ -128,10 +130,24 @@ void server_call_unref(server_call *c) {
     json_decref(c->host);
     free(c->slug);
     free(c->detail);
+    free(c->client);
     free(c->function);
     free(c->id);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+int server_call_set_client(server_call *c, const char *client) {
+    char *copy = strdup(client);
+    if (!copy)
+        return -ENOMEM;
+    free(c->client);
+    c->client = copy;
+    return 0;
+}
+
+const char *server_call_client(const server_call *c) {
+    return c->client ? c->client : "";
 }
 
 const char *server_call_id(const server_call *c) {

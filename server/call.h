@@ -29,6 +29,13 @@ typedef struct server_call server_call;
 server_call *server_call_new(const char *id, const char *function, json_t *args,
                              int64_t timeout_ms, size_t max_log_lines);
 server_call *server_call_ref(server_call *c);
+
+/* The client the call belongs to, for fair admission and, when client
+ * tokens are configured, for who may read or cancel it: the name of the
+ * client's API token, else its source address. Set once, before the call
+ * is submitted; "" until then. Returns 0 or -ENOMEM. */
+int server_call_set_client(server_call *c, const char *client);
+const char *server_call_client(const server_call *c);
 void server_call_unref(server_call *c);
 
 const char *server_call_id(const server_call *c);
