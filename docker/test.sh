@@ -140,11 +140,10 @@ else
 fi
 
 code=$(call '{"function":"panic","args":{"message":"boom from docker/test.sh"}}')
-if [ "$code" = 503 ] && grep -q 'worker-panicked' "$work/body" &&
+if [ "$code" = 500 ] && grep -q 'worker-panicked' "$work/body" &&
     grep -q 'boom from docker/test.sh' "$work/body" &&
-    grep -qi '^retry-after:' "$work/headers" &&
     grep -qi '^content-type: application/problem+json' "$work/headers"; then
-    pass "panic: 503 problem+json, worker-panicked, the message, Retry-After"
+    pass "panic: 500 problem+json, worker-panicked, the message"
 else
     fail "panic: HTTP $code: $(head -c 300 "$work/body")"
 fi

@@ -333,6 +333,11 @@ static json_t *call_problem_locked(const server_call *c, bool with_logs) {
     json_t *p = server_problem_new(c->slug, c->detail);
     if (!p)
         return NULL;
+    const char *culprit =
+        json_string_value(json_object_get(c->cause, "culprit"));
+    bool is_culprit = culprit && strcmp(culprit, c->id) == 0;
+    json_object_set_new(
+        p, "status", json_integer(server_problem_status(c->slug, is_culprit)));
     json_object_set_new(p, "id", json_string(c->id));
     json_object_set_new(p, "function", json_string(c->function));
     if (c->cause)

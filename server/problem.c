@@ -42,16 +42,20 @@ static const server_problem_type problem_types[] = {
     {"function-failed", 500, "Function failed",
      "The function ran and reported a failure. The detail carries its "
      "message and the logs show what it did."},
-    {"worker-panicked", 503, "A worker panicked",
-     "A worker panicked while running this call (ph_panic or a failed "
-     "assertion). The cause names the worker, the message and the source "
-     "location; the logs are the call's own. The host was replaced: retry "
-     "later, other calls were not affected."},
+    {"worker-panicked", 500, "A worker panicked",
+     "A worker panicked while running this call (ph_panic, a failed "
+     "assertion, or an allocation past the host's memory cap: cause kind "
+     "out-of-memory). The cause names the worker, the message and the source "
+     "location; the logs are the call's own. The call itself caused the "
+     "failure, so retrying it will fail again. The host was replaced at once; "
+     "other calls were not affected."},
     {"host-crashed", 503, "The pool host crashed",
-     "The pool host died: a fatal signal in a worker (the cause names the "
-     "signal, worker and backtrace), out of memory, or killed from outside. "
-     "Innocent calls are re-run on a new host; this call was the culprit, "
-     "or was re-run too often."},
+     "The pool host died. With status 500 this call caused it: a fatal "
+     "signal in a worker running it (the cause names the signal, worker, "
+     "source location and backtrace). With status 503 this call suffered "
+     "another call's failure (cause.culprit names that call) after running "
+     "out of re-runs, or the host was killed from outside (cause.culprit is "
+     "null): retrying is safe."},
     {"host-unresponsive", 503, "The pool host stopped responding",
      "The pool host sent no heartbeat within --heartbeat-timeout-ms and was "
      "killed. Innocent calls are re-run on a new host."},
@@ -77,6 +81,16 @@ const server_problem_type *server_problem_find(const char *slug) {
 const server_problem_type *server_problem_all(size_t *n) {
     *n = sizeof problem_types / sizeof *problem_types;
     return problem_types;
+}
+
+int server_problem_status(const char *slug, bool culprit) {
+    const server_problem_type *t = server_problem_find(slug);
+    if (!t)
+        return 500;
+    /* A host crash is a 500 for the call that caused it only. */
+    if (culprit && strcmp(slug, "host-crashed") == 0)
+        return 500;
+    return t->status;
 }
 
 json_t *server_problem_new(const char *slug, const char *detail) {

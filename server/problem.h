@@ -7,6 +7,7 @@
 #define SERVER_PROBLEM_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct server_problem_type {
@@ -21,6 +22,11 @@ const server_problem_type *server_problem_find(const char *slug);
 
 /* All types, in a fixed order; *n gets the count. */
 const server_problem_type *server_problem_all(size_t *n);
+
+/* The status of a problem for a call: the type's, except host-crashed,
+ * which is 500 for the culprit (the call that caused the crash) and 503 for
+ * the others. 500 for an unknown slug. */
+int server_problem_status(const char *slug, bool culprit);
 
 /* {"type": "/problems/<slug>", "title", "status", "detail"}: a new
  * reference, or NULL for an unknown slug. */

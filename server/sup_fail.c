@@ -335,6 +335,7 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
     else
         server_host_free(h, false);
     sup->host = NULL;
+    sup->retiring = false;
     sup->phase = SERVER_PHASE_NONE;
     json_decref(sup->trigger.panic);
     sup->trigger.panic = NULL;

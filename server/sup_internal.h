@@ -71,7 +71,7 @@ struct server_sup {
     pthread_mutex_t lock;
     server_sup_list inbox;
     server_sup_cancel_req *cancels;
-    bool restart_req, stop_req, draining, quitting;
+    bool restart_req, stop_req, reload_req, draining, quitting;
     size_t in_flight;
     size_t cancelling;
     int64_t unavailable_until; /* 0: available */
@@ -96,6 +96,7 @@ struct server_sup {
      * workers: reclaimed once their thread returned from a clean stop. */
     server_host *abandoned;
     server_host_phase phase;
+    bool retiring; /* reload: no new calls; stop once the running ended */
     int64_t started_ns;
     int64_t phase_deadline_ns; /* start timeout, kill or stop bound */
     int64_t heartbeat_ns;      /* last heartbeat (or READY) */

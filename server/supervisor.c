@@ -153,6 +153,7 @@ static void host_stopped(server_sup *sup) {
         server_host_free(h, false);
     sup->host = NULL;
     sup->phase = SERVER_PHASE_NONE;
+    sup->retiring = false;
     pthread_mutex_lock(&sup->lock);
     sup->host_stops++;
     sup->host_pid = 0;
@@ -278,8 +279,13 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
                 next = now; /* the start failed: retry or back off */
         }
     }
-    if (sup->phase == SERVER_PHASE_READY)
+    if (sup->phase == SERVER_PHASE_READY && sup->retiring &&
+        sup->running.n == 0)
+        host_stop(sup, now, "reload");
+    else if (sup->phase == SERVER_PHASE_READY && !sup->retiring)
         server__send_queued(sup, now);
+    if (sup->phase == SERVER_PHASE_STOPPING)
+        WAKE_AT(sup->phase_deadline_ns);
     return next;
 #undef WAKE_AT
 }
@@ -288,13 +294,22 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
 static bool sup_admin(server_sup *sup, int64_t now) {
     pthread_mutex_lock(&sup->lock);
     bool restart = sup->restart_req, stop = sup->stop_req, quit = sup->quitting;
-    sup->restart_req = sup->stop_req = false;
+    bool reload = sup->reload_req;
+    sup->restart_req = sup->stop_req = sup->reload_req = false;
     pthread_mutex_unlock(&sup->lock);
     if (stop || quit) {
         server__fail_all(sup, "pool-unavailable",
                          quit ? "the service is shutting down"
                               : "an administrator stopped the pool host");
         host_stop(sup, now, quit ? "shutdown" : "admin");
+    } else if (reload && sup->host && !sup->retiring &&
+               (sup->phase == SERVER_PHASE_READY ||
+                sup->phase == SERVER_PHASE_STARTING)) {
+        sup->retiring = true;
+        server_log(SERVER_LOG_INFO, "host_reload",
+                   json_pack("{s:I, s:I}", "generation",
+                             (json_int_t)sup->host->generation, "running",
+                             (json_int_t)sup->running.n));
     } else if (restart && sup->host &&
                (sup->phase == SERVER_PHASE_READY ||
                 sup->phase == SERVER_PHASE_STARTING)) {
@@ -505,6 +520,14 @@ void server_sup_cancel(server_sup *sup, server_call *call) {
 int server_sup_restart(server_sup *sup) {
     pthread_mutex_lock(&sup->lock);
     sup->restart_req = true;
+    pthread_mutex_unlock(&sup->lock);
+    sup_wake(sup);
+    return 0;
+}
+
+int server_sup_reload(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    sup->reload_req = true;
     pthread_mutex_unlock(&sup->lock);
     sup_wake(sup);
     return 0;

@@ -89,6 +89,11 @@ void server_sup_cancel(server_sup *sup, server_call *call);
 int server_sup_restart(server_sup *sup);
 int server_sup_stop(server_sup *sup);
 
+/* Graceful restart (SIGHUP): the current host takes no new calls and
+ * stops once the calls it runs have ended; the next host (which loads the
+ * plugins anew) takes the calls queued meanwhile. Returns 0. */
+int server_sup_reload(server_sup *sup);
+
 /* Draining: refuse new calls (SERVER_SUP_EUNAVAILABLE) but let the others
  * finish. */
 void server_sup_drain(server_sup *sup);

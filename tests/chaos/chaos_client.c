@@ -236,14 +236,14 @@ static bool check(chaos_run *run, chaos_client *c, long status, json_t *body) {
         return right(run, c);
     case CHAOS_PANIC:
         snprintf(tag, sizeof tag, "chaos-%ld", c->seq);
-        if (status != 503 || strcmp(slug, "worker-panicked") != 0)
-            return wrong(run, c, status, "panic not 503 worker-panicked");
+        if (status != 500 || strcmp(slug, "worker-panicked") != 0)
+            return wrong(run, c, status, "panic not 500 worker-panicked");
         if (!strstr(cause_field(body, "message"), tag))
             return wrong(run, c, status, "panic message missing");
         return right(run, c);
     case CHAOS_CRASH:
-        if (status != 503)
-            return wrong(run, c, status, "crash not 503");
+        if (status != 500)
+            return wrong(run, c, status, "crash not 500");
         if (strcmp(slug, "host-crashed") == 0) {
             if (strcmp(cause_field(body, "signal"), crash_names[c->n]) != 0)
                 return wrong(run, c, status, "crash signal not named");

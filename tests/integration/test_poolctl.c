@@ -202,7 +202,7 @@ Test(poolctl, call_json_is_the_raw_call_resource) {
 Test(poolctl, panic_exits_1_with_the_cause) {
     run r = CTL("call", "panic", "{\"message\": \"poolctl-boom\"}");
     cr_assert_eq(r.code, 1, "exit %d, stderr: %s", r.code, r.err);
-    cr_assert_not_null(strstr(r.err, "error: 503 worker-panicked"),
+    cr_assert_not_null(strstr(r.err, "error: 500 worker-panicked"),
                        "stderr: %s", r.err);
     cr_assert_not_null(strstr(r.err, "poolctl-boom"), "stderr: %s", r.err);
     cr_assert_not_null(strstr(r.err, "kind: panic"), "stderr: %s", r.err);

@@ -309,7 +309,7 @@ for round in 1 2; do
             unavailable=1
             break
         fi
-        if [ "$code" = 503 ] && grep -q 'host-crashed' "$work/crash.body"; then
+        if [ "$code" = 500 ] && grep -q 'host-crashed' "$work/crash.body"; then
             crashes=$((crashes + 1))
         else
             fail "round $round: crash call answered $code: $(head -c 300 "$work/crash.body")"

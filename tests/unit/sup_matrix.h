@@ -78,7 +78,7 @@ static inline void m_panic(server_isolation iso) {
     uint64_t gen = sup_t_generation(m.s);
     server_call *c =
         sup_t_run(m.s, "panic", "{\"message\": \"boom\", \"at\": 3}", 20000);
-    sup_t_expect_problem(c, "worker-panicked", 503, "panic");
+    sup_t_expect_problem(c, "worker-panicked", 500, "panic");
     json_t *p = sup_t_problem(c);
     cr_assert_str_eq(sup_t_str(p, "cause", "message"), "boom");
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "boom"));
@@ -113,7 +113,7 @@ static inline void m_crash(server_isolation iso, const char *sig,
     char args[64];
     snprintf(args, sizeof(args), "{\"signal\": \"%s\"}", sig);
     server_call *c = sup_t_run(m.s, "crash", args, 20000);
-    sup_t_expect_problem(c, "host-crashed", 503, "signal");
+    sup_t_expect_problem(c, "host-crashed", 500, "signal");
     json_t *p = sup_t_problem(c);
     cr_assert_str_eq(sup_t_str(p, "cause", "signal"), signame);
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), signame),
@@ -146,7 +146,7 @@ static inline void m_panic_innocents(server_isolation iso) {
     server_call *bad =
         sup_t_submit(m.s, "panic", "{\"message\": \"innocents\"}", 30000);
     sup_t_wait_done(bad);
-    sup_t_expect_problem(bad, "worker-panicked", 503, "panic");
+    sup_t_expect_problem(bad, "worker-panicked", 500, "panic");
     unsigned requeued = 0;
     for (int i = 0; i < 20; i++) {
         sup_t_wait_done(inn[i]);
@@ -247,7 +247,7 @@ static inline void m_oom(server_isolation iso, const char *bytes) {
     char args[64];
     snprintf(args, sizeof(args), "{\"bytes\": %s}", bytes);
     server_call *c = sup_t_run(m.s, "alloc", args, 30000);
-    sup_t_expect_problem(c, "worker-panicked", 503, "oom");
+    sup_t_expect_problem(c, "worker-panicked", 500, "oom");
     json_t *p = sup_t_problem(c);
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "out of memory"),
                        "detail: %s", sup_t_str(p, "detail", NULL));

@@ -48,7 +48,7 @@ Test(call, failure_renders_a_problem_with_cause_and_logs) {
     json_t *p = server_call_problem(c);
     cr_assert_str_eq(json_string_value(json_object_get(p, "type")),
                      "/problems/worker-panicked");
-    cr_assert_eq(json_integer_value(json_object_get(p, "status")), 503);
+    cr_assert_eq(json_integer_value(json_object_get(p, "status")), 500);
     cr_assert_str_eq(json_string_value(json_object_get(p, "id")), "c-1");
     cr_assert_str_eq(json_string_value(json_object_get(p, "function")), "fib");
     cr_assert_str_eq(json_string_value(json_object_get(
@@ -65,6 +65,32 @@ Test(call, failure_renders_a_problem_with_cause_and_logs) {
     cr_assert_null(json_object_get(json_object_get(o, "error"), "logs"));
     json_decref(o);
     server_call_unref(c);
+}
+
+/* A host crash is a 500 for the call that caused it and a 503 for the
+ * calls that suffered it. */
+Test(call, host_crash_status_follows_the_culprit) {
+    server_call *culprit = new_call(4), *victim = new_call(4);
+    const char *id = server_call_id(culprit);
+    cr_assert(server_call_fail(
+        culprit, "host-crashed", "died of SIGSEGV",
+        json_pack("{s:s, s:s}", "kind", "signal", "culprit", id), NULL, 1));
+    cr_assert(server_call_fail(
+        victim, "host-crashed", "died of SIGSEGV",
+        json_pack("{s:s, s:s}", "kind", "signal", "culprit", "other"), NULL,
+        1));
+    json_t *p = server_call_problem(culprit), *q = server_call_problem(victim);
+    cr_assert_eq(json_integer_value(json_object_get(p, "status")), 500);
+    cr_assert_eq(json_integer_value(json_object_get(q, "status")), 503);
+    json_t *o = server_call_to_json(culprit);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(o, "error"),
+                                                    "status")),
+                 500);
+    json_decref(o);
+    json_decref(p);
+    json_decref(q);
+    server_call_unref(culprit);
+    server_call_unref(victim);
 }
 
 Test(call, cancelled_slug_makes_the_state_cancelled) {

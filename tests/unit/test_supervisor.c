@@ -168,7 +168,7 @@ Test(supervisor, restart_intensity_and_recovery) {
     for (int i = 0; i < 3; i++) {
         server_call *c =
             sup_t_run(m.s, "crash", "{\"signal\": \"abort\"}", 20000);
-        sup_t_expect_problem(c, "host-crashed", 503, "signal");
+        sup_t_expect_problem(c, "host-crashed", 500, "signal");
         server_call_unref(c);
     }
     server_sup_stats st;
@@ -242,6 +242,33 @@ Test(supervisor, admin_restart_reruns_calls) {
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.restarts[SERVER_RESTART_ADMIN], 1);
     cr_assert_eq(st.generation, 2);
+    m_end(&m);
+}
+
+/* A reload lets the running call finish on the old host (no re-run, no
+ * failure counted); a call submitted meanwhile runs on the next host. */
+Test(supervisor, reload_is_graceful) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 400}", 60000);
+    sup_t_wait_running(c);
+    cr_assert(sup_t_stats_until(m.s, host_up));
+    cr_assert_eq(server_sup_reload(m.s), 0);
+    server_call *d = sup_t_submit(m.s, "sleep", "{\"ms\": 1}", 60000);
+    sup_t_wait_done(c);
+    sup_t_wait_done(d);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
+    cr_assert_eq(server_call_requeues(c), 0);
+    cr_assert_eq(server_call_get_state(d), SERVER_CALL_SUCCEEDED);
+    server_call_unref(c);
+    server_call_unref(d);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.generation, 2);
+    cr_assert_eq(st.host_stops, 1);
+    for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
+        cr_assert_eq(st.restarts[i], 0);
     m_end(&m);
 }
 

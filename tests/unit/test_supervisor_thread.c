@@ -90,7 +90,7 @@ Test(supervisor_thread, abandoned_bound_fails_liveness) {
         server_sup_get_stats(s, &st);
         cr_assert(st.live);
         server_call *call = sup_t_run(s, "panic", "{}", 20000);
-        sup_t_expect_problem(call, "worker-panicked", 503, "panic");
+        sup_t_expect_problem(call, "worker-panicked", 500, "panic");
         server_call_unref(call);
     }
     server_sup_stats st;
