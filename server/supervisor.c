@@ -476,30 +476,42 @@ void server_sup_free(server_sup *sup) {
     sup_destroy(sup);
 }
 
-int server_sup_submit(server_sup *sup, server_call *call) {
-    server_sup_entry *e = calloc(1, sizeof(*e));
-    if (!e)
-        return SERVER_SUP_EOVERLOADED;
-    int64_t now = server__now_ns();
+int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
+                            size_t n) {
+    server_sup_entry **e = calloc(n ? n : 1, sizeof(*e));
+    size_t made = 0;
+    while (e && made < n && (e[made] = calloc(1, sizeof(**e))))
+        made++;
     int rc = SERVER_SUP_OK;
+    if (made < n)
+        rc = SERVER_SUP_EOVERLOADED;
+    int64_t now = server__now_ns();
     pthread_mutex_lock(&sup->lock);
-    if (sup->quitting || sup->draining ||
-        (sup->unavailable_until && now < sup->unavailable_until))
+    if (rc == SERVER_SUP_OK &&
+        (sup->quitting || sup->draining ||
+         (sup->unavailable_until && now < sup->unavailable_until)))
         rc = SERVER_SUP_EUNAVAILABLE;
-    else if (sup->in_flight >= sup->cfg.max_queue)
+    else if (rc == SERVER_SUP_OK && n > sup->cfg.max_queue - sup->in_flight)
         rc = SERVER_SUP_EOVERLOADED;
     if (rc == SERVER_SUP_OK) {
-        e->call = server_call_ref(call);
-        server__list_push(&sup->inbox, e);
-        sup->in_flight++;
+        for (size_t i = 0; i < n; i++) {
+            e[i]->call = server_call_ref(calls[i]);
+            server__list_push(&sup->inbox, e[i]);
+        }
+        sup->in_flight += n;
     }
     pthread_mutex_unlock(&sup->lock);
-    if (rc != SERVER_SUP_OK) {
-        free(e);
-        return rc;
-    }
-    sup_wake(sup);
-    return SERVER_SUP_OK;
+    if (rc != SERVER_SUP_OK)
+        for (size_t i = 0; i < made; i++)
+            free(e[i]);
+    free(e);
+    if (rc == SERVER_SUP_OK && n > 0)
+        sup_wake(sup);
+    return rc;
+}
+
+int server_sup_submit(server_sup *sup, server_call *call) {
+    return server_sup_submit_batch(sup, &call, 1);
 }
 
 void server_sup_cancel(server_sup *sup, server_call *call) {

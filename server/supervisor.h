@@ -78,6 +78,11 @@ enum {
  * in which case the call was not taken. */
 int server_sup_submit(server_sup *sup, server_call *call);
 
+/* Queues n calls as one unit: all are taken, or none (with the error of
+ * server_sup_submit), and the supervisor is woken once. */
+int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
+                            size_t n);
+
 /* Cancels a queued or running call: it ends cancelled at once; the host is
  * told to cancel and recycled if the call's jobs do not stop within
  * cancel_grace_ms. No-op for a finished call. */
