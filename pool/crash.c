@@ -1,14 +1,19 @@
 /*
  * Fatal events of a worker: ph_panic / pool_oom (pool__panic) and fatal
- * signals. Both write the shared crash record (first writer wins, state
- * 0 -> 1 -> 2). The signal handler runs on the worker's alternate stack and
- * uses async-signal-safe calls only: its own number formatting, and
- * backtrace_symbols_fd into the worker's scratch memfd, read back with pread.
+ * signals, a system call the sandbox refused (SIGSYS) among them. Both write
+ * the shared crash record (first writer wins, state 0 -> 1 -> 2). The signal
+ * handler runs on the worker's alternate stack and uses async-signal-safe
+ * calls only: its own number formatting, the static system call names, and
+ * backtrace_symbols_fd (or dladdr, which it uses) into the worker's scratch
+ * memfd, read back with pread.
  */
 #include "pool_int.h"
+#include "sandbox.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
+#include <gnu/libc-version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +23,25 @@
 #include <unistd.h>
 
 #define ALTSTACK_SIZE (64u << 10)
+/* si_code of a SIGSYS from a seccomp filter (the kernel's, which glibc's
+ * headers do not carry). */
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
 #define BT_FRAMES 64
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+static const int fatal_signals[] = {SIGSEGV, SIGBUS,  SIGFPE,
+                                    SIGILL,  SIGABRT, SIGSYS};
 static atomic_bool crash_park;
 static atomic_bool crash_installed;
+/* The C library's load address: the frames of a refused system call's
+ * wrapper are skipped to find the code that called it. */
+static void *_Atomic crash_libc_base;
+/* Process mode: the region (and a scratch file) for fatal signals on
+ * threads that are not workers, such as the host thread running a plugin's
+ * entry point. */
+static pool_shm_t *_Atomic crash_region;
+static _Atomic int crash_region_fd = -1;
 
 /* ---- async-signal-safe formatting ---------------------------------------- */
 
@@ -68,18 +87,20 @@ static const char *signal_name(int signo) {
         return "SIGILL";
     case SIGABRT:
         return "SIGABRT";
+    case SIGSYS:
+        return "SIGSYS";
     }
     return "signal";
 }
 
-void pool__backtrace(pool_worker *w, char *buf, size_t size) {
+void pool__backtrace(int scratch_fd, char *buf, size_t size) {
     void *frames[BT_FRAMES];
     int n = backtrace(frames, BT_FRAMES);
     buf[0] = '\0';
-    if (w->scratch_fd >= 0 && ftruncate(w->scratch_fd, 0) == 0 &&
-        lseek(w->scratch_fd, 0, SEEK_SET) == 0) {
-        backtrace_symbols_fd(frames, n, w->scratch_fd);
-        ssize_t got = pread(w->scratch_fd, buf, size - 1, 0);
+    if (scratch_fd >= 0 && ftruncate(scratch_fd, 0) == 0 &&
+        lseek(scratch_fd, 0, SEEK_SET) == 0) {
+        backtrace_symbols_fd(frames, n, scratch_fd);
+        ssize_t got = pread(scratch_fd, buf, size - 1, 0);
         if (got > 0) {
             buf[got] = '\0';
             return;
@@ -125,7 +146,8 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
     rec.ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
     snprintf(rec.message, sizeof(rec.message), "%s", message);
     snprintf(rec.location, sizeof(rec.location), "%s", location);
-    pool__backtrace(w, rec.backtrace, sizeof(rec.backtrace));
+    pool__backtrace(w->scratch_fd, rec.backtrace, sizeof(rec.backtrace));
+    rec.syscall_nr = -1;
     atomic_init(&rec.state, 2);
 
     pool_crash_record *shared = pool_shm_crash(pool->shm);
@@ -133,6 +155,7 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
         shared->kind = rec.kind;
         shared->signo = 0;
         shared->worker = rec.worker;
+        shared->syscall_nr = -1;
         shared->call_id = rec.call_id;
         shared->ts_ns = rec.ts_ns;
         memcpy(shared->message, rec.message, sizeof(rec.message));
@@ -147,41 +170,114 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
 
 /* ---- fatal signals ------------------------------------------------------ */
 
-static void signal_record(pool_worker *w, int signo, const siginfo_t *si,
-                          const void *uctx) {
-    pool_crash_record *rec = pool_shm_crash(w->pool->shm);
-    if (!record_claim(rec))
-        return;
-    rec->kind = POOL_CRASH_SIGNAL;
-    rec->signo = signo;
-    rec->worker = (int32_t)w->index;
-    rec->call_id = atomic_load_explicit(&w->call_id, memory_order_relaxed);
-    rec->ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
-    sbuf m = {rec->message, sizeof(rec->message), 0};
-    put_str(&m, signal_name(signo));
-    if (si->si_code > 0) { /* sent by the kernel for a fault */
-        put_str(&m, " at address ");
-        put_uint(&m, (uintptr_t)si->si_addr, 16);
-    }
-    sbuf loc = {rec->location, sizeof(rec->location), 0};
+/* The interrupted program counter, or 0 where unknown. */
+static uintptr_t context_pc(const void *uctx) {
 #if defined(__x86_64__) && defined(REG_RIP)
-    put_str(&loc, "pc ");
-    put_uint(&loc,
-             (uint64_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP],
-             16);
+    return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.pc;
 #else
     (void)uctx;
-    put_str(&loc, "");
+    return 0;
 #endif
-    pool__backtrace(w, rec->backtrace, sizeof(rec->backtrace));
+}
+
+/* "object(symbol+0x12)", or "object+0x3b2c4" (an offset addr2line takes)
+ * for a function without a dynamic symbol. */
+static void put_code_address(sbuf *b, const Dl_info *info, uintptr_t addr) {
+    const char *base = info->dli_fname ? info->dli_fname : "?";
+    for (const char *p = base; *p; p++)
+        if (*p == '/')
+            base = p + 1;
+    put_str(b, base);
+    if (info->dli_sname && info->dli_saddr) {
+        put_str(b, "(");
+        put_str(b, info->dli_sname);
+        put_str(b, "+");
+        put_uint(b, addr - (uintptr_t)info->dli_saddr, 16);
+        put_str(b, ")");
+    } else {
+        put_str(b, "+");
+        put_uint(b, addr - (uintptr_t)info->dli_fbase, 16);
+    }
+}
+
+/* Where a refused system call came from: the first frame, from the
+ * interrupted one on, outside the C library (whose wrapper made the call).
+ * Falls back to the pc. */
+static void syscall_location(sbuf *loc, uintptr_t pc) {
+    void *frames[BT_FRAMES];
+    int n = backtrace(frames, BT_FRAMES);
+    int i = 0;
+    while (i < n && (uintptr_t)frames[i] != pc)
+        i++;
+    void *libc = atomic_load_explicit(&crash_libc_base, memory_order_relaxed);
+    for (; i < n; i++) {
+        Dl_info info;
+        if (dladdr(frames[i], &info) && info.dli_fbase != libc) {
+            put_code_address(loc, &info, (uintptr_t)frames[i]);
+            return;
+        }
+    }
+    put_str(loc, "pc ");
+    put_uint(loc, pc, 16);
+}
+
+/* The message of a refused system call: "SIGSYS: the sandbox refused the
+ * system call execve (59)". */
+static void put_refused(sbuf *m, const siginfo_t *si) {
+    put_str(m, "SIGSYS: the sandbox refused the system call ");
+    const char *name = pool_syscall_name(si->si_arch, si->si_syscall);
+    put_str(m, name ? name : "number");
+    put_str(m, " (");
+    put_uint(m, (uint32_t)si->si_syscall, 10);
+    put_str(m, ")");
+}
+
+static void signal_record(pool_crash_record *rec, int32_t worker,
+                          uint64_t call_id, int scratch_fd, int signo,
+                          const siginfo_t *si, const void *uctx) {
+    if (!record_claim(rec))
+        return;
+    bool refused = signo == SIGSYS && si->si_code == SYS_SECCOMP;
+    rec->kind = refused ? POOL_CRASH_SYSCALL : POOL_CRASH_SIGNAL;
+    rec->signo = signo;
+    rec->worker = worker;
+    rec->syscall_nr = refused ? si->si_syscall : -1;
+    rec->syscall_arch = refused ? si->si_arch : 0;
+    rec->call_id = call_id;
+    rec->ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
+    sbuf m = {rec->message, sizeof(rec->message), 0};
+    sbuf loc = {rec->location, sizeof(rec->location), 0};
+    uintptr_t pc = context_pc(uctx);
+    if (refused) {
+        put_refused(&m, si);
+        syscall_location(&loc, pc);
+    } else {
+        put_str(&m, signal_name(signo));
+        if (si->si_code > 0) { /* sent by the kernel for a fault */
+            put_str(&m, " at address ");
+            put_uint(&m, (uintptr_t)si->si_addr, 16);
+        }
+        if (pc) {
+            put_str(&loc, "pc ");
+            put_uint(&loc, pc, 16);
+        } else {
+            put_str(&loc, "");
+        }
+    }
+    pool__backtrace(scratch_fd, rec->backtrace, sizeof(rec->backtrace));
     record_publish(rec);
 }
 
 static void on_fatal_signal(int signo, siginfo_t *si, void *uctx) {
     int saved_errno = errno;
     pool_worker *w = pool__tls_worker;
+    pool_shm_t *region = atomic_load(&crash_region);
     if (w) {
-        signal_record(w, signo, si, uctx);
+        signal_record(pool_shm_crash(w->pool->shm), (int32_t)w->index,
+                      atomic_load_explicit(&w->call_id, memory_order_relaxed),
+                      w->scratch_fd, signo, si, uctx);
         if (atomic_load(&crash_park)) {
             int fd = w->pool->alert_fd;
             if (fd >= 0) {
@@ -193,6 +289,9 @@ static void on_fatal_signal(int signo, siginfo_t *si, void *uctx) {
             for (;;)
                 sigsuspend(&all);
         }
+    } else if (region) {
+        signal_record(pool_shm_crash(region), -1, 0,
+                      atomic_load(&crash_region_fd), signo, si, uctx);
     }
     /* Default action: the re-raised signal stays blocked, hence pending,
      * until the handler returns, and then kills the process. */
@@ -209,6 +308,9 @@ int pool_crash_install(bool park) {
     atomic_store(&crash_park, park);
     if (atomic_exchange(&crash_installed, true))
         return 0;
+    Dl_info libc;
+    if (dladdr((void *)gnu_get_libc_version, &libc))
+        atomic_store(&crash_libc_base, libc.dli_fbase);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_fatal_signal;
@@ -222,6 +324,18 @@ int pool_crash_install(bool park) {
             return -err;
         }
     }
+    return 0;
+}
+
+int pool_crash_set_region(pool_shm_t *shm) {
+    int fd = -1;
+    if (shm && (fd = memfd_create("poolhost-backtrace", MFD_CLOEXEC)) < 0)
+        return -errno;
+    atomic_store(&crash_region, NULL);
+    int old = atomic_exchange(&crash_region_fd, fd);
+    if (old >= 0)
+        close(old);
+    atomic_store(&crash_region, shm);
     return 0;
 }
 

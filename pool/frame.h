@@ -11,7 +11,8 @@
  * Payloads (all JSON objects unless empty):
  *   INIT      sup->host  {"threads", "fault_injection", "plugins": [...],
  *                         "heartbeat_interval_ms", "memory_limit",
- *                         "generation"}
+ *                         "generation", "sandbox": "strict" (the default)
+ *                         or "off"}
  *   READY     host->sup  {"pid", "threads", "functions": [...]}
  *   CALL      sup->host  id: call; {"function", "args", "id", "timeout_ms"}
  *   CANCEL    sup->host  id: call; empty
@@ -24,7 +25,8 @@
  *   HEARTBEAT host->sup  {"seq", "workers": [{"busy", "call", "jobs",
  *                         "busy_ms"}]}
  *   PANIC     host->sup  id: culprit call; {"kind", "worker", "message",
- *                         "location", "signal", "backtrace"}
+ *                         "location", "signal", "backtrace"}, plus
+ *                         "syscall" for kind "forbidden-syscall"
  *   SHUTDOWN  sup->host  empty
  */
 #ifndef POOL_FRAME_H

@@ -6,6 +6,7 @@
  * runs a function, so heartbeats keep coming while calls run for long.
  */
 #include "host_int.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,7 @@ typedef struct host_init {
     size_t nplugins;
     int heartbeat_ms;
     int64_t memory_limit;
+    pool_sandbox sandbox;
 } host_init;
 
 /* ---- INIT --------------------------------------------------------------- */
@@ -60,6 +62,11 @@ static const char *init_parse(const json_t *o, host_init *init) {
     const json_t *fi = json_object_get(o, "fault_injection");
     if (fi && !json_is_boolean(fi) && !json_is_null(fi))
         return "fault_injection must be a boolean";
+    const json_t *sb = json_object_get(o, "sandbox");
+    init->sandbox = POOL_SANDBOX_STRICT;
+    if (sb && !json_is_null(sb) &&
+        pool_sandbox_parse(json_string_value(sb), &init->sandbox) != 0)
+        return "sandbox must be \"strict\" or \"off\"";
     const json_t *pl = json_object_get(o, "plugins");
     if (pl && !json_is_array(pl) && !json_is_null(pl))
         return "plugins must be an array of paths";
@@ -117,6 +124,16 @@ static int wait_init(host_t *h, json_t **out) {
  * HOST_CONTINUE or an exit code. */
 static int host_start(host_t *h, const host_init *init) {
     char err[512];
+    /* Before any plugin is loaded: its entry point is user code too. A
+     * thread-mode host would confine the server, so it never is. */
+    if (!h->cfg->thread_mode && init->sandbox == POOL_SANDBOX_STRICT &&
+        pool_sandbox_enter(err, sizeof(err)) != 0) {
+        fprintf(stderr,
+                "pool host: sandbox: %s (--sandbox off starts hosts "
+                "without it)\n",
+                err);
+        return POOL_HOST_EXIT_SETUP;
+    }
     h->reg = pool_registry_new();
     if (!h->reg)
         return POOL_HOST_EXIT_SETUP;

@@ -45,11 +45,12 @@ enum {
 int pool_host_main(int argc, char **argv);
 
 /* The PANIC frame payload for a crash record: {"kind": "panic" | "signal" |
- * "oom", "worker" (null when not a worker), "message", "location" (null when
- * unknown), "signal" ("SIGSEGV" or null), "backtrace": [one string per
- * frame]}. The supervisor uses it for a record read from the shared region
- * after the host died, so both paths report the same cause. NULL when out
- * of memory. */
+ * "oom" | "forbidden-syscall", "worker" (null when not a worker), "message",
+ * "location" (null when unknown), "signal" ("SIGSEGV" or null), "backtrace":
+ * [one string per frame]}, plus "syscall" ("execve") for a system call the
+ * sandbox refused. The supervisor uses it for a record read from the shared
+ * region after the host died, so both paths report the same cause. NULL when
+ * out of memory. */
 json_t *pool_host_crash_json(const pool_crash_record *rec);
 
 /* "SIGSEGV" for SIGSEGV; JSON null for 0 or an unknown signal. */

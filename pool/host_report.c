@@ -5,6 +5,7 @@
  * sanitised before jansson, which refuses invalid UTF-8.
  */
 #include "host_int.h"
+#include "sandbox.h"
 
 #include <poolhost/module.h>
 
@@ -65,6 +66,8 @@ static const char *crash_kind_name(uint32_t kind) {
         return "signal";
     case POOL_CRASH_OOM:
         return "oom";
+    case POOL_CRASH_SYSCALL:
+        return "forbidden-syscall";
     default:
         return "unknown";
     }
@@ -99,17 +102,34 @@ json_t *pool_host_signal_json(int signo) {
     return json_string(name);
 }
 
+/* The name of the system call a SYSCALL record names ("execve"), or
+ * "syscall N" for a number no table knows. NULL when out of memory. */
+static json_t *syscall_json(const pool_crash_record *rec) {
+    const char *name = pool_syscall_name(rec->syscall_arch, rec->syscall_nr);
+    if (name)
+        return json_string(name);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "syscall %d", (int)rec->syscall_nr);
+    return json_string(buf);
+}
+
 json_t *pool_host_crash_json(const pool_crash_record *rec) {
     const char *loc = rec->location;
     json_t *worker = rec->worker >= 0 ? json_integer(rec->worker) : json_null();
     json_t *location =
         loc[0] ? host_text(loc, sizeof(rec->location)) : json_null();
-    return json_pack("{s:s, s:o*, s:o*, s:o*, s:o*, s:o*}", "kind",
-                     crash_kind_name(rec->kind), "worker", worker, "message",
-                     host_text(rec->message, sizeof(rec->message)), "location",
-                     location, "signal", pool_host_signal_json(rec->signo),
-                     "backtrace",
-                     backtrace_json(rec->backtrace, sizeof(rec->backtrace)));
+    json_t *j = json_pack(
+        "{s:s, s:o*, s:o*, s:o*, s:o*, s:o*}", "kind",
+        crash_kind_name(rec->kind), "worker", worker, "message",
+        host_text(rec->message, sizeof(rec->message)), "location", location,
+        "signal", pool_host_signal_json(rec->signo), "backtrace",
+        backtrace_json(rec->backtrace, sizeof(rec->backtrace)));
+    if (j && rec->kind == POOL_CRASH_SYSCALL &&
+        json_object_set_new(j, "syscall", syscall_json(rec)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* ---- logs and heartbeats ------------------------------------------------ */

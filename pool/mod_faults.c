@@ -2,8 +2,10 @@
  * The built-in `faults` module, registered only with fault injection: each
  * function misbehaves on purpose (panic, fatal signal, hang, log flood,
  * sleep, memory blow-up) so that the host, the supervisor and the tests can
- * show that no failure leaves a caller waiting.
+ * show that no failure leaves a caller waiting, and (syscall) tries what
+ * the sandbox forbids.
  */
+#include "faults.h"
 #include "mod_args.h"
 #include "pool.h"
 #include "registry.h"
@@ -353,6 +355,16 @@ static const ph_function faults_functions[] = {
                    "(the host fails). Result: {\"bytes\": bytes}.",
         .args = "{\"bytes\": integer in [0, 2^40]}",
         .fn = faults_alloc,
+    },
+    {
+        .name = "syscall",
+        .summary = "Tries one thing the sandbox forbids. Under --sandbox "
+                   "strict the host dies of SIGSYS (500 host-crashed naming "
+                   "the system call); without it, a harmless try whose "
+                   "result says what the kernel answered.",
+        .args = "{\"name\": \"execve\" | \"socket\" | \"fork\" | "
+                "\"kill_parent\" | \"open_write\"}",
+        .fn = pool__faults_syscall,
     },
 };
 /* clang-format on */

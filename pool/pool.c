@@ -308,6 +308,14 @@ void pool__wait_count(pool_worker *w, _Atomic uint32_t *count) {
 
 static void *worker_main(void *arg) {
     pool_worker *w = arg;
+    /* The worker pins itself: a sandboxed host may set only its own
+     * thread's affinity (pid 0), not another thread's by id. */
+    if (w->cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(w->cpu, &one);
+        sched_setaffinity(0, sizeof(one), &one);
+    }
     pool__tls_worker = w;
     pool__crash_worker_init(w);
     pool_job *job;
@@ -458,8 +466,10 @@ int pool_new(const pool_config *cfg, pool_t **out) {
     if (!pool->workers)
         goto fail;
     memset(pool->workers, 0, sizeof(pool_worker) * n);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         pool->workers[i].scratch_fd = -1;
+        pool->workers[i].cpu = -1;
+    }
     if (cfg->shm) {
         pool->shm = cfg->shm;
     } else {
@@ -497,10 +507,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
         if (pin) {
             while (!CPU_ISSET(++cpu, &allowed))
                 ;
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+            pool->workers[i].cpu = cpu;
         }
         rc = -pthread_create(&pool->workers[i].thread, &attr, worker_main,
                              &pool->workers[i]);

@@ -84,14 +84,22 @@ int pool_run(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg);
 void pool_worker_status_get(pool_t *pool, uint32_t worker,
                             pool_worker_status *out);
 
-/* Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT. A fatal
- * signal on a worker thread writes the crash record (signal, worker, call,
- * backtrace) into its pool's region with async-signal-safe calls only. Then,
+/* Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and SIGSYS.
+ * A fatal signal on a worker thread writes the crash record (signal, worker,
+ * call, backtrace; for the SIGSYS of a system call the sandbox refused, kind
+ * POOL_CRASH_SYSCALL with the call's number and a message naming it) into
+ * its pool's region with async-signal-safe calls only. Then,
  * with park == false, the default action runs (the process dies of the
  * signal); with park == true the worker writes one byte to its pool's
  * alert_fd (if >= 0) and parks for good. Signals on other threads always get
  * the default action. Process-wide; idempotent. Returns 0 or -errno. */
 int pool_crash_install(bool park);
+
+/* Process mode: fatal signals on threads that are not workers (the host
+ * thread running a plugin's entry point) write the crash record of shm too,
+ * with worker -1 and call 0, then take the default action. NULL stops that
+ * (before shm is unmapped). Returns 0 or -errno (no scratch memfd). */
+int pool_crash_set_region(pool_shm_t *shm);
 
 /* Records an out-of-memory failure of the calling job (crash kind OOM) and
  * hands control to the panic handler like ph_panic. */

@@ -38,6 +38,7 @@ struct pool_worker {
     uint32_t rng;
     pthread_t thread;
     bool started;
+    int cpu;        /* the CPU the worker pins itself to, -1: none */
     int scratch_fd; /* memfd the crash handler formats backtraces into */
     void *altstack;
     stack_t old_altstack;
@@ -121,8 +122,9 @@ int pool__crash_worker_init(pool_worker *w);
 void pool__crash_worker_fini(pool_worker *w);
 
 /* Writes the calling thread's backtrace, one frame per line, into buf
- * (NUL-terminated) using w's scratch file. Async-signal-safe. */
-void pool__backtrace(pool_worker *w, char *buf, size_t size);
+ * (NUL-terminated) using a scratch file (raw addresses when scratch_fd is
+ * -1). Async-signal-safe. */
+void pool__backtrace(int scratch_fd, char *buf, size_t size);
 
 int64_t pool__now_ns(clockid_t clock);
 

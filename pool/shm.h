@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define POOL_SHM_MAGIC 0x50485348u /* "PHSH" */
-#define POOL_SHM_VERSION 1u
+#define POOL_SHM_VERSION 2u
 #define POOL_SHM_DEFAULT_RING 1024u /* records per worker */
 
 #define POOL_LOG_MSG_MAX 224u
@@ -56,9 +56,10 @@ static inline pool_log_record *pool_log_ring_records(pool_log_ring *ring) {
 
 enum pool_crash_kind {
     POOL_CRASH_NONE = 0,
-    POOL_CRASH_PANIC = 1,  /* ph_panic or PH_ASSERT */
-    POOL_CRASH_SIGNAL = 2, /* fatal signal in a worker */
-    POOL_CRASH_OOM = 3,    /* out of memory inside a function */
+    POOL_CRASH_PANIC = 1,   /* ph_panic or PH_ASSERT */
+    POOL_CRASH_SIGNAL = 2,  /* fatal signal in a worker */
+    POOL_CRASH_OOM = 3,     /* out of memory inside a function */
+    POOL_CRASH_SYSCALL = 4, /* SIGSYS: the sandbox refused a system call */
 };
 
 /* The first fatal event of the host. state: 0 empty, 1 being written,
@@ -67,7 +68,9 @@ typedef struct pool_crash_record {
     _Atomic uint32_t state;
     uint32_t kind; /* pool_crash_kind */
     int32_t signo;
-    int32_t worker; /* -1 when not a worker thread */
+    int32_t worker;        /* -1 when not a worker thread */
+    int32_t syscall_nr;    /* POOL_CRASH_SYSCALL: the refused call, else -1 */
+    uint32_t syscall_arch; /* its AUDIT_ARCH_* */
     uint64_t call_id;
     uint64_t ts_ns;
     char message[512];

@@ -1,0 +1,227 @@
+/*
+ * The sandbox of a process-mode pool host (sandbox.h): the seccomp
+ * allowlist, built with libseccomp and loaded on every thread of the host,
+ * and the system call names the crash handler reports.
+ *
+ * Anything not allowed below traps: the kernel sends SIGSYS, the crash
+ * handler records the call and the host dies of it, so that the caller
+ * hears which system call its function tried. Two calls answer ENOSYS
+ * instead: clone3 and openat2 take their arguments in memory a filter
+ * cannot read, and glibc falls back to clone and openat, which it can.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+const char *pool_sandbox_name(pool_sandbox mode) {
+    return mode == POOL_SANDBOX_STRICT ? "strict" : "off";
+}
+
+int pool_sandbox_parse(const char *s, pool_sandbox *out) {
+    if (s && strcmp(s, "strict") == 0)
+        *out = POOL_SANDBOX_STRICT;
+    else if (s && strcmp(s, "off") == 0)
+        *out = POOL_SANDBOX_OFF;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *pool_syscall_name(uint32_t arch, int nr) {
+    for (size_t i = 0; i < pool__nsyscall_tables; i++) {
+        const pool__syscall_table *t = &pool__syscall_tables[i];
+        if (t->arch == arch)
+            return nr >= 0 && (size_t)nr < t->n ? t->names[nr] : NULL;
+    }
+    return NULL;
+}
+
+/* ---- the allowlist ----------------------------------------------------- */
+
+/* Allowed whatever their arguments. None of them reaches beyond the
+ * process: I/O only on descriptors the host already holds (its socket, its
+ * shared region and memfds, stderr, files it opened read-only). */
+static const int allowed[] = {
+    /* memory, and loading plugins (mapping their code executable) */
+    SCMP_SYS(brk),
+    SCMP_SYS(mmap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(mprotect),
+    SCMP_SYS(madvise),
+    /* the crash handler's backtrace scratch files, and crash {bus} */
+    SCMP_SYS(memfd_create),
+    /* threads: start, synchronise, stop (clone itself is checked below) */
+    SCMP_SYS(futex),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),
+    SCMP_SYS(membarrier),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getpid),
+    SCMP_SYS(getppid),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+    /* signals within the process: handlers, masks, alternate stacks */
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(restart_syscall),
+    /* time */
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_getres),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(gettimeofday),
+    SCMP_SYS(time),
+    /* I/O on held descriptors: the wire protocol (read, sendmsg), the
+     * completion eventfd, log lines to stderr, the scratch files */
+    SCMP_SYS(read),
+    SCMP_SYS(readv),
+    SCMP_SYS(pread64),
+    SCMP_SYS(write),
+    SCMP_SYS(writev),
+    SCMP_SYS(lseek),
+    SCMP_SYS(close),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(sendmsg),
+    /* reading files and their metadata (opening is checked below) */
+    SCMP_SYS(fstat),
+    SCMP_SYS(stat),
+    SCMP_SYS(lstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(statx),
+    SCMP_SYS(readlink),
+    SCMP_SYS(readlinkat),
+    SCMP_SYS(getdents64),
+    SCMP_SYS(access),
+    SCMP_SYS(faccessat),
+    SCMP_SYS(faccessat2),
+    SCMP_SYS(getcwd),
+    /* ordinary computation: random numbers, what machine this is */
+    SCMP_SYS(getrandom),
+    SCMP_SYS(uname),
+    SCMP_SYS(sysinfo),
+    SCMP_SYS(getuid),
+    SCMP_SYS(geteuid),
+    SCMP_SYS(getgid),
+    SCMP_SYS(getegid),
+};
+
+/* Flags that make an open write, create or truncate. */
+#define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC)
+
+/* Returns 0 or a negative errno (libseccomp's). */
+static int add_rules(scmp_filter_ctx ctx) {
+    int rc = 0;
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    pid_t self = getpid();
+    /* Threads only: clone without CLONE_THREAD is a new process. */
+    if (!rc)
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+            SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* Files open for reading only. */
+    if (!rc)
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
+            SCMP_A1_32(SCMP_CMP_MASKED_EQ, OPEN_WRITE_FLAGS, O_RDONLY));
+    if (!rc)
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+            SCMP_A2_32(SCMP_CMP_MASKED_EQ, OPEN_WRITE_FLAGS, O_RDONLY));
+    if (!rc)
+        rc =
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
+    /* Signals to itself only (raise, abort, the crash handler's re-raise,
+     * pthread_kill). */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self));
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self));
+    /* Its own limits: reading them, and the host's memory cap (without
+     * privileges a limit can only go down, or a soft one up to its hard
+     * one: RLIMIT_CORE and the memory cap are set hard). */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, 0));
+    /* The scratch files, never the inherited stdin, stdout or stderr. */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
+                              SCMP_A0_32(SCMP_CMP_GT, 2));
+    /* isatty() (stdio asks it); no other ioctl, TIOCSTI least of all. */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, TCGETS));
+    /* A worker pins itself to its CPU; other threads' and processes'
+     * affinity is not the host's business. */
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity),
+                              1, SCMP_A0_32(SCMP_CMP_EQ, 0));
+    /* Descriptor flags (non-blocking, close-on-exec), nothing else. */
+    static const int fcntl_cmds[] = {F_GETFD, F_SETFD, F_GETFL, F_SETFL};
+    for (size_t i = 0; i < sizeof fcntl_cmds / sizeof *fcntl_cmds && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)fcntl_cmds[i]));
+    return rc;
+}
+
+/* Builds and loads the filter. Returns 0 or a negative errno, with the
+ * step that failed in *what. */
+static int load_filter(const char **what) {
+    *what = "seccomp_init";
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (!ctx)
+        return -ENOMEM;
+    int rc;
+    /* A system call of another ABI (int 0x80 on x86_64) traps too, and
+     * the filter covers every thread, also those started before it. */
+    *what = "seccomp attributes";
+    if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP)) ||
+        (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)))
+        goto out;
+    *what = "seccomp rules";
+    if ((rc = add_rules(ctx)))
+        goto out;
+    *what = "seccomp_load";
+    rc = seccomp_load(ctx);
+out:
+    seccomp_release(ctx);
+    return rc;
+}
+
+int pool_sandbox_enter(char *err, size_t errlen) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "setrlimit(RLIMIT_CORE): %s", strerror(e));
+        return -e;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(e));
+        return -e;
+    }
+    const char *what;
+    int rc = load_filter(&what);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", what, strerror(-rc));
+    return rc < 0 ? rc : 0;
+}
