@@ -42,6 +42,7 @@ typedef struct opt {
 #define I64MAX INT64_MAX
 
 static const char *const isolation_choices[] = {"process", "thread", NULL};
+static const char *const sandbox_choices[] = {"strict", "off", NULL};
 static const char *const format_choices[] = {"text", "json", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error",
                                             NULL};
@@ -56,6 +57,10 @@ static const opt options[] = {
      "HTTP threads; 0: the online CPUs"},
     {"isolation", OPT_CHOICE, OFF(isolation), 0, 0, isolation_choices,
      "process", "process|thread", "where the pool host runs"},
+    {"sandbox", OPT_CHOICE, OFF(sandbox), 0, 0, sandbox_choices, "strict",
+     "strict|off",
+     "confine process-isolation hosts (seccomp allowlist: no exec, fork, "
+     "sockets, writes); thread isolation runs unconfined"},
     {"heartbeat-interval-ms", OPT_INT, OFF(heartbeat_interval_ms), 1, 60000,
      NULL, "100", "MS", "host heartbeat period"},
     {"heartbeat-timeout-ms", OPT_INT, OFF(heartbeat_timeout_ms), 1, 3600000,
@@ -508,6 +513,7 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
                           server_sup_config *sup) {
     server_sup_config_defaults(sup);
     sup->isolation = (server_isolation)cfg->isolation;
+    sup->sandbox = cfg->sandbox == 0;
     sup->threads = (uint32_t)cfg->threads;
     sup->heartbeat_interval_ms = (int)cfg->heartbeat_interval_ms;
     sup->heartbeat_timeout_ms = (int)cfg->heartbeat_timeout_ms;

@@ -23,6 +23,7 @@ typedef struct server_config {
     int64_t threads;      /* pool workers, 0: online CPUs */
     int64_t http_threads; /* 0: online CPUs */
     int64_t isolation;    /* server_isolation */
+    int64_t sandbox;      /* 0 strict, 1 off */
     int64_t heartbeat_interval_ms;
     int64_t heartbeat_timeout_ms;
     int64_t start_timeout_ms;

@@ -58,8 +58,9 @@ typedef struct failure {
     uint64_t culprit;
     const char *message;
     const char *location;
-    int exit_code; /* -1: none */
-    json_t *cause; /* the cause object, culprit included */
+    const char *syscall; /* forbidden-syscall: the refused call */
+    int exit_code;       /* -1: none */
+    json_t *cause;       /* the cause object, culprit included */
 } failure;
 
 static const char *culprit_id(server_sup *sup, uint64_t wire) {
@@ -90,9 +91,14 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
         const char *k = json_string_value(json_object_get(base, "kind"));
         f->kind = k && strcmp(k, "signal") == 0 ? "signal"
                   : k && strcmp(k, "oom") == 0  ? "oom"
-                                                : "panic";
-        f->reason = strcmp(f->kind, "signal") == 0 ? SERVER_RESTART_CRASH
-                                                   : SERVER_RESTART_PANIC;
+                  : k && strcmp(k, "forbidden-syscall") == 0
+                      ? "forbidden-syscall"
+                      : "panic";
+        f->reason = strcmp(f->kind, "signal") == 0 ||
+                            strcmp(f->kind, "forbidden-syscall") == 0
+                        ? SERVER_RESTART_CRASH
+                        : SERVER_RESTART_PANIC;
+        f->syscall = json_string_value(json_object_get(base, "syscall"));
         json_t *w = json_object_get(base, "worker");
         f->worker = json_is_integer(w) ? (int)json_integer_value(w) : -1;
         const char *sig = json_string_value(json_object_get(base, "signal"));
@@ -150,6 +156,9 @@ static void failure_text(server_sup *sup, server_host *h, const failure *f,
     const char *k = f->kind;
     const char *m = f->message ? f->message : "";
     const char *sig = f->signame[0] ? f->signame : "a signal";
+    char by[48] = "the host, outside any call,";
+    if (f->worker >= 0)
+        snprintf(by, sizeof(by), "worker %d", f->worker);
     if (strcmp(k, "panic") == 0 && f->location)
         snprintf(buf, len, "worker %d panicked: %s at %s", f->worker, m,
                  f->location);
@@ -158,6 +167,12 @@ static void failure_text(server_sup *sup, server_host *h, const failure *f,
     else if (strcmp(k, "oom") == 0)
         snprintf(buf, len, "worker %d ran out of memory%s: %s", f->worker, call,
                  m);
+    else if (strcmp(k, "forbidden-syscall") == 0)
+        snprintf(buf, len,
+                 "%s made the system call %s%s; the sandbox refuses it, so "
+                 "%s was stopped. Run poolhost with --sandbox off "
+                 "(POOLHOST_SANDBOX=off) if a function needs it",
+                 by, f->syscall ? f->syscall : "?", call, who);
     else if (strcmp(k, "signal") == 0 && proc && f->worker >= 0)
         snprintf(buf, len, "%s died of %s in worker %d%s", who, sig, f->worker,
                  call);

@@ -88,13 +88,54 @@ const char *server_signal_name(int signo, char *buf, size_t len) {
     return buf;
 }
 
-/* Starts the child: fds 3 and 4 are the socket and the region, nothing
- * else is inherited, signals are back to their defaults, and it has its own
- * process group so a terminal's ^C reaches only the server, which drains.
- * Returns 0 or a negative errno. */
+/* What a confined host's environment keeps: locale, time zone, where
+ * programs and libraries are, the sanitizers' options. Nothing of the
+ * server's secrets. */
+static const char *const host_env_allowed[] = {
+    "PATH=",         "LANG=",          "LANGUAGE=",        "LC_",
+    "TZ=",           "TZDIR=",         "LD_LIBRARY_PATH=", "GLIBC_TUNABLES=",
+    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=",    "TSAN_OPTIONS=",
+};
+
+static bool host_env_keeps(const char *entry, bool sandbox) {
+    if (strncmp(entry, "POOLHOST_", 9) == 0)
+        return false; /* poolhost's own settings, the admin token among them */
+    if (!sandbox)
+        return true;
+    for (size_t i = 0; i < sizeof host_env_allowed / sizeof *host_env_allowed;
+         i++)
+        if (strncmp(entry, host_env_allowed[i], strlen(host_env_allowed[i])) ==
+            0)
+            return true;
+    return false;
+}
+
+/* The host's environment: the allowlist above for a confined host, else
+ * the server's less POOLHOST_*. Pointers into environ, NULL-terminated;
+ * NULL when out of memory. */
+static char **host_environ(bool sandbox) {
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof(*env));
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (host_env_keeps(environ[i], sandbox))
+            env[k++] = environ[i];
+    return env;
+}
+
+/* Starts the child: stdin is /dev/null, fds 3 and 4 are the socket and the
+ * region, nothing else is inherited, the environment is host_environ's,
+ * signals are back to their defaults, and it has its own process group so a
+ * terminal's ^C reaches only the server, which drains. Returns 0 or a
+ * negative errno. */
 static int host_spawn_process(server_host *h, const server_host_opts *o,
                               int sock, int shm_fd) {
     int rc = 0;
+    char **env = NULL;
     /* Above 4, so that the dup2s below never clobber each other. */
     int csock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
     int cshm = fcntl(shm_fd, F_DUPFD_CLOEXEC, 10);
@@ -115,7 +156,9 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
-    rc = posix_spawn_file_actions_adddup2(&fa, csock, 3);
+    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (!rc)
+        rc = posix_spawn_file_actions_adddup2(&fa, csock, 3);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&fa, cshm, 4);
     if (!rc)
@@ -136,7 +179,11 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
     }
     char *argv[] = {(char *)o->exe_path, (char *)POOL_HOST_FLAG, "3", "4",
                     NULL};
-    rc = -posix_spawn(&h->pid, o->exe_path, &fa, &attr, argv, environ);
+    if (!(env = host_environ(o->sandbox))) {
+        rc = -ENOMEM;
+        goto out_attr;
+    }
+    rc = -posix_spawn(&h->pid, o->exe_path, &fa, &attr, argv, env);
     if (rc == 0) {
         h->exit_fd = (int)syscall(SYS_pidfd_open, h->pid, 0);
         if (h->exit_fd < 0)
@@ -147,6 +194,7 @@ out_attr:
 out_fa:
     posix_spawn_file_actions_destroy(&fa);
 out_fds:
+    free(env);
     if (csock >= 0)
         close(csock);
     if (cshm >= 0)

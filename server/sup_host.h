@@ -41,6 +41,7 @@ typedef struct server_host {
 
 typedef struct server_host_opts {
     server_isolation isolation;
+    bool sandbox; /* a confined host: only an allowlisted environment */
     uint32_t threads;
     uint32_t max_payload;
     const char *exe_path;

@@ -40,6 +40,7 @@ const char *server_restart_reason_name(int reason) {
 void server_sup_config_defaults(server_sup_config *cfg) {
     *cfg = (server_sup_config){
         .isolation = SERVER_ISOLATION_PROCESS,
+        .sandbox = true,
         .threads = 0,
         .heartbeat_interval_ms = 100,
         .heartbeat_timeout_ms = 1000,
@@ -69,10 +70,19 @@ static void sup_wake(server_sup *sup) {
 
 /* ---- hosts ---- */
 
+/* The sandbox in force: a thread-mode host cannot be confined without
+ * confining the server. */
+static const char *sandbox_name(const server_sup *sup) {
+    return sup->cfg.isolation == SERVER_ISOLATION_PROCESS && sup->cfg.sandbox
+               ? "strict"
+               : "off";
+}
+
 /* Spawns a host and sends INIT; a spawn failure counts against the restart
  * policy like any failed start. */
 static void host_start(server_sup *sup, int64_t now) {
     server_host_opts o = {.isolation = sup->cfg.isolation,
+                          .sandbox = strcmp(sandbox_name(sup), "strict") == 0,
                           .threads = sup->threads,
                           .max_payload = sup->cfg.max_payload,
                           .exe_path = sup->cfg.exe_path};
@@ -87,10 +97,11 @@ static void host_start(server_sup *sup, int64_t now) {
     for (size_t i = 0; i < sup->cfg.nplugins; i++)
         json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
     json_t *init = json_pack(
-        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
+        "{s:i, s:b, s:o, s:i, s:I, s:I, s:s}", "threads", (int)sup->threads,
         "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
         "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
-        (json_int_t)sup->cfg.host_memory_limit, "generation", (json_int_t)gen);
+        (json_int_t)sup->cfg.host_memory_limit, "generation", (json_int_t)gen,
+        "sandbox", sandbox_name(sup));
     if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
         rc = -ENOMEM;
     json_decref(init);
@@ -118,13 +129,14 @@ static void host_start(server_sup *sup, int64_t now) {
     sup->host_pid = h->pid;
     pthread_mutex_unlock(&sup->lock);
     server_log(SERVER_LOG_INFO, "host_start",
-               json_pack("{s:I, s:s, s:o, s:i}", "generation", (json_int_t)gen,
-                         "isolation",
+               json_pack("{s:I, s:s, s:s, s:o, s:i}", "generation",
+                         (json_int_t)gen, "isolation",
                          sup->cfg.isolation == SERVER_ISOLATION_THREAD
                              ? "thread"
                              : "process",
-                         "pid", h->pid ? json_integer(h->pid) : json_null(),
-                         "threads", (int)sup->threads));
+                         "sandbox", sandbox_name(sup), "pid",
+                         h->pid ? json_integer(h->pid) : json_null(), "threads",
+                         (int)sup->threads));
 }
 
 /* Asks the host to stop (idle, admin stop, shutdown). */
@@ -611,10 +623,11 @@ json_t *server_sup_status_json(server_sup *sup) {
                                    "generation", (json_int_t)sup->generation)
                        : json_null();
     json_t *st = json_pack(
-        "{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:I}", "state",
-        server_sup_state_name(sup->state), "isolation",
+        "{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:I}",
+        "state", server_sup_state_name(sup->state), "isolation",
         sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
-        "threads", (int)sup->threads, "host", host, "heartbeat_age_ms",
+        "sandbox", sandbox_name(sup), "threads", (int)sup->threads, "host",
+        host, "heartbeat_age_ms",
         sup->last_heartbeat_ns
             ? json_integer((now - sup->last_heartbeat_ns) / SUP_MS)
             : json_null(),

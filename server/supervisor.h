@@ -31,6 +31,7 @@ typedef enum server_sup_state {
 
 typedef struct server_sup_config {
     server_isolation isolation;
+    bool sandbox;                 /* process isolation: confine hosts */
     uint32_t threads;             /* 0: online CPUs */
     int heartbeat_interval_ms;    /* 100 */
     int heartbeat_timeout_ms;     /* 1000 */
@@ -136,7 +137,8 @@ typedef struct server_sup_stats {
 void server_sup_get_stats(server_sup *sup, server_sup_stats *out);
 const char *server_sup_state_name(server_sup_state s); /* "ready", ... */
 
-/* GET /v1/pool: state, isolation, threads, host {pid, generation},
+/* GET /v1/pool: state, isolation, sandbox ("strict" or "off": what is in
+ * force, so always "off" in thread isolation), threads, host {pid, generation},
  * heartbeat_age_ms, workers [{index, busy, call, jobs, busy_ms}], restarts
  * {reason: n}, last_failure {time, reason, cause}. New reference. */
 json_t *server_sup_status_json(server_sup *sup);
