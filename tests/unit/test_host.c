@@ -7,12 +7,16 @@
  */
 #include "pool/frame.h"
 #include "pool/host.h"
+#include "pool/sandbox.h"
 #include "pool/shm.h"
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/audit.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -115,12 +119,15 @@ static void recv_reply(sup_side *s, uint64_t id, json_t *logs, rx *out) {
     }
 }
 
+/* sandbox: "strict", "off", or NULL to leave it out (the host's default). */
 static void send_init(sup_side *s, bool faults, int hb_ms,
-                      json_int_t memory_limit) {
+                      json_int_t memory_limit, const char *sandbox) {
     json_t *init =
         json_pack("{s:i, s:b, s:[], s:i, s:I, s:i}", "threads", THREADS,
                   "fault_injection", faults, "plugins", "heartbeat_interval_ms",
                   hb_ms, "memory_limit", memory_limit, "generation", 1);
+    if (sandbox)
+        json_object_set_new(init, "sandbox", json_string(sandbox));
     cr_assert_eq(pool_chan_send_json(s->ch, POOL_FRAME_INIT, 0, init), 0);
     json_decref(init);
 }
@@ -171,7 +178,8 @@ static void *host_thread(void *arg) {
 }
 
 /* Starts a host thread and reads its READY; returns the READY payload. */
-static json_t *start_thread_host(sup_side *s, bool faults, int hb_ms) {
+static json_t *start_thread_host_in(sup_side *s, bool faults, int hb_ms,
+                                    const char *sandbox) {
     memset(s, 0, sizeof(*s));
     make_shm(s);
     int sv[2];
@@ -184,10 +192,14 @@ static json_t *start_thread_host(sup_side *s, bool faults, int hb_ms) {
     cr_assert_not_null(s->ch);
     s->rc = -1;
     cr_assert_eq(pthread_create(&s->thread, NULL, host_thread, s), 0);
-    send_init(s, faults, hb_ms, 0);
+    send_init(s, faults, hb_ms, 0, sandbox);
     rx r;
     recv_until(s, POOL_FRAME_READY, 0, NULL, &r);
     return r.json;
+}
+
+static json_t *start_thread_host(sup_side *s, bool faults, int hb_ms) {
+    return start_thread_host_in(s, faults, hb_ms, NULL);
 }
 
 /* SHUTDOWN, join, and release; returns the host's exit code. */
@@ -487,6 +499,11 @@ Test(host, bad_init_is_a_protocol_error, .timeout = 60) {
     memcpy(init + POOL_FRAME_HEADER_SIZE, bad, strlen(bad));
     cr_assert_eq(run_on_bytes(init, POOL_FRAME_HEADER_SIZE + strlen(bad)),
                  POOL_HOST_EXIT_PROTOCOL);
+    bad = "{\"sandbox\": \"lax\"}";
+    pool_frame_header(init, POOL_FRAME_INIT, 0, (uint32_t)strlen(bad));
+    memcpy(init + POOL_FRAME_HEADER_SIZE, bad, strlen(bad));
+    cr_assert_eq(run_on_bytes(init, POOL_FRAME_HEADER_SIZE + strlen(bad)),
+                 POOL_HOST_EXIT_PROTOCOL);
     /* A missing plugin fails the start. */
     bad = "{\"plugins\": [\"/nonexistent/plugin.so\"]}";
     pool_frame_header(init, POOL_FRAME_INIT, 0, (uint32_t)strlen(bad));
@@ -499,9 +516,12 @@ Test(host, bad_init_is_a_protocol_error, .timeout = 60) {
 
 /* ---- process mode ------------------------------------------------------- */
 
-/* Spawns POOLHOST_BIN --pool-host with fresh fds and reads READY. */
-static void start_process_host(sup_side *s, bool faults,
-                               json_int_t memory_limit) {
+/* Spawns POOLHOST_BIN --pool-host with fresh fds (plus extra_fd, when >=
+ * 0, inherited as well), sends INIT (sandbox as in send_init) and reads
+ * READY. */
+static void start_process_host_in(sup_side *s, bool faults,
+                                  json_int_t memory_limit, const char *sandbox,
+                                  int extra_fd) {
     memset(s, 0, sizeof(*s));
     const char *bin = getenv("POOLHOST_BIN");
     cr_assert_not_null(bin, "POOLHOST_BIN is not set");
@@ -516,16 +536,23 @@ static void start_process_host(sup_side *s, bool faults,
     snprintf(a_sock, sizeof(a_sock), "%d", child_sock);
     snprintf(a_shm, sizeof(a_shm), "%d", child_shm);
     char *argv[] = {(char *)bin, POOL_HOST_FLAG, a_sock, a_shm, NULL};
+    if (extra_fd >= 0)
+        cr_assert_eq(fcntl(extra_fd, F_SETFD, 0), 0);
     cr_assert_eq(posix_spawn(&s->pid, bin, NULL, NULL, argv, environ), 0);
     close(child_sock);
     close(child_shm);
     close(sv[1]);
     s->ch = pool_chan_new(sv[0], POOL_FRAME_DEFAULT_MAX_PAYLOAD);
-    send_init(s, faults, 50, memory_limit);
+    send_init(s, faults, 50, memory_limit, sandbox);
     rx r;
     recv_until(s, POOL_FRAME_READY, 0, NULL, &r);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "pid")), s->pid);
     rx_clear(&r);
+}
+
+static void start_process_host(sup_side *s, bool faults,
+                               json_int_t memory_limit) {
+    start_process_host_in(s, faults, memory_limit, NULL, -1);
 }
 
 static int reap(sup_side *s) {
@@ -621,24 +648,29 @@ Test(host, process_memory_limit_reports_oom, .timeout = 120) {
 
 /* A crash {signal} call: the host dies of signo, and the crash record in
  * the shared region names the signal, the worker and the call. */
-static void crash_with(const char *name, int signo) {
-    sup_side s;
-    start_process_host(&s, true, 0);
-    send_call(&s, 88, "crash", json_pack("{s:s}", "signal", name), 0);
-    /* No reply: the host dies; read until end of stream. */
+/* Reads until the host closes the channel: no reply may come, only logs
+ * and heartbeats. */
+static void await_end_of_stream(sup_side *s) {
     for (;;) {
-        struct pollfd pfd = {.fd = pool_chan_fd(s.ch), .events = POLLIN};
+        struct pollfd pfd = {.fd = pool_chan_fd(s->ch), .events = POLLIN};
         cr_assert_eq(poll(&pfd, 1, WAIT_MS), 1);
-        ssize_t n = pool_chan_fill(s.ch);
+        ssize_t n = pool_chan_fill(s->ch);
         if (n <= 0)
             break;
         pool_frame_t f;
-        while (pool_chan_next(s.ch, &f) == POOL_FRAME_OK)
+        while (pool_chan_next(s->ch, &f) == POOL_FRAME_OK)
             cr_assert(f.type == POOL_FRAME_LOG ||
                           f.type == POOL_FRAME_HEARTBEAT,
                       "unexpected %s frame: %.*s", pool_frame_type_name(f.type),
                       (int)f.len, f.payload);
     }
+}
+
+static void crash_with(const char *name, int signo) {
+    sup_side s;
+    start_process_host(&s, true, 0);
+    send_call(&s, 88, "crash", json_pack("{s:s}", "signal", name), 0);
+    await_end_of_stream(&s);
     int status = reap(&s);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == signo, "status %#x",
               status);
@@ -668,4 +700,205 @@ Test(host, process_abort_dies_of_the_signal_with_a_record, .timeout = 120) {
 
 Test(host, process_fpe_dies_of_the_signal_with_a_record, .timeout = 120) {
     crash_with("fpe", SIGFPE);
+}
+
+/* ---- the sandbox -------------------------------------------------------- */
+
+Test(host, syscall_names_of_each_architecture, .timeout = 60) {
+    cr_assert_str_eq(pool_syscall_name(AUDIT_ARCH_X86_64, 59), "execve");
+    cr_assert_str_eq(pool_syscall_name(AUDIT_ARCH_X86_64, 41), "socket");
+    cr_assert_str_eq(pool_syscall_name(AUDIT_ARCH_AARCH64, 221), "execve");
+    cr_assert_str_eq(pool_syscall_name(AUDIT_ARCH_AARCH64, 198), "socket");
+    cr_assert_str_eq(pool_syscall_name(AUDIT_ARCH_I386, 11), "execve");
+    cr_assert_null(pool_syscall_name(AUDIT_ARCH_X86_64, -1));
+    cr_assert_null(pool_syscall_name(AUDIT_ARCH_X86_64, 100000));
+    cr_assert_null(pool_syscall_name(0x12345678u, 59), "unknown arch");
+    pool_sandbox mode = POOL_SANDBOX_OFF;
+    cr_assert_eq(pool_sandbox_parse("strict", &mode), 0);
+    cr_assert_eq(mode, POOL_SANDBOX_STRICT);
+    cr_assert_str_eq(pool_sandbox_name(mode), "strict");
+    cr_assert_eq(pool_sandbox_parse("off", &mode), 0);
+    cr_assert_str_eq(pool_sandbox_name(mode), "off");
+    cr_assert_eq(pool_sandbox_parse("Strict", &mode), -EINVAL);
+    cr_assert_eq(pool_sandbox_parse(NULL, &mode), -EINVAL);
+}
+
+/* The value of the line "key:\tvalue" of /proc/PID/status, or -1. */
+static long proc_status(pid_t pid, const char *key) {
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* True when one of pid's descriptors refers to path. */
+static bool has_fd_to(pid_t pid, const char *path) {
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    bool found = false;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char link[320], target[PATH_MAX];
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            found = found || strcmp(target, path) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* By default a process host confines itself: no new privileges, one more
+ * seccomp filter than its parent, no core dumps, and none of the
+ * descriptors it inherited beyond stdio and its own two. */
+Test(host, process_host_is_strict_by_default, .timeout = 120) {
+    char path[] = "/tmp/ph-host-fd-XXXXXX";
+    int extra = mkstemp(path);
+    cr_assert_geq(extra, 0);
+    sup_side s;
+    start_process_host_in(&s, true, 0, NULL, extra);
+    cr_assert_eq(proc_status(s.pid, "NoNewPrivs"), 1);
+    cr_assert_eq(proc_status(s.pid, "Seccomp"), 2);
+    cr_assert_eq(proc_status(s.pid, "Seccomp_filters"),
+                 proc_status(getpid(), "Seccomp_filters") + 1);
+    cr_assert_not(has_fd_to(s.pid, path), "the host kept an inherited fd");
+    char limits[64], line[256];
+    snprintf(limits, sizeof(limits), "/proc/%d/limits", (int)s.pid);
+    FILE *f = fopen(limits, "r");
+    cr_assert_not_null(f);
+    bool core_zero = false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long soft, hard;
+        if (sscanf(line, "Max core file size %lu %lu", &soft, &hard) == 2)
+            core_zero = soft == 0 && hard == 0;
+    }
+    fclose(f);
+    cr_assert(core_zero, "RLIMIT_CORE is not 0");
+    /* Confined, it still computes. */
+    json_t *p;
+    cr_assert_eq(call(&s, 1, "nqueens", json_pack("{s:i}", "n", 8), NULL, &p),
+                 POOL_FRAME_RESULT);
+    json_decref(p);
+    cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
+    int status = reap(&s);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+              status);
+    release(&s);
+    close(extra);
+    unlink(path);
+}
+
+/* A syscall {name} call under strict: the host dies of SIGSYS, and the
+ * crash record names the system call, the worker, the call and where. */
+static void refused(const char *name, const char *syscall) {
+    sup_side s;
+    start_process_host_in(&s, true, 0, "strict", -1);
+    send_call(&s, 90, "syscall", json_pack("{s:s}", "name", name), 0);
+    await_end_of_stream(&s);
+    int status = reap(&s);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
+              status);
+    const pool_crash_record *rec = pool_shm_crash(s.shm);
+    cr_assert_eq(atomic_load(&rec->state), 2);
+    cr_assert_eq(rec->kind, POOL_CRASH_SYSCALL);
+    cr_assert_eq(rec->signo, SIGSYS);
+    cr_assert_eq(rec->call_id, 90);
+    cr_assert(rec->worker >= 0 && rec->worker < THREADS);
+    const char *got = pool_syscall_name(rec->syscall_arch, rec->syscall_nr);
+    cr_assert(got && strcmp(got, syscall) == 0, "refused %s, expected %s",
+              got ? got : "?", syscall);
+    cr_assert_not_null(strstr(rec->message, syscall), "%s", rec->message);
+    json_t *j = pool_host_crash_json(rec);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "kind")),
+                     "forbidden-syscall");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "syscall")), syscall);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "signal")), "SIGSYS");
+    /* Where: the code that called the C library's wrapper, not the
+     * wrapper itself. */
+    const char *loc = json_string_value(json_object_get(j, "location"));
+    cr_assert(loc && !strstr(loc, "libc.so"), "location %s", loc ? loc : "-");
+    cr_assert_gt(json_array_size(json_object_get(j, "backtrace")), 2);
+    json_decref(j);
+    release(&s);
+}
+
+Test(host, process_sandbox_refuses_execve, .timeout = 120) {
+    refused("execve", "execve");
+}
+
+Test(host, process_sandbox_refuses_socket, .timeout = 120) {
+    refused("socket", "socket");
+}
+
+Test(host, process_sandbox_refuses_fork, .timeout = 120) {
+    refused("fork", "clone");
+}
+
+Test(host, process_sandbox_refuses_kill_of_the_parent, .timeout = 120) {
+    refused("kill_parent", "kill");
+}
+
+Test(host, process_sandbox_refuses_open_for_writing, .timeout = 120) {
+    refused("open_write", "openat");
+}
+
+static const char *const syscall_actions[] = {
+    "execve", "socket", "fork", "kill_parent", "open_write",
+};
+
+/* Runs every syscall action on a host that is not confined: each answers
+ * a result saying what happened, and the host lives on. */
+static void all_actions_succeed(sup_side *s) {
+    for (size_t i = 0; i < sizeof syscall_actions / sizeof *syscall_actions;
+         i++) {
+        json_t *p;
+        cr_assert_eq(call(s, 100 + i, "syscall",
+                          json_pack("{s:s}", "name", syscall_actions[i]), NULL,
+                          &p),
+                     POOL_FRAME_RESULT, "syscall %s", syscall_actions[i]);
+        const json_t *r = json_object_get(p, "result");
+        cr_assert_str_eq(json_string_value(json_object_get(r, "name")),
+                         syscall_actions[i]);
+        cr_assert_not_null(json_string_value(json_object_get(r, "outcome")));
+        const char *err = json_string_value(json_object_get(r, "errno"));
+        if (strcmp(syscall_actions[i], "execve") == 0)
+            cr_assert_str_eq(err, "ENOENT");
+        else
+            cr_assert_null(err, "%s: %s", syscall_actions[i], err);
+        json_decref(p);
+    }
+}
+
+Test(host, process_sandbox_off_leaves_the_host_unconfined, .timeout = 120) {
+    sup_side s;
+    start_process_host_in(&s, true, 0, "off", -1);
+    cr_assert_eq(proc_status(s.pid, "Seccomp_filters"),
+                 proc_status(getpid(), "Seccomp_filters"));
+    all_actions_succeed(&s);
+    cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
+    int status = reap(&s);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+              status);
+    release(&s);
+}
+
+/* A thread host would confine the whole process: it never does. */
+Test(host, thread_host_is_never_confined, .timeout = 120) {
+    long filters = proc_status(getpid(), "Seccomp_filters");
+    sup_side s;
+    json_decref(start_thread_host_in(&s, true, 100, "strict"));
+    all_actions_succeed(&s);
+    cr_assert_eq(proc_status(getpid(), "Seccomp_filters"), filters);
+    cr_assert_eq(stop_thread_host(&s), 0);
 }
