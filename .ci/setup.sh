@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 packages=(
     gcc g++ pkg-config meson ninja-build
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
+    libseccomp-dev
     curl haproxy procps
 )
 missing=()
