@@ -259,4 +259,71 @@ static inline void m_oom(server_isolation iso, const char *bytes) {
     m_end(&m);
 }
 
+/* A system call the sandbox refuses (process mode, strict): 500
+ * host-crashed naming it, with the worker, the backtrace, where it came
+ * from and the culprit's own logs; the next call runs on a new host. */
+static inline void m_forbidden(const char *name, const char *syscall) {
+    sup_m m;
+    m_begin(&m, SERVER_ISOLATION_PROCESS);
+    m_start(&m);
+    sup_t_expect_success(m.s);
+    uint64_t gen = sup_t_generation(m.s);
+    char args[64];
+    snprintf(args, sizeof(args), "{\"name\": \"%s\"}", name);
+    server_call *c = sup_t_run(m.s, "syscall", args, 20000);
+    sup_t_expect_problem(c, "host-crashed", 500, "forbidden-syscall");
+    json_t *p = sup_t_problem(c);
+    cr_assert_str_eq(sup_t_str(p, "cause", "syscall"), syscall);
+    cr_assert_str_eq(sup_t_str(p, "cause", "signal"), "SIGSYS");
+    cr_assert_str_eq(sup_t_str(p, "cause", "culprit"), server_call_id(c));
+    cr_assert_not_null(sup_t_str(p, "cause", "location"));
+    json_t *cause = json_object_get(p, "cause");
+    cr_assert(json_is_integer(json_object_get(cause, "worker")));
+    cr_assert_gt(json_array_size(json_object_get(cause, "backtrace")), 2);
+    const char *detail = sup_t_str(p, "detail", NULL);
+    char want[64];
+    snprintf(want, sizeof(want), "system call %s", syscall);
+    cr_assert_not_null(strstr(detail, want), "detail: %s", detail);
+    cr_assert_not_null(strstr(detail, "--sandbox off"), "detail: %s", detail);
+    json_decref(p);
+    cr_assert(sup_t_has_log(c, "syscall: trying"), "culprit's logs missing");
+    server_call_unref(c);
+    sup_t_expect_success(m.s);
+    cr_assert_gt(sup_t_generation(m.s), gen);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.restarts[SERVER_RESTART_CRASH], 1);
+    m_end(&m);
+}
+
+/* Without the sandbox (off, or thread isolation) each syscall action is a
+ * plain result that says what the kernel answered, on the same host. */
+static inline void m_unconfined(server_isolation iso, bool sandbox) {
+    static const char *const names[] = {"execve", "socket", "fork",
+                                        "kill_parent", "open_write"};
+    sup_m m;
+    m_begin(&m, iso);
+    m.cfg.sandbox = sandbox;
+    m_start(&m);
+    json_t *st = server_sup_status_json(m.s);
+    cr_assert_str_eq(sup_t_str(st, "sandbox", NULL), "off");
+    json_decref(st);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char args[64];
+        snprintf(args, sizeof(args), "{\"name\": \"%s\"}", names[i]);
+        server_call *c = sup_t_run(m.s, "syscall", args, 20000);
+        cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED,
+                     "syscall %s: %s", names[i],
+                     server_call_slug(c) ? server_call_slug(c) : "?");
+        json_t *j = server_call_to_json(c);
+        json_t *r = json_object_get(j, "result");
+        cr_assert_str_eq(sup_t_str(r, "name", NULL), names[i]);
+        cr_assert_not_null(sup_t_str(r, "outcome", NULL));
+        json_decref(j);
+        server_call_unref(c);
+    }
+    cr_assert_eq(sup_t_generation(m.s), 1);
+    m_end(&m);
+}
+
 #endif

@@ -123,3 +123,10 @@ Test(supervisor_thread, restarted_hosts_are_reclaimed) {
     cr_assert_geq(st.generation, 6);
     server_sup_free(s);
 }
+
+/* A thread-mode host cannot be confined without confining the server: the
+ * status says "off" even when strict is asked for, and the forbidden
+ * actions run (harmlessly). */
+Test(supervisor_thread, never_sandboxed) {
+    m_unconfined(THR, true);
+}
