@@ -311,6 +311,11 @@ int pool_crash_install(bool park) {
     Dl_info libc;
     if (dladdr((void *)gnu_get_libc_version, &libc))
         atomic_store(&crash_libc_base, libc.dli_fbase);
+    /* Loads libgcc's unwinder now: backtrace() in a handler must not (that
+     * would dlopen and malloc), also before any pool exists (a plugin's
+     * entry point). */
+    void *frame[2];
+    backtrace(frame, 2);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_fatal_signal;

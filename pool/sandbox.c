@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -105,6 +106,7 @@ static const int allowed[] = {
     SCMP_SYS(statx),
     SCMP_SYS(readlink),
     SCMP_SYS(readlinkat),
+    SCMP_SYS(getdents),
     SCMP_SYS(getdents64),
     SCMP_SYS(access),
     SCMP_SYS(faccessat),
@@ -119,6 +121,40 @@ static const int allowed[] = {
     SCMP_SYS(getgid),
     SCMP_SYS(getegid),
 };
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANDBOX_LSAN 1
+#endif
+#endif
+
+#ifdef SANDBOX_LSAN
+/* AddressSanitizer builds only (tests): LeakSanitizer's check at exit
+ * clones a tracer task that shares the host's memory and ptrace-stops its
+ * threads to read their registers. Exactly those calls, so that the host's
+ * leaks are still checked; a release build never has them. */
+static int add_lsan_rules(scmp_filter_ctx ctx) {
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0_64(SCMP_CMP_EQ, CLONE_VM | CLONE_FS |
+                                                          CLONE_FILES |
+                                                          CLONE_UNTRACED));
+    static const int prctls[] = {PR_GET_DUMPABLE, PR_SET_DUMPABLE,
+                                 PR_SET_PTRACER, PR_SET_PDEATHSIG};
+    for (size_t i = 0; i < sizeof prctls / sizeof *prctls && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i]));
+    static const int ptraces[] = {PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH,
+                                  PTRACE_KILL, PTRACE_GETREGSET};
+    for (size_t i = 0; i < sizeof ptraces / sizeof *ptraces && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 1,
+                              SCMP_A0_64(SCMP_CMP_EQ, (uint64_t)ptraces[i]));
+    if (!rc)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0);
+    return rc;
+}
+#endif
 
 /* Flags that make an open write, create or truncate. */
 #define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC)
@@ -180,6 +216,10 @@ static int add_rules(scmp_filter_ctx ctx) {
     for (size_t i = 0; i < sizeof fcntl_cmds / sizeof *fcntl_cmds && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                               SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)fcntl_cmds[i]));
+#ifdef SANDBOX_LSAN
+    if (!rc)
+        rc = add_lsan_rules(ctx);
+#endif
     return rc;
 }
 

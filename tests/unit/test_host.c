@@ -5,6 +5,7 @@
  * binary spawned with --pool-host for panics and crashes, which end the
  * process.
  */
+#include "criterion_lsan.h"
 #include "pool/frame.h"
 #include "pool/host.h"
 #include "pool/sandbox.h"

@@ -621,8 +621,8 @@ Test(supervisor, plugin_refused_at_load) {
     cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
     cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "forbidden-syscall");
     cr_assert_str_eq(sup_t_str(lf, "cause", "syscall"), "socket");
-    cr_assert(json_is_null(json_object_get(json_object_get(lf, "cause"),
-                                           "worker")));
+    cr_assert(
+        json_is_null(json_object_get(json_object_get(lf, "cause"), "worker")));
     json_decref(status);
     m_end(&m);
 
@@ -634,8 +634,8 @@ Test(supervisor, plugin_refused_at_load) {
     c = sup_t_run(m.s, "net_probe", "{}", 20000);
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
     json_t *j = server_call_to_json(c);
-    cr_assert(json_is_true(
-        json_object_get(json_object_get(j, "result"), "socket")));
+    cr_assert(
+        json_is_true(json_object_get(json_object_get(j, "result"), "socket")));
     json_decref(j);
     server_call_unref(c);
     m_end(&m);
