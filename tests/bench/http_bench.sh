@@ -46,23 +46,8 @@ for m in $modes; do
 done
 targets="ceiling $modes"
 
-# workload -> wrk script and its arguments
-wl_args() {
-    case $1 in
-    small) echo "call.lua sum_squares {\"n\":1000}" ;;
-    batch) echo "batch.lua 10 sum_squares {\"n\":1000}" ;;
-    nqueens) echo "call.lua nqueens {\"n\":10}" ;;
-    esac
-}
-
 run_wrk() { # target workload conns seconds -> WRK line
-    local t=$1 wl=$2 c=$3 d=$4 script a1 a2 a3
-    read -r script a1 a2 a3 <<<"$(wl_args "$wl")"
-    local threads=2
-    ((c < 2)) && threads=1
-    wrk -t"$threads" -c"$c" -d"${d}s" --timeout 10s \
-        -s "$BENCH_DIR/$script" "http://127.0.0.1:${port[$t]}" \
-        -- $a1 $a2 $a3 | grep '^WRK '
+    bench_wrk "${port[$1]}" "$2" "$3" "$4"
 }
 
 # A correct answer first (the host starts lazily), then a short warm-up.

@@ -145,3 +145,26 @@ rss_kb() {
 fd_count() {
     (ls "/proc/$1/fd" 2>/dev/null || true) | wc -l
 }
+
+# wl_args WORKLOAD: the wrk script and its arguments for a workload: small
+# (sum_squares {n: 1000}), batch (10 of them in one POST /v1/batch) or
+# nqueens (nqueens {n: 10}).
+wl_args() {
+    case $1 in
+    small) echo "call.lua sum_squares {\"n\":1000}" ;;
+    batch) echo "batch.lua 10 sum_squares {\"n\":1000}" ;;
+    nqueens) echo "call.lua nqueens {\"n\":10}" ;;
+    esac
+}
+
+# bench_wrk PORT WORKLOAD CONNS SECONDS: one wrk run against 127.0.0.1:PORT;
+# prints its "WRK rps=... p50_us=... p99_us=..." line.
+bench_wrk() {
+    local port=$1 wl=$2 c=$3 d=$4 script a1 a2 a3
+    read -r script a1 a2 a3 <<<"$(wl_args "$wl")"
+    local threads=2
+    ((c < 2)) && threads=1
+    wrk -t"$threads" -c"$c" -d"${d}s" --timeout 10s \
+        -s "$BENCH_DIR/$script" "http://127.0.0.1:$port" \
+        -- $a1 $a2 $a3 | grep '^WRK '
+}
