@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 const char *pool_sandbox_name(pool_sandbox mode) {
@@ -256,7 +258,26 @@ out:
     return rc;
 }
 
+/* No capabilities left in any set, ambient ones included: a service
+ * started as root still runs user code without them (CAP_SYS_PTRACE would
+ * let it read the server's memory, CAP_DAC_OVERRIDE any file). Returns 0
+ * or -errno. */
+static int drop_capabilities(void) {
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 &&
+        errno != EINVAL) /* EINVAL: a kernel without ambient capabilities */
+        return -errno;
+    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+    memset(none, 0, sizeof(none));
+    return syscall(SYS_capset, &head, none) == 0 ? 0 : -errno;
+}
+
 int pool_sandbox_enter(char *err, size_t errlen) {
+    int rc = drop_capabilities();
+    if (rc) {
+        snprintf(err, errlen, "dropping capabilities: %s", strerror(-rc));
+        return rc;
+    }
     struct rlimit none = {0, 0};
     if (setrlimit(RLIMIT_CORE, &none) != 0) {
         int e = errno;
@@ -269,7 +290,7 @@ int pool_sandbox_enter(char *err, size_t errlen) {
         return -e;
     }
     const char *what;
-    int rc = load_filter(&what);
+    rc = load_filter(&what);
     if (rc < 0)
         snprintf(err, errlen, "%s: %s", what, strerror(-rc));
     return rc < 0 ? rc : 0;

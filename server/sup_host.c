@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -179,6 +180,13 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
     }
     char *argv[] = {(char *)o->exe_path, (char *)POOL_HOST_FLAG, "3", "4",
                     NULL};
+    /* A confined host runs as the server's user: a server that is not
+     * dumpable keeps /proc/<its pid>/{environ,mem,fd} (the secrets the
+     * host's environment leaves out) from it, and cannot be ptraced. */
+    if (o->sandbox && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        rc = -errno;
+        goto out_attr;
+    }
     if (!(env = host_environ(o->sandbox))) {
         rc = -ENOMEM;
         goto out_attr;

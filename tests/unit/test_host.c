@@ -724,7 +724,8 @@ Test(host, syscall_names_of_each_architecture, .timeout = 60) {
     cr_assert_eq(pool_sandbox_parse(NULL, &mode), -EINVAL);
 }
 
-/* The value of the line "key:\tvalue" of /proc/PID/status, or -1. */
+/* The value of the line "key:\tvalue" of /proc/PID/status (hexadecimal
+ * for the capability sets), or -1. */
 static long proc_status(pid_t pid, const char *key) {
     char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -734,7 +735,7 @@ static long proc_status(pid_t pid, const char *key) {
     size_t n = strlen(key);
     while (fgets(line, sizeof(line), f))
         if (strncmp(line, key, n) == 0 && line[n] == ':')
-            v = strtol(line + n + 1, NULL, 10);
+            v = strtol(line + n + 1, NULL, strncmp(key, "Cap", 3) ? 10 : 16);
     fclose(f);
     return v;
 }
@@ -760,9 +761,10 @@ static bool has_fd_to(pid_t pid, const char *path) {
     return found;
 }
 
-/* By default a process host confines itself: no new privileges, one more
- * seccomp filter than its parent, no core dumps, and none of the
- * descriptors it inherited beyond stdio and its own two. */
+/* By default a process host confines itself: no new privileges, no
+ * capabilities (the tests run as root in CI), one more seccomp filter than
+ * its parent, no core dumps, and none of the descriptors it inherited
+ * beyond stdio and its own two. */
 Test(host, process_host_is_strict_by_default, .timeout = 120) {
     char path[] = "/tmp/ph-host-fd-XXXXXX";
     int extra = mkstemp(path);
@@ -770,6 +772,8 @@ Test(host, process_host_is_strict_by_default, .timeout = 120) {
     sup_side s;
     start_process_host_in(&s, true, 0, NULL, extra);
     cr_assert_eq(proc_status(s.pid, "NoNewPrivs"), 1);
+    cr_assert_eq(proc_status(s.pid, "CapEff"), 0, "capabilities left");
+    cr_assert_eq(proc_status(s.pid, "CapPrm"), 0, "capabilities left");
     cr_assert_eq(proc_status(s.pid, "Seccomp"), 2);
     cr_assert_eq(proc_status(s.pid, "Seccomp_filters"),
                  proc_status(getpid(), "Seccomp_filters") + 1);

@@ -10,6 +10,7 @@
 #include "sup_matrix.h"
 
 #include <limits.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #define PROC SERVER_ISOLATION_PROCESS
@@ -639,4 +640,43 @@ Test(supervisor, plugin_refused_at_load) {
     json_decref(j);
     server_call_unref(c);
     m_end(&m);
+}
+
+/* The server's environment through /proc/<server>/environ: a confined
+ * host cannot read it (the server is not dumpable and the host holds no
+ * capabilities), an unconfined one can. */
+static json_t *peek_parent(bool sandbox) {
+    const char *plugin = getenv("PH_TEST_PLUGIN_PEEK_PARENT");
+    cr_assert_not_null(plugin);
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.plugins = &plugin;
+    m.cfg.nplugins = 1;
+    m.cfg.sandbox = sandbox;
+    m_start(&m);
+    server_call *c = sup_t_run(m.s, "peek_parent", "{}", 20000);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
+    json_t *j = server_call_to_json(c);
+    json_t *r = json_incref(json_object_get(j, "result"));
+    json_decref(j);
+    server_call_unref(c);
+    cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), sandbox ? 0 : 1);
+    m_end(&m);
+    return r;
+}
+
+Test(supervisor, confined_host_cannot_read_the_servers_environment) {
+    json_t *r = peek_parent(true);
+    cr_assert(json_is_false(json_object_get(r, "readable")));
+    cr_assert_str_eq(sup_t_str(r, "errno", NULL), "EACCES");
+    json_decref(r);
+}
+
+/* Each test runs in a process of its own: this one's server was never made
+ * undumpable. */
+Test(supervisor, unconfined_host_can_read_the_servers_environment) {
+    json_t *r = peek_parent(false);
+    cr_assert(json_is_true(json_object_get(r, "readable")), "%s",
+              sup_t_str(r, "errno", NULL));
+    json_decref(r);
 }
