@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the poolhost image and checks it from outside: a call succeeds, a
 # panic (fault injection on) is a 503 with its details, the next call
-# succeeds, every process runs as the non-root user on a read-only root
-# filesystem without any tmpfs, the HEALTHCHECK command passes, and SIGTERM
-# drains an in-flight call and exits 0.
+# succeeds, the pool host's sandbox works under the runtime's default
+# seccomp profile (a forbidden system call is a 500 naming it), every
+# process runs as the non-root user on a read-only root filesystem without
+# any tmpfs, the HEALTHCHECK command passes, and SIGTERM drains an
+# in-flight call and exits 0.
 #
 #   docker/test.sh            # PORT=18080 IMAGE=poolhost:test by default
 #
@@ -153,6 +155,43 @@ if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
     pass "the next call succeeds: 200, sum 333833500"
 else
     fail "call after the panic: HTTP $code: $(head -c 300 "$work/body")"
+fi
+
+# ---- the host's sandbox ----------------------------------------------------
+
+# The runtime's default seccomp profile lets the pool host add its own
+# filter (it sets no_new_privs itself): strict is in force, a forbidden
+# system call is a 500 naming it, and the next call runs on a fresh host.
+sandbox=$(curl -s --max-time 5 "$base/v1/pool" |
+    grep -oE '"sandbox" *: *"[a-z]+"' | grep -oE '[a-z]+"$' | tr -d '"')
+if [ "$sandbox" = strict ]; then
+    pass "GET /v1/pool: sandbox strict"
+else
+    fail "GET /v1/pool: sandbox '${sandbox:-none}'"
+fi
+code=$(call '{"function":"syscall","args":{"name":"execve"}}')
+if [ "$code" = 500 ] && grep -q 'forbidden-syscall' "$work/body" &&
+    grep -qE '"syscall" *: *"execve"' "$work/body"; then
+    pass "syscall execve: 500 host-crashed, forbidden-syscall, execve"
+else
+    fail "syscall execve: HTTP $code: $(head -c 300 "$work/body")"
+fi
+code=$(call '{"function":"sum_squares","args":{"n":1000}}')
+if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
+    pass "the call after the forbidden one succeeds"
+else
+    fail "call after the forbidden one: HTTP $code: $(head -c 300 "$work/body")"
+fi
+# The pool host (not PID 1) runs under a filter more than the service.
+filters=$("${engine[@]}" exec "$name" sh -c \
+    'for s in /proc/[0-9]*/status; do
+        grep -q "^Name:.poolhost" "$s" && grep "^Seccomp_filters:" "$s"
+     done' 2>/dev/null | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')
+read -r fewest most _ <<<"$filters"
+if [ -n "${most:-}" ] && [ "$most" -gt "$fewest" ]; then
+    pass "the pool host runs under its own seccomp filter (filters: $filters)"
+else
+    fail "no pool host with a filter of its own (filters: ${filters:-none})"
 fi
 
 # ---- user and filesystem ---------------------------------------------------
