@@ -114,7 +114,8 @@ static const int allowed[] = {
     SCMP_SYS(faccessat),
     SCMP_SYS(faccessat2),
     SCMP_SYS(getcwd),
-    /* ordinary computation: random numbers, what machine this is */
+    /* ordinary computation: random numbers, what machine this is, what
+     * the process itself has used */
     SCMP_SYS(getrandom),
     SCMP_SYS(uname),
     SCMP_SYS(sysinfo),
@@ -122,6 +123,29 @@ static const int allowed[] = {
     SCMP_SYS(geteuid),
     SCMP_SYS(getgid),
     SCMP_SYS(getegid),
+    SCMP_SYS(getrusage),
+    SCMP_SYS(times),
+    SCMP_SYS(sched_getparam),
+    SCMP_SYS(sched_getscheduler),
+    SCMP_SYS(mincore),
+    /* what thread pools and event loops in libraries use inside one
+     * process: descriptors to itself (pipes, eventfds, epoll, duplicates)
+     * and writes to memory files it created */
+    SCMP_SYS(pipe2),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(epoll_create1),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(select),
+    SCMP_SYS(pselect6),
+    SCMP_SYS(dup),
+    SCMP_SYS(dup2),
+    SCMP_SYS(dup3),
+    SCMP_SYS(pwrite64),
+    SCMP_SYS(fsync),
+    SCMP_SYS(fdatasync),
+    SCMP_SYS(msync),
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -213,6 +237,11 @@ static int add_rules(scmp_filter_ctx ctx) {
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity),
                               1, SCMP_A0_32(SCMP_CMP_EQ, 0));
+    /* Naming its own threads (libraries do), nothing else of prctl. */
+    static const int prctls[] = {PR_SET_NAME, PR_GET_NAME};
+    for (size_t i = 0; i < sizeof prctls / sizeof *prctls && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i]));
     /* Descriptor flags (non-blocking, close-on-exec), nothing else. */
     static const int fcntl_cmds[] = {F_GETFD, F_SETFD, F_GETFL, F_SETFL};
     for (size_t i = 0; i < sizeof fcntl_cmds / sizeof *fcntl_cmds && !rc; i++)
