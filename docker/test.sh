@@ -78,6 +78,16 @@ call() {
         "$base/v1/calls"
 }
 result_sum() { grep -oE '"sum" *: *"?[0-9]+' "$work/body" | grep -oE '[0-9]+$'; }
+# sum_squares {n: 1000} answers 200 with the right sum ($1: what it shows).
+expect_sum() {
+    local code
+    code=$(call '{"function":"sum_squares","args":{"n":1000}}')
+    if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
+        pass "$1: 200, sum 333833500"
+    else
+        fail "$1: HTTP $code: $(head -c 300 "$work/body")"
+    fi
+}
 
 # ---- build -----------------------------------------------------------------
 
@@ -134,12 +144,7 @@ fi
 
 # ---- calls -----------------------------------------------------------------
 
-code=$(call '{"function":"sum_squares","args":{"n":1000}}')
-if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
-    pass "sum_squares {n: 1000}: 200, sum 333833500"
-else
-    fail "sum_squares: HTTP $code: $(head -c 300 "$work/body")"
-fi
+expect_sum "sum_squares {n: 1000}"
 
 code=$(call '{"function":"panic","args":{"message":"boom from docker/test.sh"}}')
 if [ "$code" = 500 ] && grep -q 'worker-panicked' "$work/body" &&
@@ -150,12 +155,7 @@ else
     fail "panic: HTTP $code: $(head -c 300 "$work/body")"
 fi
 
-code=$(call '{"function":"sum_squares","args":{"n":1000}}')
-if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
-    pass "the next call succeeds: 200, sum 333833500"
-else
-    fail "call after the panic: HTTP $code: $(head -c 300 "$work/body")"
-fi
+expect_sum "the call after the panic"
 
 # ---- the host's sandbox ----------------------------------------------------
 
@@ -176,12 +176,7 @@ if [ "$code" = 500 ] && grep -q 'forbidden-syscall' "$work/body" &&
 else
     fail "syscall execve: HTTP $code: $(head -c 300 "$work/body")"
 fi
-code=$(call '{"function":"sum_squares","args":{"n":1000}}')
-if [ "$code" = 200 ] && [ "$(result_sum)" = 333833500 ]; then
-    pass "the call after the forbidden one succeeds"
-else
-    fail "call after the forbidden one: HTTP $code: $(head -c 300 "$work/body")"
-fi
+expect_sum "the call after the forbidden one"
 # The pool host (not PID 1) runs under a filter more than the service.
 filters=$("${engine[@]}" exec "$name" sh -c \
     'for s in /proc/[0-9]*/status; do

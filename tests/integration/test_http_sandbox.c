@@ -162,23 +162,19 @@ Test(http_sandbox, example_plugin_works_under_strict) {
     const char *args[] = {"--plugin", plugin, NULL};
     start(&srv, args, NULL);
     expect_pool_sandbox(&srv, "strict");
-    ph_resp r;
-    cr_assert_eq(ph_post(&srv, "/v1/calls",
-                         "{\"function\": \"dot\", \"args\": {\"a\": [1, 2, 3], "
-                         "\"b\": [4, 5, 6]}}",
-                         &r),
-                 0);
-    cr_expect_eq(r.status, 200, "%s", r.body);
-    cr_expect_eq(json_number_value(
-                     json_object_get(json_object_get(r.json, "result"), "dot")),
-                 32.0, "%s", r.body);
-    ph_resp_free(&r);
-    cr_assert_eq(ph_post(&srv, "/v1/calls",
-                         "{\"function\": \"greet\", \"args\": {\"name\": "
-                         "\"sandbox\"}}",
-                         &r),
-                 0);
-    cr_expect_eq(r.status, 200, "%s", r.body);
-    ph_resp_free(&r);
+    static const char *const calls[][2] = {
+        {"{\"function\": \"dot\", \"args\": {\"a\": [1, 2, 3], \"b\": [4, 5, "
+         "6]}}",
+         "\"dot\":32"},
+        {"{\"function\": \"greet\", \"args\": {\"name\": \"sandbox\"}}",
+         "\"greeting\":\"Hello, sandbox!\""},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        ph_resp r;
+        cr_assert_eq(ph_post(&srv, "/v1/calls", calls[i][0], &r), 0);
+        cr_expect_eq(r.status, 200, "%s", r.body);
+        cr_expect(strstr(r.body, calls[i][1]), "%s", r.body);
+        ph_resp_free(&r);
+    }
     stop(&srv);
 }

@@ -70,6 +70,16 @@ static inline void m_success(server_isolation iso) {
     m_end(&m);
 }
 
+/* After the failure of culprit c (which must have logged log): the call
+ * is released and the next one succeeds on a newer host than gen. */
+static inline void m_recovered(sup_m *m, server_call *c, const char *log,
+                               uint64_t gen) {
+    cr_assert(sup_t_has_log(c, log), "culprit's logs missing");
+    server_call_unref(c);
+    sup_t_expect_success(m->s);
+    cr_assert_gt(sup_t_generation(m->s), gen);
+}
+
 static inline void m_panic(server_isolation iso) {
     sup_m m;
     m_begin(&m, iso);
@@ -91,10 +101,7 @@ static inline void m_panic(server_isolation iso) {
                      json_object_get(json_object_get(p, "host"), "generation")),
                  (json_int_t)gen);
     json_decref(p);
-    cr_assert(sup_t_has_log(c, "item 3 panics now"), "culprit's logs missing");
-    server_call_unref(c);
-    sup_t_expect_success(m.s);
-    cr_assert_gt(sup_t_generation(m.s), gen);
+    m_recovered(&m, c, "item 3 panics now", gen);
     server_sup_stats st;
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.restarts[SERVER_RESTART_PANIC], 1);
@@ -103,27 +110,37 @@ static inline void m_panic(server_isolation iso) {
     m_end(&m);
 }
 
+/* Starts m's supervisor, checks that a call succeeds, then runs fn with
+ * {"key": "value"}, which must fail the host: 500 host-crashed of kind.
+ * Returns the call; *gen is the generation it ran on. */
+static inline server_call *m_host_crash(sup_m *m, server_isolation iso,
+                                        const char *fn, const char *key,
+                                        const char *value, const char *kind,
+                                        uint64_t *gen) {
+    m_begin(m, iso);
+    m_start(m);
+    sup_t_expect_success(m->s);
+    *gen = sup_t_generation(m->s);
+    char args[64];
+    snprintf(args, sizeof(args), "{\"%s\": \"%s\"}", key, value);
+    server_call *c = sup_t_run(m->s, fn, args, 20000);
+    sup_t_expect_problem(c, "host-crashed", 500, kind);
+    return c;
+}
+
 static inline void m_crash(server_isolation iso, const char *sig,
                            const char *signame) {
     sup_m m;
-    m_begin(&m, iso);
-    m_start(&m);
-    sup_t_expect_success(m.s);
-    uint64_t gen = sup_t_generation(m.s);
-    char args[64];
-    snprintf(args, sizeof(args), "{\"signal\": \"%s\"}", sig);
-    server_call *c = sup_t_run(m.s, "crash", args, 20000);
-    sup_t_expect_problem(c, "host-crashed", 500, "signal");
+    uint64_t gen;
+    server_call *c =
+        m_host_crash(&m, iso, "crash", "signal", sig, "signal", &gen);
     json_t *p = sup_t_problem(c);
     cr_assert_str_eq(sup_t_str(p, "cause", "signal"), signame);
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), signame),
                        "detail: %s", sup_t_str(p, "detail", NULL));
     cr_assert_str_eq(sup_t_str(p, "cause", "culprit"), server_call_id(c));
     json_decref(p);
-    cr_assert(sup_t_has_log(c, "crash: "), "culprit's logs missing");
-    server_call_unref(c);
-    sup_t_expect_success(m.s);
-    cr_assert_gt(sup_t_generation(m.s), gen);
+    m_recovered(&m, c, "crash: ", gen);
     m_end(&m);
 }
 
@@ -264,14 +281,9 @@ static inline void m_oom(server_isolation iso, const char *bytes) {
  * from and the culprit's own logs; the next call runs on a new host. */
 static inline void m_forbidden(const char *name, const char *syscall) {
     sup_m m;
-    m_begin(&m, SERVER_ISOLATION_PROCESS);
-    m_start(&m);
-    sup_t_expect_success(m.s);
-    uint64_t gen = sup_t_generation(m.s);
-    char args[64];
-    snprintf(args, sizeof(args), "{\"name\": \"%s\"}", name);
-    server_call *c = sup_t_run(m.s, "syscall", args, 20000);
-    sup_t_expect_problem(c, "host-crashed", 500, "forbidden-syscall");
+    uint64_t gen;
+    server_call *c = m_host_crash(&m, SERVER_ISOLATION_PROCESS, "syscall",
+                                  "name", name, "forbidden-syscall", &gen);
     json_t *p = sup_t_problem(c);
     cr_assert_str_eq(sup_t_str(p, "cause", "syscall"), syscall);
     cr_assert_str_eq(sup_t_str(p, "cause", "signal"), "SIGSYS");
@@ -286,10 +298,7 @@ static inline void m_forbidden(const char *name, const char *syscall) {
     cr_assert_not_null(strstr(detail, want), "detail: %s", detail);
     cr_assert_not_null(strstr(detail, "--sandbox off"), "detail: %s", detail);
     json_decref(p);
-    cr_assert(sup_t_has_log(c, "syscall: trying"), "culprit's logs missing");
-    server_call_unref(c);
-    sup_t_expect_success(m.s);
-    cr_assert_gt(sup_t_generation(m.s), gen);
+    m_recovered(&m, c, "syscall: trying", gen);
     server_sup_stats st;
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.restarts[SERVER_RESTART_CRASH], 1);

@@ -568,6 +568,15 @@ static void release(sup_side *s) {
     close(s->shm_fd);
 }
 
+/* SHUTDOWN: the process host exits 0; then releases. */
+static void shutdown_process_host(sup_side *s) {
+    cr_assert_eq(pool_chan_send(s->ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
+    int status = reap(s);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+              status);
+    release(s);
+}
+
 Test(host, process_round_trip_and_shutdown, .timeout = 120) {
     sup_side s;
     start_process_host(&s, false, 0);
@@ -578,11 +587,7 @@ Test(host, process_round_trip_and_shutdown, .timeout = 120) {
                      json_object_get(json_object_get(p, "result"), "count")),
                  40);
     json_decref(p);
-    cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
-    int status = reap(&s);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
-              status);
-    release(&s);
+    shutdown_process_host(&s);
 }
 
 Test(host, process_panic_reports_and_exits, .timeout = 120) {
@@ -667,20 +672,32 @@ static void await_end_of_stream(sup_side *s) {
     }
 }
 
-static void crash_with(const char *name, int signo) {
-    sup_side s;
-    start_process_host(&s, true, 0);
-    send_call(&s, 88, "crash", json_pack("{s:s}", "signal", name), 0);
-    await_end_of_stream(&s);
-    int status = reap(&s);
+/* Runs call id of fn {key: value} on a process host (sandbox as in
+ * send_init), which must die of signo leaving a complete crash record of
+ * kind for that call and a worker. Returns the record (in s's region). */
+static const pool_crash_record *host_dies_of(sup_side *s, const char *sandbox,
+                                             uint64_t id, const char *fn,
+                                             const char *key, const char *value,
+                                             int signo, uint32_t kind) {
+    start_process_host_in(s, true, 0, sandbox, -1);
+    send_call(s, id, fn, json_pack("{s:s}", key, value), 0);
+    await_end_of_stream(s);
+    int status = reap(s);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == signo, "status %#x",
               status);
-    const pool_crash_record *rec = pool_shm_crash(s.shm);
+    const pool_crash_record *rec = pool_shm_crash(s->shm);
     cr_assert_eq(atomic_load(&rec->state), 2);
-    cr_assert_eq(rec->kind, POOL_CRASH_SIGNAL);
+    cr_assert_eq(rec->kind, kind);
     cr_assert_eq(rec->signo, signo);
-    cr_assert_eq(rec->call_id, 88);
+    cr_assert_eq(rec->call_id, id);
     cr_assert(rec->worker >= 0 && rec->worker < THREADS);
+    return rec;
+}
+
+static void crash_with(const char *name, int signo) {
+    sup_side s;
+    const pool_crash_record *rec = host_dies_of(&s, NULL, 88, "crash", "signal",
+                                                name, signo, POOL_CRASH_SIGNAL);
     json_t *j = pool_host_crash_json(rec);
     char want[16];
     snprintf(want, sizeof(want), "SIG%s", sigabbrev_np(signo));
@@ -795,11 +812,7 @@ Test(host, process_host_is_strict_by_default, .timeout = 120) {
     cr_assert_eq(call(&s, 1, "nqueens", json_pack("{s:i}", "n", 8), NULL, &p),
                  POOL_FRAME_RESULT);
     json_decref(p);
-    cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
-    int status = reap(&s);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
-              status);
-    release(&s);
+    shutdown_process_host(&s);
     close(extra);
     unlink(path);
 }
@@ -808,18 +821,8 @@ Test(host, process_host_is_strict_by_default, .timeout = 120) {
  * crash record names the system call, the worker, the call and where. */
 static void refused(const char *name, const char *syscall) {
     sup_side s;
-    start_process_host_in(&s, true, 0, "strict", -1);
-    send_call(&s, 90, "syscall", json_pack("{s:s}", "name", name), 0);
-    await_end_of_stream(&s);
-    int status = reap(&s);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
-              status);
-    const pool_crash_record *rec = pool_shm_crash(s.shm);
-    cr_assert_eq(atomic_load(&rec->state), 2);
-    cr_assert_eq(rec->kind, POOL_CRASH_SYSCALL);
-    cr_assert_eq(rec->signo, SIGSYS);
-    cr_assert_eq(rec->call_id, 90);
-    cr_assert(rec->worker >= 0 && rec->worker < THREADS);
+    const pool_crash_record *rec = host_dies_of(
+        &s, "strict", 90, "syscall", "name", name, SIGSYS, POOL_CRASH_SYSCALL);
     const char *got = pool_syscall_name(rec->syscall_arch, rec->syscall_nr);
     cr_assert(got && strcmp(got, syscall) == 0, "refused %s, expected %s",
               got ? got : "?", syscall);
@@ -891,11 +894,7 @@ Test(host, process_sandbox_off_leaves_the_host_unconfined, .timeout = 120) {
     cr_assert_eq(proc_status(s.pid, "Seccomp_filters"),
                  proc_status(getpid(), "Seccomp_filters"));
     all_actions_succeed(&s);
-    cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_SHUTDOWN, 0, NULL, 0), 0);
-    int status = reap(&s);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
-              status);
-    release(&s);
+    shutdown_process_host(&s);
 }
 
 /* A thread host would confine the whole process: it never does. */
