@@ -182,6 +182,11 @@ static int add_lsan_rules(scmp_filter_ctx ctx) {
 }
 #endif
 
+/* The clone flags that create namespaces. */
+#define CLONE_NAMESPACES                                                       \
+    (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |             \
+     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
 /* Flags that make an open write, create or truncate. */
 #define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC)
 
@@ -191,11 +196,13 @@ static int add_rules(scmp_filter_ctx ctx) {
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
     pid_t self = getpid();
-    /* Threads only: clone without CLONE_THREAD is a new process. */
+    /* Threads only: clone without CLONE_THREAD is a new process, and a
+     * thread gets no namespace of its own. */
     if (!rc)
-        rc = seccomp_rule_add(
-            ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-            SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0_64(SCMP_CMP_MASKED_EQ,
+                                         CLONE_THREAD | CLONE_NAMESPACES,
+                                         CLONE_THREAD));
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Files open for reading only. */
