@@ -97,6 +97,11 @@ int pool_crash_install(bool park);
  * hands control to the panic handler like ph_panic. */
 PH_NORETURN void pool_oom(ph_ctx *ctx, size_t bytes);
 
+/* The same for the job the calling thread runs, when it is a worker
+ * running a call's job; returns (doing nothing) on any other thread, so
+ * that an allocator can call it on every failure. */
+void pool_oom_here(size_t bytes);
+
 /* The call a context belongs to. */
 pool_call_t *pool_ctx_call(const ph_ctx *ctx);
 
