@@ -403,8 +403,14 @@ int pool_host_run(const pool_host_config *cfg) {
     /* The beat stops with the loop: an abandoned host must not beat, and
      * the supervisor unmaps the region once it let the host go. */
     pool__host_beat_stop(&h->beat);
-    if (cfg->thread_mode && atomic_load(&h->failed))
-        return POOL_HOST_EXIT_PANIC; /* abandoned: parked workers use h */
+    if (cfg->thread_mode && atomic_load(&h->failed)) {
+        /* Abandoned: only the parked worker (and any that ignores the
+         * cancel) stays, and may still use h. */
+        for (host_call *hc = h->inflight; hc; hc = hc->next)
+            atomic_store(&hc->call.cancelled, true);
+        pool_abandon(h->pool);
+        return POOL_HOST_EXIT_PANIC;
+    }
     host_free(h);
     return rc;
 }

@@ -408,6 +408,14 @@ void pool_worker_status_get(pool_t *pool, uint32_t worker,
     out->jobs_done = atomic_load_explicit(&p->jobs_done, memory_order_relaxed);
 }
 
+void pool_abandon(pool_t *pool) {
+    for (uint32_t i = 0; i < pool->n; i++)
+        if (pool->workers[i].started)
+            pthread_detach(pool->workers[i].thread);
+    atomic_store(&pool->stop, true);
+    wake_all(pool);
+}
+
 /* Stops and joins the started workers, then releases everything. */
 static void pool_destroy(pool_t *pool) {
     atomic_store(&pool->stop, true);

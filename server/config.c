@@ -84,7 +84,7 @@ static const opt options[] = {
      "the machine or of the container's cgroup, at least 1G + 128M per "
      "worker; 0: none"},
     {"max-abandoned-hosts", OPT_INT, OFF(max_abandoned_hosts), 0, 1000, NULL,
-     "4", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
+     "32", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
     {"enable-fault-injection", OPT_BOOL, OFF(fault_injection), 0, 0, NULL,
      "off", NULL, "register the `faults` module (panic, crash, hang, ...)"},
     {"plugin", OPT_PLUGIN, 0, 0, 0, NULL, "none", "PATH",

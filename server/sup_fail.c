@@ -396,23 +396,8 @@ static void policy_culprit(server_sup *sup, int reason) {
 static void start_failed(server_sup *sup, server_host *h, const failure *f,
                          const char *text) {
     char msg[sizeof(sup->start_error)];
-    int32_t p = pool_shm_loading(h->shm);
-    const char *plugin = p >= 0 && (size_t)p < sup->cfg.nplugins
-                             ? sup->cfg.plugins[p]
-                             : NULL;
-    if (plugin && strcmp(f->kind, "signal") == 0)
-        snprintf(msg, sizeof(msg), "plugin %s crashed with %s while loading",
-                 plugin, f->signame[0] ? f->signame : "a signal");
-    else if (plugin && strcmp(f->kind, "timeout") == 0)
-        snprintf(msg, sizeof(msg),
-                 "plugin %s did not finish loading within %d ms "
-                 "(--start-timeout-ms)",
-                 plugin, sup->cfg.start_timeout_ms);
-    else if (plugin)
-        snprintf(msg, sizeof(msg), "plugin %.200s could not be loaded: %.280s",
-                 plugin, text);
-    else
-        snprintf(msg, sizeof(msg), "%.500s", text);
+    server__plugin_failure(sup, pool_shm_loading(h->shm), f->kind, f->signame,
+                           text, msg, sizeof(msg));
     server_log(SERVER_LOG_ERROR, "host_start_failed",
                json_pack("{s:I, s:s}", "generation",
                          (json_int_t)h->generation, "error", msg));

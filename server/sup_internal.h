@@ -146,6 +146,20 @@ struct server_sup {
 
 int64_t server__now_ns(void);
 void server__wake(server_sup *sup);
+/* The INIT frame's payload for a host of this generation. */
+json_t *server__init_json(const server_sup *sup, uint64_t generation);
+
+/* ---- sup_probe.c ---- */
+/* Loads the plugins in a throwaway host process and waits for it to be
+ * ready or to fail, then stops it. Returns 0, -ECANCELED (*cancel became
+ * true) or -EIO with why in err (the plugin, and the signal or the
+ * timeout). Any thread; touches no supervisor state. */
+int server__probe_plugins(server_sup *sup, const volatile bool *cancel,
+                          char *err, size_t errlen);
+/* What failed while plugin `plugin` (index, -1: none) loaded. */
+void server__plugin_failure(const server_sup *sup, int32_t plugin,
+                            const char *kind, const char *signame,
+                            const char *text, char *buf, size_t len);
 
 /* ---- sup_admit.c: under lock unless said otherwise ---- */
 /* Admits calls[0..n) as one unit, or returns SERVER_SUP_E* with nothing

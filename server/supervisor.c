@@ -56,7 +56,7 @@ void server_sup_config_defaults(server_sup_config *cfg) {
         .max_queue = 4096,
         .max_calls_per_client = 1024,
         .max_inflight_bytes = (size_t)1 << 30,
-        .max_abandoned_hosts = 8,
+        .max_abandoned_hosts = 32,
         .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
         .exe_path = "/proc/self/exe",
     };
@@ -69,6 +69,18 @@ void server__wake(server_sup *sup) {
 }
 
 /* ---- hosts ---- */
+
+json_t *server__init_json(const server_sup *sup, uint64_t generation) {
+    json_t *plugins = json_array();
+    for (size_t i = 0; i < sup->cfg.nplugins; i++)
+        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
+    return json_pack(
+        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
+        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
+        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
+        (json_int_t)sup->cfg.host_memory_limit, "generation",
+        (json_int_t)generation);
+}
 
 /* Spawns a host and sends INIT; a spawn failure counts against the restart
  * policy like any failed start. */
@@ -84,14 +96,7 @@ static void host_start(server_sup *sup, int64_t now) {
     pthread_mutex_unlock(&sup->lock);
     server_host *h = NULL;
     int rc = server_host_spawn(&o, gen, &h);
-    json_t *plugins = json_array();
-    for (size_t i = 0; i < sup->cfg.nplugins; i++)
-        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
-    json_t *init = json_pack(
-        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
-        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
-        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
-        (json_int_t)sup->cfg.host_memory_limit, "generation", (json_int_t)gen);
+    json_t *init = server__init_json(sup, gen);
     if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
         rc = -ENOMEM;
     json_decref(init);
@@ -477,6 +482,13 @@ fail:
 
 int server_sup_start(server_sup *sup, const volatile bool *cancel, char *err,
                      size_t errlen) {
+    /* A thread host loads plugins inside the server: try them in a
+     * process first, where a crash or a hang costs only the probe. */
+    if (sup->cfg.isolation == SERVER_ISOLATION_THREAD && sup->cfg.nplugins) {
+        int rc = server__probe_plugins(sup, cancel, err, errlen);
+        if (rc)
+            return rc;
+    }
     pthread_mutex_lock(&sup->lock);
     uint64_t failures = sup->start_failures;
     sup->start_req = true;
