@@ -6,6 +6,7 @@
 
 #include "log.h"
 
+#include "json_scan.h"
 #include "pool/wire.h"
 
 #include <errno.h>
@@ -58,12 +59,18 @@ static void on_result(server_sup *sup, const pool_frame_t *f) {
     if (!e)
         return;
     pool_wire_result r;
-    json_t *hold;
+    json_t *hold = NULL;
+    server_json_error jerr;
     server__running_remove(sup, e);
     server__entry_ended(sup, e); /* counted out before anyone sees it end */
-    if (pool_wire_result_decode(f->payload, f->len, &r, &hold) < 0) {
+    /* The result goes into answers unparsed: it must be JSON, whatever
+     * the host (which runs user code) sent. */
+    if (pool_wire_result_decode(f->payload, f->len, &r, &hold) < 0 ||
+        server_json_scan(r.result, r.result_len, SIZE_MAX, NULL, NULL,
+                         &jerr) < 0) {
         server_call_fail(e->call, "function-failed",
                          "the host sent a malformed result", NULL, NULL, 0);
+        json_decref(hold);
     } else {
         server_call_set_wait(e->call, r.wait_ms);
         server_call_succeed(e->call, r.result, r.result_len, r.run_ms);
