@@ -170,6 +170,19 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
 
 /* ---- fatal signals ------------------------------------------------------ */
 
+/* Another event claimed the record first: wait (bounded) until it is
+ * complete, so that this worker's death cannot end the process while the
+ * first one is still writing the record that names the culprit.
+ * Async-signal-safe. */
+static void record_await(pool_crash_record *rec) {
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 2000; i++) {
+        if (atomic_load_explicit(&rec->state, memory_order_acquire) == 2)
+            return;
+        nanosleep(&ms, NULL);
+    }
+}
+
 /* The interrupted program counter, or 0 where unknown. */
 static uintptr_t context_pc(const void *uctx) {
 #if defined(__x86_64__) && defined(REG_RIP)
@@ -237,8 +250,10 @@ static void put_refused(sbuf *m, const siginfo_t *si) {
 static void signal_record(pool_crash_record *rec, int32_t worker,
                           uint64_t call_id, int scratch_fd, int signo,
                           const siginfo_t *si, const void *uctx) {
-    if (!record_claim(rec))
+    if (!record_claim(rec)) {
+        record_await(rec);
         return;
+    }
     bool refused = signo == SIGSYS && si->si_code == SYS_SECCOMP;
     rec->kind = refused ? POOL_CRASH_SYSCALL : POOL_CRASH_SIGNAL;
     rec->signo = signo;
@@ -275,9 +290,10 @@ static void on_fatal_signal(int signo, siginfo_t *si, void *uctx) {
     pool_worker *w = pool__tls_worker;
     pool_shm_t *region = atomic_load(&crash_region);
     if (w) {
-        signal_record(pool_shm_crash(w->pool->shm), (int32_t)w->index,
-                      atomic_load_explicit(&w->call_id, memory_order_relaxed),
-                      w->scratch_fd, signo, si, uctx);
+        signal_record(
+            pool_shm_crash(w->pool->shm), (int32_t)w->index,
+            atomic_load_explicit(&w->progress->call_id, memory_order_relaxed),
+            w->scratch_fd, signo, si, uctx);
         if (atomic_load(&crash_park)) {
             int fd = w->pool->alert_fd;
             if (fd >= 0) {

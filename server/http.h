@@ -12,7 +12,6 @@
 #include "config.h"
 #include "ids.h"
 #include "metrics.h"
-#include "pool/registry.h"
 #include "supervisor.h"
 
 #include <jansson.h>
@@ -22,12 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The front end and what its routes use. The caller fills the first five
+/* The front end and what its routes use. The caller fills the first four
  * fields (borrowed) and ids, then calls server_http_start. */
 typedef struct server_http {
     const server_config *cfg;
     server_sup *sup;
-    const pool_registry_t *reg;
     server_metrics *metrics;
     server_calltable *calls;
     server_ids ids;
@@ -56,6 +54,7 @@ struct server_req {
     bool body_too_large; /* the rest of the body is dropped */
     server_req_fn handler;
     bool responded;
+    int retry_after_s; /* for a 503 overloaded; 0: the pool's */
 
     /* waiting for a call: see server_req_suspend */
     pthread_mutex_t lock;
@@ -92,6 +91,10 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
  * NULL. */
 enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
                                 const char *content_type);
+/* A JSON text body (malloc'd, len bytes, stolen) as application/json, or
+ * content_type when not NULL. */
+enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
+                                size_t len, const char *content_type);
 /* A problem object (stolen): its status, application/problem+json, and
  * Retry-After on 503. */
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);

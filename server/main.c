@@ -1,9 +1,11 @@
 /*
- * poolhost: the service's entry point. Parses the configuration, builds
- * the function registry, the supervisor, the call table and the HTTP
- * front end, then waits for SIGTERM or SIGINT and drains: stop accepting,
- * let calls in flight finish within --drain-timeout-ms, answer the rest
- * 503, stop the host. A spawned pool host enters through POOL_HOST_FLAG.
+ * poolhost: the service's entry point. Parses the configuration, starts
+ * the supervisor and its first pool host (which loads the plugins: user
+ * code never runs in the front end, which learns the function list from
+ * the host), the call table and the HTTP front end, then waits for SIGTERM
+ * or SIGINT and drains: stop accepting, let calls in flight finish within
+ * --drain-timeout-ms, answer the rest 503, stop the host. A spawned pool
+ * host enters through POOL_HOST_FLAG.
  */
 #include "calltable.h"
 #include "config.h"
@@ -11,9 +13,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool/host.h"
-#include "pool/registry.h"
 #include "supervisor.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,36 +80,58 @@ static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
     }
 }
 
+/* A signal that came while the first host started. */
+static volatile bool start_cancelled;
+static int start_signal;
+
+static void on_start_signal(int sig) {
+    start_signal = sig;
+    start_cancelled = true;
+}
+
+/* Starts the first host, which loads the plugins, with SIGTERM and SIGINT
+ * still answered: a plugin that hangs must not make the service deaf.
+ * Returns 0, 1 (the start failed: said on stderr) or the signal. */
+static int start_host(server_sup *sup, const sigset_t *signals) {
+    struct sigaction sa = {.sa_handler = on_start_signal};
+    struct sigaction old_term, old_int;
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    pthread_sigmask(SIG_UNBLOCK, signals, NULL);
+    char err[512];
+    int rc = server_sup_start(sup, &start_cancelled, err, sizeof err);
+    pthread_sigmask(SIG_BLOCK, signals, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    if (rc == -ECANCELED) {
+        server_log(SERVER_LOG_INFO, "stopped_while_starting",
+                   json_pack("{s:s}", "signal", strsignal(start_signal)));
+        return start_signal;
+    }
+    if (rc) {
+        fprintf(stderr, "poolhost: the pool host did not start: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 static int serve(const server_config *cfg, sigset_t *signals) {
     char err[512];
     int code = 1;
-    pool_registry_t *reg = pool_registry_new();
-    if (!reg) {
-        fprintf(stderr, "poolhost: out of memory\n");
-        return 1;
-    }
-    if (pool_registry_add_standard(reg, cfg->fault_injection,
-                                   (const char *const *)cfg->plugins,
-                                   cfg->nplugins, err, sizeof err)) {
-        fprintf(stderr, "poolhost: --plugin: %s\n", err);
-        code = 2;
-        goto out_reg;
-    }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         fprintf(stderr, "poolhost: cannot find its own executable\n");
-        goto out_reg;
+        return 1;
     }
     exe[n] = '\0';
 
     server_http http;
     memset(&http, 0, sizeof http);
     http.cfg = cfg;
-    http.reg = reg;
     if (server_ids_init(&http.ids) || !(http.metrics = server_metrics_new())) {
         fprintf(stderr, "poolhost: cannot initialise ids or metrics\n");
-        goto out_reg;
+        return 1;
     }
     server_sup_config scfg;
     server_config_to_sup(cfg, exe, &scfg);
@@ -117,7 +141,12 @@ static int serve(const server_config *cfg, sigset_t *signals) {
                 strerror(-rc));
         goto out_metrics;
     }
+    if ((rc = start_host(http.sup, signals)) != 0) {
+        code = rc == 1 ? 1 : 0;
+        goto out_sup;
+    }
     if ((rc = server_calltable_new(cfg->retain_ms, (size_t)cfg->retain_max,
+                                   (size_t)cfg->max_retained_bytes,
                                    on_call_done, &http, &http.calls))) {
         fprintf(stderr, "poolhost: cannot create the call table: %s\n",
                 strerror(-rc));
@@ -159,8 +188,6 @@ out_sup:
     server_sup_free(http.sup);
 out_metrics:
     server_metrics_free(http.metrics);
-out_reg:
-    pool_registry_free(reg);
     if (code == 0)
         server_log(SERVER_LOG_INFO, "stopped", NULL);
     return code;
@@ -169,6 +196,7 @@ out_reg:
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], POOL_HOST_FLAG) == 0)
         return pool_host_main(argc, argv);
+    pool_host_init_process();
     server_config cfg;
     char err[512];
     int rc =
