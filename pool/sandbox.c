@@ -75,12 +75,16 @@ static const int allowed[] = {
     SCMP_SYS(getppid),
     SCMP_SYS(exit),
     SCMP_SYS(exit_group),
-    /* signals within the process: handlers, masks, alternate stacks */
+    /* signals within the process: handlers, masks, alternate stacks,
+     * waiting for one */
     SCMP_SYS(rt_sigaction),
     SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigreturn),
     SCMP_SYS(sigaltstack),
     SCMP_SYS(restart_syscall),
+    SCMP_SYS(pause),
+    SCMP_SYS(rt_sigsuspend),
+    SCMP_SYS(rt_sigtimedwait),
     /* time */
     SCMP_SYS(clock_gettime),
     SCMP_SYS(clock_getres),
