@@ -97,10 +97,14 @@ void pool__backtrace(int scratch_fd, char *buf, size_t size) {
     void *frames[BT_FRAMES];
     int n = backtrace(frames, BT_FRAMES);
     buf[0] = '\0';
-    if (scratch_fd >= 0 && ftruncate(scratch_fd, 0) == 0 &&
-        lseek(scratch_fd, 0, SEEK_SET) == 0) {
+    /* The file is rewritten from its start and read back up to where this
+     * write ended, never truncated: ftruncate is not for a sandboxed host
+     * (an earlier, longer backtrace may lie beyond the end). */
+    if (scratch_fd >= 0 && lseek(scratch_fd, 0, SEEK_SET) == 0) {
         backtrace_symbols_fd(frames, n, scratch_fd);
-        ssize_t got = pread(scratch_fd, buf, size - 1, 0);
+        off_t end = lseek(scratch_fd, 0, SEEK_CUR);
+        size_t want = end > 0 && (size_t)end < size ? (size_t)end : size - 1;
+        ssize_t got = end > 0 ? pread(scratch_fd, buf, want, 0) : -1;
         if (got > 0) {
             buf[got] = '\0';
             return;

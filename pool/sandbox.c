@@ -166,20 +166,20 @@ static const int allowed[] = {
  * threads to read their registers. Exactly those calls, so that the host's
  * leaks are still checked; a release build never has them. */
 static int add_lsan_rules(scmp_filter_ctx ctx) {
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0_64(SCMP_CMP_EQ, CLONE_VM | CLONE_FS |
-                                                          CLONE_FILES |
-                                                          CLONE_UNTRACED));
+    int rc = seccomp_rule_add(
+        ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+        SCMP_A0_64(SCMP_CMP_EQ,
+                   CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED, 0));
     static const int prctls[] = {PR_GET_DUMPABLE, PR_SET_DUMPABLE,
                                  PR_SET_PTRACER, PR_SET_PDEATHSIG};
     for (size_t i = 0; i < sizeof prctls / sizeof *prctls && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i]));
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i], 0));
     static const int ptraces[] = {PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH,
                                   PTRACE_KILL, PTRACE_GETREGSET};
     for (size_t i = 0; i < sizeof ptraces / sizeof *ptraces && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 1,
-                              SCMP_A0_64(SCMP_CMP_EQ, (uint64_t)ptraces[i]));
+                              SCMP_A0_64(SCMP_CMP_EQ, (uint64_t)ptraces[i], 0));
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0);
     return rc;
@@ -194,7 +194,8 @@ static int add_lsan_rules(scmp_filter_ctx ctx) {
 /* Flags that make an open write, create or truncate. */
 #define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC)
 
-/* Returns 0 or a negative errno (libseccomp's). */
+/* Returns 0 or a negative errno (libseccomp's). The comparisons that use
+ * one datum pass the unused second one as 0. */
 static int add_rules(scmp_filter_ctx ctx) {
     int rc = 0;
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed && !rc; i++)
@@ -225,39 +226,36 @@ static int add_rules(scmp_filter_ctx ctx) {
      * pthread_kill). */
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self));
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self, 0));
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self));
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)self, 0));
     /* Its own limits: reading them, and the host's memory cap (without
      * privileges a limit can only go down, or a soft one up to its hard
      * one: RLIMIT_CORE and the memory cap are set hard). */
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, 0));
-    /* The scratch files, never the inherited stdin, stdout or stderr. */
-    if (!rc)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
-                              SCMP_A0_32(SCMP_CMP_GT, 2));
+                              SCMP_A0_32(SCMP_CMP_EQ, 0, 0));
     /* isatty() (stdio asks it); no other ioctl, TIOCSTI least of all. */
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                              SCMP_A1_32(SCMP_CMP_EQ, TCGETS));
+                              SCMP_A1_32(SCMP_CMP_EQ, TCGETS, 0));
     /* A worker pins itself to its CPU; other threads' and processes'
      * affinity is not the host's business. */
     if (!rc)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity),
-                              1, SCMP_A0_32(SCMP_CMP_EQ, 0));
+                              1, SCMP_A0_32(SCMP_CMP_EQ, 0, 0));
     /* Naming its own threads (libraries do), nothing else of prctl. */
     static const int prctls[] = {PR_SET_NAME, PR_GET_NAME};
     for (size_t i = 0; i < sizeof prctls / sizeof *prctls && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i]));
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)prctls[i], 0));
     /* Descriptor flags (non-blocking, close-on-exec), nothing else. */
     static const int fcntl_cmds[] = {F_GETFD, F_SETFD, F_GETFL, F_SETFL};
     for (size_t i = 0; i < sizeof fcntl_cmds / sizeof *fcntl_cmds && !rc; i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                              SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)fcntl_cmds[i]));
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+            SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)fcntl_cmds[i], 0));
 #ifdef SANDBOX_LSAN
     if (!rc)
         rc = add_lsan_rules(ctx);
