@@ -92,9 +92,10 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
     server_http *h = req->http;
     if (!resp)
         return MHD_NO;
-    if (!req->rid[0])
-        server_ids_next(&h->ids, req->rid);
-    MHD_add_response_header(resp, "X-Request-Id", req->rid);
+    /* A fresh random id when there is neither the client's nor a call's:
+     * it must not tell anything about any call's id. */
+    if (req->rid[0] || server_id_new(req->rid) == 0)
+        MHD_add_response_header(resp, "X-Request-Id", req->rid);
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     req->responded = true;

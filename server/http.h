@@ -23,14 +23,13 @@
 #include <stdint.h>
 
 /* The front end and what its routes use. The caller fills the first five
- * fields (borrowed) and ids, then calls server_http_start. */
+ * fields (borrowed), then calls server_http_start. */
 typedef struct server_http {
     const server_config *cfg;
     server_sup *sup;
     const pool_registry_t *reg;
     server_metrics *metrics;
     server_calltable *calls;
-    server_ids ids;
     unsigned http_threads;
     atomic_bool draining;
     atomic_size_t active;    /* requests begun and not yet completed */

@@ -93,6 +93,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
         code = 2;
         goto out_reg;
     }
+    int rc;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
@@ -105,13 +106,19 @@ static int serve(const server_config *cfg, sigset_t *signals) {
     memset(&http, 0, sizeof http);
     http.cfg = cfg;
     http.reg = reg;
-    if (server_ids_init(&http.ids) || !(http.metrics = server_metrics_new())) {
-        fprintf(stderr, "poolhost: cannot initialise ids or metrics\n");
+    char probe[SERVER_ID_MAX];
+    if ((rc = server_id_new(probe))) {
+        fprintf(stderr, "poolhost: no random bytes for call ids: %s\n",
+                strerror(-rc));
+        goto out_reg;
+    }
+    if (!(http.metrics = server_metrics_new())) {
+        fprintf(stderr, "poolhost: out of memory\n");
         goto out_reg;
     }
     server_sup_config scfg;
     server_config_to_sup(cfg, exe, &scfg);
-    int rc = server_sup_new(&scfg, &http.sup);
+    rc = server_sup_new(&scfg, &http.sup);
     if (rc) {
         fprintf(stderr, "poolhost: cannot start the supervisor: %s\n",
                 strerror(-rc));

@@ -76,10 +76,11 @@ static enum MHD_Result batch_resume(server_req *req) {
 }
 
 /* A new call for element r, submitted, or failed with why it could not
- * run. NULL when out of memory. */
+ * run. NULL when out of memory or random bytes. */
 static server_call *batch_call(server_http *h, server_call_request *r) {
     char id[SERVER_ID_MAX];
-    server_ids_next(&h->ids, id);
+    if (server_id_new(id))
+        return NULL;
     bool known =
         !r->error.slug && pool_registry_find(h->reg, r->function, NULL);
     json_t *args = r->args ? r->args : json_object();

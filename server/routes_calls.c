@@ -102,7 +102,10 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         return server_req_problem_json(req, p);
     }
     char id[SERVER_ID_MAX];
-    server_ids_next(&h->ids, id);
+    if (server_id_new(id)) {
+        server_call_request_clear(&r);
+        return MHD_NO;
+    }
     if (!req->rid[0])
         snprintf(req->rid, sizeof req->rid, "%s", id);
     server_call *call = server_call_new(id, r.function, r.args, r.timeout_ms,
