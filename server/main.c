@@ -14,6 +14,7 @@
 #include "pool/registry.h"
 #include "supervisor.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +65,23 @@ static void on_call_done(void *udata, server_call *call) {
     log_worker_lines(call);
 }
 
+/* Gives the metrics the names of the registry's functions, the only
+ * values their `function` label takes. Returns 0 or -ENOMEM. */
+static int metrics_functions(server_metrics *m, const pool_registry_t *reg) {
+    json_t *list = pool_registry_list_json(reg);
+    size_t n = json_array_size(list);
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    int rc = list && names ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        names[i] = json_string_value(
+            json_object_get(json_array_get(list, i), "name"));
+    if (rc == 0)
+        rc = server_metrics_set_functions(m, names, n);
+    free(names);
+    json_decref(list);
+    return rc;
+}
+
 /* Waits for the calls in flight, up to timeout_ms; returns how many are
  * left. */
 static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
@@ -112,9 +130,10 @@ static int serve(const server_config *cfg, sigset_t *signals) {
                 strerror(-rc));
         goto out_reg;
     }
-    if (!(http.metrics = server_metrics_new())) {
+    if (!(http.metrics = server_metrics_new()) ||
+        metrics_functions(http.metrics, reg)) {
         fprintf(stderr, "poolhost: out of memory\n");
-        goto out_reg;
+        goto out_metrics;
     }
     server_sup_config scfg;
     server_config_to_sup(cfg, exe, &scfg);
