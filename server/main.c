@@ -1,10 +1,12 @@
 /*
- * poolhost: the service's entry point. Parses the configuration, builds
- * the function registry, the supervisor, the call table and the HTTP
- * front end, then waits for SIGTERM or SIGINT and drains: stop accepting,
- * let calls in flight finish within --drain-timeout-ms, answer the rest
- * 503, stop the host. A spawned pool host enters through POOL_HOST_FLAG.
+ * poolhost: the service's entry point. Parses the configuration, reads the
+ * tokens, builds the function registry, the supervisor, the call table and
+ * the HTTP front end, then waits for signals: SIGHUP re-reads the token
+ * files; SIGTERM or SIGINT drains: stop accepting, let calls in flight
+ * finish within --drain-timeout-ms, answer the rest 503, stop the host. A
+ * spawned pool host enters through POOL_HOST_FLAG.
  */
+#include "auth.h"
 #include "calltable.h"
 #include "config.h"
 #include "http.h"
@@ -96,7 +98,38 @@ static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
     }
 }
 
-static int serve(const server_config *cfg, sigset_t *signals) {
+/* Logs which tokens are in use (never the tokens). */
+static void log_tokens(server_auth *auth, const char *event) {
+    server_log(SERVER_LOG_INFO, event,
+               json_pack("{s:b, s:I}", "admin_token",
+                         server_auth_has_admin(auth), "client_tokens",
+                         (json_int_t)server_auth_client_count(auth)));
+}
+
+/* Re-reads the token files (SIGHUP); on an error the tokens in use stay. */
+static void reload_tokens(server_auth *auth) {
+    char err[512];
+    if (server_auth_reload(auth, err, sizeof err))
+        server_log(SERVER_LOG_ERROR, "tokens_not_reloaded",
+                   json_pack("{s:s}", "error", err));
+    else
+        log_tokens(auth, "tokens_reloaded");
+}
+
+/* Waits for SIGTERM or SIGINT, serving SIGHUPs meanwhile; returns it. */
+static int wait_for_stop(sigset_t *signals, server_auth *auth) {
+    for (;;) {
+        int sig = 0;
+        if (sigwait(signals, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        reload_tokens(auth);
+    }
+}
+
+static int serve(const server_config *cfg, server_auth *auth,
+                 sigset_t *signals) {
     char err[512];
     int code = 1;
     pool_registry_t *reg = pool_registry_new();
@@ -124,6 +157,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
     memset(&http, 0, sizeof http);
     http.cfg = cfg;
     http.reg = reg;
+    http.auth = auth;
     char probe[SERVER_ID_MAX];
     if ((rc = server_id_new(probe))) {
         fprintf(stderr, "poolhost: no random bytes for call ids: %s\n",
@@ -153,6 +187,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
         fprintf(stderr, "poolhost: %s\n", err);
         goto out_calls;
     }
+    log_tokens(auth, "tokens");
     server_log(SERVER_LOG_INFO, "started",
                json_pack("{s:s, s:s, s:i, s:b, s:i}", "version",
                          POOLHOST_VERSION, "isolation",
@@ -160,8 +195,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
                          (int)cfg->threads, "fault_injection",
                          cfg->fault_injection, "pid", (int)getpid()));
 
-    int sig = 0;
-    sigwait(signals, &sig);
+    int sig = wait_for_stop(signals, auth);
     server_log(SERVER_LOG_INFO, "draining",
                json_pack("{s:s, s:I}", "signal", strsignal(sig),
                          "drain_timeout_ms",
@@ -192,6 +226,17 @@ out_reg:
     return code;
 }
 
+/* Removes name from the environment, its value wiped in place first:
+ * /proc/PID/environ shows the memory the process started with, not what
+ * environ points to now. */
+static void scrub_env(const char *name) {
+    size_t n = strlen(name);
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+    unsetenv(name);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], POOL_HOST_FLAG) == 0)
         return pool_host_main(argc, argv);
@@ -206,6 +251,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     server_log_configure((server_log_level)cfg.log_level, cfg.log_format == 1);
+    server_auth *auth;
+    rc = server_auth_new(cfg.admin_token_file, cfg.admin_token,
+                         cfg.api_token_file, err, sizeof err, &auth);
+    /* The token now lives in auth only: user code runs in the host, which
+     * is spawned with this environment (or, in thread mode, shares it). */
+    scrub_env("POOLHOST_ADMIN_TOKEN");
+    if (cfg.admin_token) {
+        explicit_bzero(cfg.admin_token, strlen(cfg.admin_token));
+        free(cfg.admin_token);
+        cfg.admin_token = NULL;
+    }
+    if (rc) {
+        fprintf(stderr, "poolhost: %s\n", err);
+        server_config_free(&cfg);
+        return 2;
+    }
     /* Before any thread exists, so that every thread inherits the mask and
      * only sigwait sees the signals. */
     signal(SIGPIPE, SIG_IGN);
@@ -213,8 +274,10 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    int code = serve(&cfg, &signals);
+    int code = serve(&cfg, auth, &signals);
+    server_auth_free(auth);
     server_config_free(&cfg);
     return code;
 }

@@ -514,9 +514,11 @@ int server_sup_submit(server_sup *sup, server_call *call) {
     return server_sup_submit_batch(sup, &call, 1);
 }
 
-void server_sup_cancel(server_sup *sup, server_call *call) {
-    if (!server_call_fail(call, "call-cancelled", "the call was cancelled",
-                          NULL, NULL, 0))
+void server_sup_cancel(server_sup *sup, server_call *call,
+                       const char *detail) {
+    if (!server_call_fail(call, "call-cancelled",
+                          detail ? detail : "the call was cancelled", NULL,
+                          NULL, 0))
         return;
     server_sup_cancel_req *r = malloc(sizeof(*r));
     if (!r)

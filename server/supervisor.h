@@ -83,10 +83,11 @@ int server_sup_submit(server_sup *sup, server_call *call);
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
                             size_t n);
 
-/* Cancels a queued or running call: it ends cancelled at once; the host is
- * told to cancel and recycled if the call's jobs do not stop within
- * cancel_grace_ms. No-op for a finished call. */
-void server_sup_cancel(server_sup *sup, server_call *call);
+/* Cancels a queued or running call: it ends cancelled at once, with detail
+ * (NULL: "the call was cancelled") saying why; the host is told to cancel
+ * and recycled if the call's jobs do not stop within cancel_grace_ms.
+ * No-op for a finished call. */
+void server_sup_cancel(server_sup *sup, server_call *call, const char *detail);
 
 /* Admin: recycle the host now (its calls are innocents and re-run), or stop
  * it (queued and running calls fail with pool-unavailable; the next call
