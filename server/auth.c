@@ -449,8 +449,7 @@ static int auth__wait_s(const auth__source *e, int64_t now_ns) {
     return wait > 0 ? (int)((wait + 999999999) / 1000000000) : 0;
 }
 
-server_auth_result server_auth_check(server_auth *a,
-                                     const struct sockaddr *src,
+server_auth_result server_auth_check(server_auth *a, const struct sockaddr *src,
                                      const char *token, int64_t now_ns,
                                      char *name, int *retry_after_s) {
     unsigned char key[9];

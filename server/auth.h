@@ -65,8 +65,7 @@ typedef enum server_auth_result {
  * SERVER_AUTH_LIMITED *retry_after_s gets the seconds until this source
  * may try again (0 when it may now). Thread-safe; the time taken does not
  * depend on how much of any token matched. */
-server_auth_result server_auth_check(server_auth *a,
-                                     const struct sockaddr *src,
+server_auth_result server_auth_check(server_auth *a, const struct sockaddr *src,
                                      const char *token, int64_t now_ns,
                                      char *name, int *retry_after_s);
 

@@ -457,8 +457,7 @@ int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
             goto fail;
         }
     }
-    if ((rc = config_check(cfg, err, errlen)) ||
-        (rc = load_token(cfg, env)))
+    if ((rc = config_check(cfg, err, errlen)) || (rc = load_token(cfg, env)))
         goto fail;
     return SERVER_CONFIG_OK;
 fail:

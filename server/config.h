@@ -55,8 +55,8 @@ typedef struct server_config {
     char *admin_token;    /* POOLHOST_ADMIN_TOKEN, NULL when unset; the files
                              are read by server_auth_new */
     char *api_token_file; /* client tokens, one name:token a line */
-    int64_t log_format; /* 0 text, 1 json */
-    int64_t log_level;  /* server_log_level */
+    int64_t log_format;   /* 0 text, 1 json */
+    int64_t log_level;    /* server_log_level */
 } server_config;
 
 enum {

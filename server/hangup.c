@@ -21,8 +21,8 @@
 typedef struct hangup__watch {
     uint32_t gen; /* bumped on release, so that old ids miss */
     bool used, armed;
-    int fd;               /* while armed */
-    server_call **calls;  /* NULL once fired */
+    int fd;              /* while armed */
+    server_call **calls; /* NULL once fired */
     size_t n;
     uint32_t next_free;
 } hangup__watch;
@@ -172,9 +172,8 @@ uint64_t server_hangup_add(server_hangup *hw, server_call *const *calls,
             return 0;
         }
         for (uint32_t i = hw->nslots; i < cap; i++)
-            s[i] = (hangup__watch){.gen = 1,
-                                   .fd = -1,
-                                   .next_free = i + 1 < cap ? i + 1 : NO_SLOT};
+            s[i] = (hangup__watch){
+                .gen = 1, .fd = -1, .next_free = i + 1 < cap ? i + 1 : NO_SLOT};
         hw->slots = s;
         hw->free_head = slot = hw->nslots;
         hw->nslots = cap;

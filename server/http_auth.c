@@ -31,7 +31,8 @@ static void client_address(server_req *req, const struct sockaddr *sa) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
                   req->client, sizeof req->client);
     } else if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a))
             inet_ntop(AF_INET, &a->s6_addr[12], req->client,
                       sizeof req->client);
@@ -96,7 +97,7 @@ bool server_req_authorize(server_req *req, unsigned need, enum MHD_Result *r) {
         return false;
     }
     bool required = admin_route || ((need & SERVER_NEED_CLIENT) &&
-                                     server_auth_has_clients(auth));
+                                    server_auth_has_clients(auth));
     bool sent;
     const char *token = bearer(req, &sent);
     if (!token && !required)
@@ -113,12 +114,11 @@ bool server_req_authorize(server_req *req, unsigned need, enum MHD_Result *r) {
     }
     char name[SERVER_AUTH_NAME_MAX];
     int retry = 0;
-    switch (server_auth_check(auth, src, token, server_now_ns(), name,
-                              &retry)) {
+    switch (
+        server_auth_check(auth, src, token, server_now_ns(), name, &retry)) {
     case SERVER_AUTH_ADMIN:
         req->caller = SERVER_CALLER_ADMIN;
-        snprintf(req->client, sizeof req->client, "%s",
-                 SERVER_AUTH_ADMIN_NAME);
+        snprintf(req->client, sizeof req->client, "%s", SERVER_AUTH_ADMIN_NAME);
         return true;
     case SERVER_AUTH_CLIENT:
         if (admin_route) {

@@ -196,15 +196,14 @@ static metrics__histogram *metrics__histogram_get(server_metrics *m,
 
 void server_metrics_call_done(server_metrics *m, const char *function,
                               const char *outcome, double seconds) {
-    if (!outcome || (strcmp(outcome, "succeeded") != 0 &&
-                     !server_problem_find(outcome)))
+    if (!outcome ||
+        (strcmp(outcome, "succeeded") != 0 && !server_problem_find(outcome)))
         outcome = UNKNOWN_LABEL;
     if (!(seconds >= 0))
         seconds = 0;
     pthread_mutex_lock(&m->lock);
-    if (!function ||
-        !bsearch(&function, m->functions, m->nfunctions, sizeof *m->functions,
-                 metrics__strcmp))
+    if (!function || !bsearch(&function, m->functions, m->nfunctions,
+                              sizeof *m->functions, metrics__strcmp))
         function = UNKNOWN_LABEL;
     metrics__call_series *s = metrics__call_series_get(m, function, outcome);
     if (s)
@@ -280,8 +279,7 @@ static int metrics__snapshot_take(server_metrics *m, metrics__snapshot *s) {
 }
 
 static void metrics__render_counters(server_metrics *m,
-                                     const metrics__snapshot *snap,
-                                     FILE *out) {
+                                     const metrics__snapshot *snap, FILE *out) {
     metrics__family(out, "poolhost_calls_total", "counter",
                     "Calls that ended, by function and outcome (succeeded "
                     "or the problem slug); function=\"unknown\" for names "
@@ -318,8 +316,8 @@ static void metrics__render_counters(server_metrics *m,
     metrics__family(out, "poolhost_http_requests_total", "counter",
                     "HTTP responses sent, by status code.");
     for (unsigned c = MIN_CODE; c <= MAX_CODE; c++) {
-        uint64_t n = atomic_load_explicit(&m->http[c - MIN_CODE],
-                                          memory_order_relaxed);
+        uint64_t n =
+            atomic_load_explicit(&m->http[c - MIN_CODE], memory_order_relaxed);
         if (n)
             fprintf(out, "poolhost_http_requests_total{code=\"%u\"} %llu\n", c,
                     (unsigned long long)n);

@@ -41,8 +41,7 @@ enum MHD_Result server_route_pool(server_req *req) {
     json_t *w;
     json_array_foreach(json_object_get(o, "workers"), i, w)
         redact_id(req, w, "call");
-    redact_id(req,
-              json_object_get(json_object_get(o, "last_failure"), "cause"),
+    redact_id(req, json_object_get(json_object_get(o, "last_failure"), "cause"),
               "culprit");
     return server_req_json(req, 200, o, NULL);
 }

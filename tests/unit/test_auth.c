@@ -87,8 +87,8 @@ static server_auth_result check(server_auth *a, const void *src,
                                 const char *token, int64_t now, char *name) {
     char buf[SERVER_AUTH_NAME_MAX];
     int retry = -1;
-    server_auth_result r = server_auth_check(a, src, token, now,
-                                             name ? name : buf, &retry);
+    server_auth_result r =
+        server_auth_check(a, src, token, now, name ? name : buf, &retry);
     cr_assert_geq(retry, 0);
     return r;
 }
@@ -97,7 +97,8 @@ Test(auth, admin_file_refused_with_the_reason) {
     refused(file("world", "s3cret\n", 0644), NULL,
             "readable or writable by every user (mode 0644)");
     refused(file("other-w", "s3cret\n", 0602), NULL, "every user");
-    refused(file("empty", "\n", 0600), NULL, "the first line must be the token");
+    refused(file("empty", "\n", 0600), NULL,
+            "the first line must be the token");
     refused(file("space", "s3 cret\n", 0600), NULL, "no spaces");
     refused(file_n("nul", "s3\0cret\n", 8, 0600), NULL, "a NUL byte");
     char path[300];
@@ -122,8 +123,8 @@ Test(auth, admin_file_refused_with_the_reason) {
 
 Test(auth, admin_token_from_file_or_env) {
     /* Group-readable is fine (a Kubernetes secret with fsGroup). */
-    server_auth *a = loaded(file("admin", "  s3cret \r\nignored\n", 0640),
-                            "from-env", NULL);
+    server_auth *a =
+        loaded(file("admin", "  s3cret \r\nignored\n", 0640), "from-env", NULL);
     cr_assert(server_auth_has_admin(a));
     cr_assert_not(server_auth_has_clients(a));
     cr_assert_eq(check(a, NULL, "s3cret", SEC, NULL), SERVER_AUTH_ADMIN);

@@ -400,9 +400,8 @@ Test(metrics, unregistered_names_and_outcomes_are_unknown) {
 
     /* A new list (a host reported other functions) applies to the calls
      * that end from now on; counted series stay. */
-    cr_assert_eq(server_metrics_set_functions(
-                     m, (const char *[]){"made-up-7"}, 1),
-                 0);
+    cr_assert_eq(
+        server_metrics_set_functions(m, (const char *[]){"made-up-7"}, 1), 0);
     server_metrics_call_done(m, "made-up-7", "succeeded", 0);
     server_metrics_call_done(m, "fib", "succeeded", 0);
     text = render(m, NULL);
