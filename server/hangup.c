@@ -58,22 +58,29 @@ static void hangup__disarm(server_hangup *hw, hangup__watch *w) {
     w->fd = -1;
 }
 
+/* Disarms w and takes its calls (*n of them; NULL once taken). Lock
+ * held. */
+static server_call **hangup__take(server_hangup *hw, hangup__watch *w,
+                                  size_t *n) {
+    hangup__disarm(hw, w);
+    server_call **calls = w->calls;
+    *n = w->n;
+    w->calls = NULL;
+    w->n = 0;
+    return calls;
+}
+
 /* The watch id's socket hung up: take it out of the set and cancel its
  * calls (outside the lock: cancelling ends the calls, whose watchers wake
  * the connection, which disarms). */
 static void hangup__fire(server_hangup *hw, uint64_t id) {
     pthread_mutex_lock(&hw->lock);
     hangup__watch *w = hangup__find(hw, id);
-    if (!w || !w->armed) {
-        pthread_mutex_unlock(&hw->lock);
-        return;
-    }
-    hangup__disarm(hw, w);
-    server_call **calls = w->calls;
-    size_t n = w->n;
-    w->calls = NULL;
-    w->n = 0;
+    size_t n = 0;
+    server_call **calls = w && w->armed ? hangup__take(hw, w, &n) : NULL;
     pthread_mutex_unlock(&hw->lock);
+    if (!calls)
+        return;
     server_log(SERVER_LOG_INFO, "client_disconnected",
                json_pack("{s:s, s:I}", "call",
                          n ? server_call_id(calls[0]) : "", "calls",
@@ -221,11 +228,8 @@ void server_hangup_release(server_hangup *hw, uint64_t id) {
         pthread_mutex_unlock(&hw->lock);
         return;
     }
-    hangup__disarm(hw, w);
-    server_call **calls = w->calls;
-    size_t n = w->n;
-    w->calls = NULL;
-    w->n = 0;
+    size_t n;
+    server_call **calls = hangup__take(hw, w, &n);
     w->used = false;
     w->gen++;
     w->next_free = hw->free_head;

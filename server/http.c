@@ -182,6 +182,27 @@ enum MHD_Result server_req_problem(server_req *req, const char *slug,
     return server_req_problem_json(req, server_problem_new(slug, detail));
 }
 
+enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
+                                          const char *detail,
+                                          const char *header,
+                                          const char *value) {
+    json_t *p = server_problem_new(slug, detail);
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    int status = p ? (int)json_integer_value(json_object_get(p, "status")) : 0;
+    json_decref(p);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text,
+                                               MHD_RESPMEM_MUST_FREE)
+             : NULL;
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+    MHD_add_response_header(resp, header, value);
+    return server_req_send(req, (unsigned)status, resp);
+}
+
 /* ---- suspension ------------------------------------------------------- */
 
 bool server_req_suspend(server_req *req) {
@@ -285,25 +306,11 @@ static enum MHD_Result req_begin(server_req *req) {
         if (strcmp(r->methods[i].method, method) == 0)
             m = &r->methods[i];
     if (!m) {
-        json_t *p = server_problem_new("method-not-allowed", NULL);
         char detail[160];
         snprintf(detail, sizeof detail, "%s takes %s, not %.16s", req->path,
                  r->allow, req->method);
-        json_object_set_new(p, "detail", json_string(detail));
-        char *text = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
-        struct MHD_Response *resp =
-            text ? MHD_create_response_from_buffer(strlen(text), text,
-                                                   MHD_RESPMEM_MUST_FREE)
-                 : NULL;
-        if (!resp) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, "Content-Type",
-                                "application/problem+json");
-        MHD_add_response_header(resp, "Allow", r->allow);
-        return server_req_send(req, 405, resp);
+        return server_req_problem_header(req, "method-not-allowed", detail,
+                                         "Allow", r->allow);
     }
     req->handler = m->fn;
     enum MHD_Result denied;

@@ -123,6 +123,12 @@ enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);
 enum MHD_Result server_req_problem(server_req *req, const char *slug,
                                    const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The problem slug with detail, plus one response header (Allow,
+ * WWW-Authenticate, Retry-After). */
+enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
+                                          const char *detail,
+                                          const char *header,
+                                          const char *value);
 
 /* Suspends the connection until server_req_wake. Returns true when it
  * suspended (the route returns MHD_YES and req->resume runs later), or

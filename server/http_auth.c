@@ -41,34 +41,14 @@ static void client_address(server_req *req, const struct sockaddr *sa) {
     }
 }
 
-/* A problem answer with one extra header. */
-static enum MHD_Result problem_with(server_req *req, const char *slug,
-                                    const char *detail, const char *header,
-                                    const char *value) {
-    json_t *p = server_problem_new(slug, detail);
-    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
-    int status = p ? (int)json_integer_value(json_object_get(p, "status")) : 0;
-    json_decref(p);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text,
-                                               MHD_RESPMEM_MUST_FREE)
-             : NULL;
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-    MHD_add_response_header(resp, header, value);
-    return server_req_send(req, (unsigned)status, resp);
-}
-
 static enum MHD_Result unauthorized(server_req *req, bool sent,
                                     const char *detail) {
     /* RFC 6750: error="invalid_token" when a token was sent. */
-    return problem_with(req, "unauthorized", detail, "WWW-Authenticate",
-                        sent ? "Bearer realm=\"poolhost\", "
-                               "error=\"invalid_token\""
-                             : "Bearer realm=\"poolhost\"");
+    return server_req_problem_header(req, "unauthorized", detail,
+                                     "WWW-Authenticate",
+                                     sent ? "Bearer realm=\"poolhost\", "
+                                            "error=\"invalid_token\""
+                                          : "Bearer realm=\"poolhost\"");
 }
 
 /* The token of an `Authorization: Bearer <token>` header; NULL when the
@@ -142,7 +122,8 @@ bool server_req_authorize(server_req *req, unsigned need, enum MHD_Result *r) {
     snprintf(detail, sizeof detail,
              "too many wrong bearer tokens from %s; retry in %d s", req->client,
              retry);
-    *r = problem_with(req, "too-many-requests", detail, "Retry-After", after);
+    *r = server_req_problem_header(req, "too-many-requests", detail,
+                                   "Retry-After", after);
     return false;
 }
 

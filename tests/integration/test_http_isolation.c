@@ -230,18 +230,25 @@ static void expect_cancelled_by_hangup(const char *id) {
     ph_resp_free(&r);
 }
 
-Test(http_isolation, disconnect_cancels_a_cooperative_sync_call) {
-    const char *args[] = {"--threads", "1", NULL};
+/* Starts the server with args, POSTs body to path, hangs up once worker 0
+ * runs a call, and checks that the call ends cancelled for it and that
+ * the worker frees up. */
+static void hang_up_on(const char *const *args, const char *path,
+                       const char *body) {
     start(args);
-    int fd = raw_post("/v1/calls",
-                      "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
-                      "\"cooperative\": true}}",
-                      "");
+    int fd = raw_post(path, body, "");
     char id[64];
     running_call(id, sizeof id);
     close(fd);
     expect_cancelled_by_hangup(id);
     worker_frees_up();
+}
+
+Test(http_isolation, disconnect_cancels_a_cooperative_sync_call) {
+    const char *args[] = {"--threads", "1", NULL};
+    hang_up_on(args, "/v1/calls",
+               "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
+               "\"cooperative\": true}}");
     char *log = ph_server_log(&srv);
     cr_assert_not_null(strstr(log, "client_disconnected"), "%s", log);
     free(log);
@@ -249,14 +256,8 @@ Test(http_isolation, disconnect_cancels_a_cooperative_sync_call) {
 
 Test(http_isolation, disconnect_recycles_a_host_that_ignores_the_cancel) {
     const char *args[] = {"--threads", "1", "--cancel-grace-ms", "300", NULL};
-    start(args);
-    int fd = raw_post(
-        "/v1/calls", "{\"function\": \"hang\", \"args\": {\"ms\": 60000}}", "");
-    char id[64];
-    running_call(id, sizeof id);
-    close(fd);
-    expect_cancelled_by_hangup(id);
-    worker_frees_up();
+    hang_up_on(args, "/v1/calls",
+               "{\"function\": \"hang\", \"args\": {\"ms\": 60000}}");
     ph_resp r;
     get_admin("/v1/pool", &r);
     cr_assert_eq(json_integer_value(json_object_get(
@@ -267,19 +268,12 @@ Test(http_isolation, disconnect_recycles_a_host_that_ignores_the_cancel) {
 
 Test(http_isolation, disconnect_cancels_every_call_of_a_batch) {
     const char *args[] = {"--threads", "1", NULL};
-    start(args);
     /* One runs, the other waits in the queue. */
-    int fd = raw_post("/v1/batch",
-                      "{\"calls\": [{\"function\": \"hang\", \"args\": "
-                      "{\"ms\": 60000, \"cooperative\": true}}, {\"function\": "
-                      "\"hang\", \"args\": {\"ms\": 60000, \"cooperative\": "
-                      "true}}]}",
-                      "");
-    char id[64];
-    running_call(id, sizeof id);
-    close(fd);
-    expect_cancelled_by_hangup(id);
-    worker_frees_up();
+    hang_up_on(args, "/v1/batch",
+               "{\"calls\": [{\"function\": \"hang\", \"args\": "
+               "{\"ms\": 60000, \"cooperative\": true}}, {\"function\": "
+               "\"hang\", \"args\": {\"ms\": 60000, \"cooperative\": "
+               "true}}]}");
     ph_resp r;
     cr_assert_eq(ph_get(&srv, "/metrics", &r), 0);
     cr_assert_eq(ph_metric(r.body, "poolhost_calls_total{function=\"hang\","
