@@ -6,24 +6,47 @@
 #include "ids.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/random.h>
+
+/* Random bytes drawn ahead, per thread: one getrandom for 16 ids rather
+ * than one per id (a system call costs about as much as the rest of a small
+ * request's id handling). Each byte is used once. */
+#define CACHE 256
+static _Thread_local unsigned char cache[CACHE];
+static _Thread_local size_t cache_left;
+
+/* Fills r with n <= CACHE random bytes. Returns 0 or a negative errno. */
+static int ids__random(unsigned char *r, size_t n) {
+    if (cache_left < n) {
+        size_t got = 0;
+        /* Requests of at most 256 bytes are never cut short once the
+         * kernel's pool is initialised; the loop is for boot-time EINTR. */
+        while (got < CACHE) {
+            ssize_t k = getrandom(cache + got, CACHE - got, 0);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            got += (size_t)k;
+        }
+        cache_left = CACHE;
+    }
+    unsigned char *from = cache + CACHE - cache_left;
+    memcpy(r, from, n);
+    explicit_bzero(from, n);
+    cache_left -= n;
+    return 0;
+}
 
 int server_id_new(char *buf) {
     static const char hex[] = "0123456789abcdef";
     unsigned char r[16];
-    size_t got = 0;
     buf[0] = '\0';
-    /* Requests of at most 256 bytes are never cut short once the kernel's
-     * pool is initialised; the loop is for the boot-time EINTR case. */
-    while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)n;
-    }
+    int rc = ids__random(r, sizeof r);
+    if (rc)
+        return rc;
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* variant 10 */
     char *p = buf;
