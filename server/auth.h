@@ -18,6 +18,8 @@
 /* The client name of calls made with the admin token; refused as a name in
  * the client-token file. */
 #define SERVER_AUTH_ADMIN_NAME "admin"
+/* The longest token: 4096 visible ASCII characters. */
+#define SERVER_AUTH_TOKEN_MAX 4096
 /* The largest admin-token file (one token) and client-token file (one
  * `name:token` line per client, about a thousand clients). */
 #define SERVER_AUTH_ADMIN_FILE_MAX 4096

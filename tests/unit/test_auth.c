@@ -136,6 +136,13 @@ Test(auth, admin_token_from_file_or_env) {
     cr_assert_eq(check(a, NULL, "from-env", SEC, NULL), SERVER_AUTH_ADMIN);
     server_auth_free(a);
 
+    /* From the environment, the token must be a token too. */
+    char err[256] = "";
+    cr_assert_lt(
+        server_auth_new(NULL, "two words\n", NULL, err, sizeof err, &a), 0);
+    cr_assert_not_null(strstr(err, "POOLHOST_ADMIN_TOKEN"), "%s", err);
+    cr_assert_null(strstr(err, "two words"), "%s", err);
+
     a = loaded(NULL, NULL, NULL);
     cr_assert_not(server_auth_has_admin(a));
     cr_assert_eq(check(a, NULL, "", SEC, NULL), SERVER_AUTH_WRONG);
@@ -156,6 +163,9 @@ Test(auth, client_file_refused_with_the_line) {
             "line 2 (bob): a token given to two names");
     refused(file("a", "s3cret\n", 0600), file("c9", "bob:s3cret\n", 0600),
             "line 1 (bob): this is the admin token");
+    static char longtok[SERVER_AUTH_TOKEN_MAX + 16] = "alice:";
+    memset(longtok + 6, 'x', SERVER_AUTH_TOKEN_MAX + 1);
+    refused(NULL, file("clong", longtok, 0600), "at most 4096");
     static char big[SERVER_AUTH_CLIENT_FILE_MAX + 16];
     memset(big, '#', SERVER_AUTH_CLIENT_FILE_MAX + 1);
     refused(NULL, file("cbig", big, 0600), "larger than 65536 bytes");
