@@ -297,7 +297,7 @@ static void *hammer(void *arg) {
     return NULL;
 }
 
-/* Scrapes until *done, while the hammers count. */
+/* Scrapes until done, while the hammers count. */
 typedef struct scraper {
     server_metrics *m;
     atomic_bool done;
@@ -306,13 +306,13 @@ typedef struct scraper {
 
 static void *scrape(void *arg) {
     scraper *s = arg;
-    while (!atomic_load(&s->done)) {
+    do { /* at least once, however late the thread starts */
         size_t len;
         char *text = server_metrics_render(s->m, NULL, &len);
         cr_assert_not_null(text);
         free(text);
         s->scrapes++;
-    }
+    } while (!atomic_load(&s->done));
     return NULL;
 }
 
