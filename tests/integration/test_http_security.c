@@ -289,7 +289,15 @@ Test(http_security, wrong_tokens_get_429_with_retry_after) {
         expect_problem(&r, 401, "unauthorized");
         ph_resp_free(&r);
     }
-    req("GET", "/v1/calls/x", NULL, "guess", &r);
+    /* The next guess is refused, unless this machine stalled for long
+     * enough to earn one more (one a second). */
+    for (int i = 0;; i++) {
+        req("GET", "/v1/calls/x", NULL, "guess", &r);
+        if (r.status == 429 || i == 5)
+            break;
+        expect_problem(&r, 401, "unauthorized");
+        ph_resp_free(&r);
+    }
     expect_problem(&r, 429, "too-many-requests");
     cr_assert_not_null(ph_resp_header(&r, "Retry-After", after, sizeof after));
     int wait = atoi(after);
