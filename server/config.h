@@ -32,7 +32,7 @@ typedef struct server_config {
     int64_t restart_max;
     int64_t restart_window_s;
     int64_t restart_cooldown_s;
-    int64_t host_memory_limit;
+    int64_t host_memory_limit; /* -1: auto */
     int64_t max_abandoned_hosts;
     bool fault_injection;
     char **plugins;
@@ -49,6 +49,9 @@ typedef struct server_config {
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
     int64_t max_queue;
+    int64_t max_calls_per_client; /* 0: max_queue / 4 */
+    int64_t max_inflight_bytes;
+    int64_t max_retained_bytes;
     int64_t drain_timeout_ms;
 
     char *admin_token_file;

@@ -126,10 +126,16 @@ enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
                                 const char *content_type) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    return server_req_text(req, status, text, text ? strlen(text) : 0,
+                           content_type);
+}
+
+enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
+                                size_t len, const char *content_type) {
     if (!text)
         return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -159,7 +165,7 @@ enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
     }
     MHD_add_response_header(resp, "Content-Type", "application/problem+json");
     if (status == 503) {
-        int after = 1;
+        int after = req->retry_after_s > 0 ? req->retry_after_s : 1;
         if (!overloaded) {
             server_sup_stats st;
             server_sup_get_stats(req->http->sup, &st);

@@ -14,7 +14,6 @@
 #include "hangup.h"
 #include "ids.h"
 #include "metrics.h"
-#include "pool/registry.h"
 #include "supervisor.h"
 
 #include <jansson.h>
@@ -24,12 +23,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The front end and what its routes use. The caller fills the first six
+/* The front end and what its routes use. The caller fills the first five
  * fields (borrowed), then calls server_http_start. */
 typedef struct server_http {
     const server_config *cfg;
     server_sup *sup;
-    const pool_registry_t *reg;
     server_metrics *metrics;
     server_calltable *calls;
     server_auth *auth;
@@ -76,6 +74,7 @@ struct server_req {
     bool body_too_large; /* the rest of the body is dropped */
     server_req_fn handler;
     bool responded;
+    int retry_after_s; /* for a 503 overloaded; 0: the pool's */
     server_req_caller caller;
     /* The calls' client: the token's name (SERVER_AUTH_ADMIN_NAME for the
      * admin), else the source address. */
@@ -117,6 +116,10 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
  * NULL. */
 enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
                                 const char *content_type);
+/* A JSON text body (malloc'd, len bytes, stolen) as application/json, or
+ * content_type when not NULL. */
+enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
+                                size_t len, const char *content_type);
 /* A problem object (stolen): its status, application/problem+json, and
  * Retry-After on 503. */
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);

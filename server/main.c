@@ -1,10 +1,12 @@
 /*
  * poolhost: the service's entry point. Parses the configuration, reads the
- * tokens, builds the function registry, the supervisor, the call table and
- * the HTTP front end, then waits for signals: SIGHUP re-reads the token
- * files; SIGTERM or SIGINT drains: stop accepting, let calls in flight
- * finish within --drain-timeout-ms, answer the rest 503, stop the host. A
- * spawned pool host enters through POOL_HOST_FLAG.
+ * tokens, starts the supervisor and its first pool host (which loads the
+ * plugins: user code never runs in the front end, which learns the
+ * function list from the host), the call table and the HTTP front end,
+ * then waits for signals: SIGHUP re-reads the token files; SIGTERM or
+ * SIGINT drains: stop accepting, let calls in flight finish within
+ * --drain-timeout-ms, answer the rest 503, stop the host. A spawned pool
+ * host enters through POOL_HOST_FLAG.
  */
 #include "auth.h"
 #include "calltable.h"
@@ -13,7 +15,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool/host.h"
-#include "pool/registry.h"
 #include "supervisor.h"
 
 #include <errno.h>
@@ -67,21 +68,22 @@ static void on_call_done(void *udata, server_call *call) {
     log_worker_lines(call);
 }
 
-/* Gives the metrics the names of the registry's functions, the only
- * values their `function` label takes. Returns 0 or -ENOMEM. */
-static int metrics_functions(server_metrics *m, const pool_registry_t *reg) {
-    json_t *list = pool_registry_list_json(reg);
-    size_t n = json_array_size(list);
+/* A host reported its functions (supervisor thread): their names become
+ * the only values of the metrics' `function` label. Out of memory, the
+ * previous names stay. */
+static void on_functions(void *udata, const json_t *functions) {
+    size_t n = json_array_size(functions), k = 0;
     const char **names = calloc(n ? n : 1, sizeof *names);
-    int rc = list && names ? 0 : -ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        names[i] = json_string_value(
-            json_object_get(json_array_get(list, i), "name"));
-    if (rc == 0)
-        rc = server_metrics_set_functions(m, names, n);
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(
+            json_object_get(json_array_get(functions, i), "name"));
+        if (name)
+            names[k++] = name;
+    }
+    server_metrics_set_functions(udata, names, k);
     free(names);
-    json_decref(list);
-    return rc;
 }
 
 /* Waits for the calls in flight, up to timeout_ms; returns how many are
@@ -128,56 +130,89 @@ static int wait_for_stop(sigset_t *signals, server_auth *auth) {
     }
 }
 
+/* A signal that came while the first host started. */
+static volatile bool start_cancelled;
+static int start_signal;
+
+static void on_start_signal(int sig) {
+    start_signal = sig;
+    start_cancelled = true;
+}
+
+/* Starts the first host, which loads the plugins, with SIGTERM and SIGINT
+ * still answered: a plugin that hangs must not make the service deaf.
+ * Returns 0, 1 (the start failed: said on stderr) or the signal. */
+static int start_host(server_sup *sup, const sigset_t *signals) {
+    struct sigaction sa = {.sa_handler = on_start_signal};
+    struct sigaction old_term, old_int;
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    pthread_sigmask(SIG_UNBLOCK, signals, NULL);
+    char err[512];
+    int rc = server_sup_start(sup, &start_cancelled, err, sizeof err);
+    pthread_sigmask(SIG_BLOCK, signals, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    if (rc == -ECANCELED) {
+        server_log(SERVER_LOG_INFO, "stopped_while_starting",
+                   json_pack("{s:s}", "signal", strsignal(start_signal)));
+        return start_signal;
+    }
+    if (rc) {
+        fprintf(stderr, "poolhost: the pool host did not start: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 static int serve(const server_config *cfg, server_auth *auth,
                  sigset_t *signals) {
     char err[512];
     int code = 1;
-    pool_registry_t *reg = pool_registry_new();
-    if (!reg) {
-        fprintf(stderr, "poolhost: out of memory\n");
-        return 1;
-    }
-    if (pool_registry_add_standard(reg, cfg->fault_injection,
-                                   (const char *const *)cfg->plugins,
-                                   cfg->nplugins, err, sizeof err)) {
-        fprintf(stderr, "poolhost: --plugin: %s\n", err);
-        code = 2;
-        goto out_reg;
-    }
     int rc;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         fprintf(stderr, "poolhost: cannot find its own executable\n");
-        goto out_reg;
+        return 1;
     }
     exe[n] = '\0';
 
     server_http http;
     memset(&http, 0, sizeof http);
     http.cfg = cfg;
-    http.reg = reg;
     http.auth = auth;
     char probe[SERVER_ID_MAX];
     if ((rc = server_id_new(probe))) {
         fprintf(stderr, "poolhost: no random bytes for call ids: %s\n",
                 strerror(-rc));
-        goto out_reg;
+        return 1;
     }
-    if (!(http.metrics = server_metrics_new()) ||
-        metrics_functions(http.metrics, reg)) {
+    if (!(http.metrics = server_metrics_new())) {
         fprintf(stderr, "poolhost: out of memory\n");
-        goto out_metrics;
+        return 1;
     }
     server_sup_config scfg;
     server_config_to_sup(cfg, exe, &scfg);
+    scfg.on_functions = on_functions;
+    scfg.udata = http.metrics;
     rc = server_sup_new(&scfg, &http.sup);
     if (rc) {
         fprintf(stderr, "poolhost: cannot start the supervisor: %s\n",
                 strerror(-rc));
         goto out_metrics;
     }
+    /* SIGTERM and SIGINT only: a SIGHUP while the host starts waits. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if ((rc = start_host(http.sup, &stop)) != 0) {
+        code = rc == 1 ? 1 : 0;
+        goto out_sup;
+    }
     if ((rc = server_calltable_new(cfg->retain_ms, (size_t)cfg->retain_max,
+                                   (size_t)cfg->max_retained_bytes,
                                    on_call_done, &http, &http.calls))) {
         fprintf(stderr, "poolhost: cannot create the call table: %s\n",
                 strerror(-rc));
@@ -219,8 +254,6 @@ out_sup:
     server_sup_free(http.sup);
 out_metrics:
     server_metrics_free(http.metrics);
-out_reg:
-    pool_registry_free(reg);
     if (code == 0)
         server_log(SERVER_LOG_INFO, "stopped", NULL);
     return code;
@@ -240,6 +273,7 @@ static void scrub_env(const char *name) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], POOL_HOST_FLAG) == 0)
         return pool_host_main(argc, argv);
+    pool_host_init_process();
     server_config cfg;
     char err[512];
     int rc =

@@ -67,13 +67,28 @@ static enum MHD_Result batch_resume(server_req *req) {
         if (server_req_suspend(req))
             return MHD_YES;
     }
-    json_t *results = json_array();
-    for (i = 0; i < b->n; i++) {
+    /* {"results":[...]} from each call's rendered text, results spliced
+     * in unparsed. */
+    char *body = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&body, &len);
+    if (!out)
+        return MHD_NO;
+    bool ok = fputs("{\"results\":[", out) >= 0;
+    for (i = 0; ok && i < b->n; i++) {
         server_calltable_settle(req->http->calls, b->calls[i]);
-        json_array_append_new(results, server_call_to_json(b->calls[i]));
+        size_t n;
+        char *text = server_call_render(b->calls[i], &n);
+        ok = text && (i == 0 || fputc(',', out) != EOF) &&
+             fwrite(text, 1, n, out) == n;
+        free(text);
     }
-    return server_req_json(req, 200, json_pack("{s:o}", "results", results),
-                           NULL);
+    ok = ok && fputs("]}", out) >= 0;
+    if (fclose(out) != 0 || !ok) {
+        free(body);
+        return MHD_NO;
+    }
+    return server_req_text(req, 200, body, len, NULL);
 }
 
 /* A new call of client for element r, submitted, or failed with why it
@@ -84,7 +99,7 @@ static server_call *batch_call(server_http *h, const char *client,
     if (server_id_new(id))
         return NULL;
     bool known =
-        !r->error.slug && pool_registry_find(h->reg, r->function, NULL);
+        !r->error.slug && server_sup_has_function(h->sup, r->function);
     json_t *args = r->args ? r->args : json_object();
     r->args = NULL;
     server_call *call = server_call_new(
@@ -106,13 +121,8 @@ static server_call *batch_call(server_http *h, const char *client,
         server_call_fail(call, "unknown-function", detail, NULL, NULL, 0);
     } else {
         int rc = server_sup_submit(h->sup, call);
-        if (rc == SERVER_SUP_EOVERLOADED)
-            server_call_fail(call, "overloaded",
-                             "too many calls queued or running (--max-queue)",
-                             NULL, NULL, 0);
-        else if (rc)
-            server_call_fail(call, "pool-unavailable",
-                             "the pool is unavailable", NULL, NULL, 0);
+        if (rc)
+            server_sup_refused(h->sup, call, rc);
     }
     server_calltable_add(h->calls, call);
     return call;

@@ -38,7 +38,9 @@ static enum MHD_Result answer_call(server_req *req, server_call *call,
     server_calltable_settle(req->http->calls, call);
     if (as_problem && server_call_get_state(call) != SERVER_CALL_SUCCEEDED)
         return server_req_problem_json(req, server_call_problem(call));
-    return server_req_json(req, ok_status, server_call_to_json(call), NULL);
+    size_t len;
+    char *text = server_call_render(call, &len);
+    return server_req_text(req, ok_status, text, len, NULL);
 }
 
 static enum MHD_Result call_wait_resume(server_req *req) {
@@ -97,7 +99,7 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         server_call_request_clear(&r);
         return server_req_problem(req, r.error.slug, "%s", r.error.detail);
     }
-    if (!pool_registry_find(h->reg, r.function, NULL)) {
+    if (!server_sup_has_function(h->sup, r.function)) {
         json_t *p = server_problem_new("unknown-function", NULL);
         char detail[300];
         snprintf(detail, sizeof detail, "no function named '%.200s'",
@@ -125,27 +127,20 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         return MHD_NO;
     }
     int rc = server_sup_submit(h->sup, call);
-    if (rc == SERVER_SUP_EOVERLOADED)
-        server_call_fail(call, "overloaded",
-                         "too many calls queued or running (--max-queue)", NULL,
-                         NULL, 0);
-    else if (rc)
-        server_call_fail(call, "pool-unavailable",
-                         atomic_load(&h->draining)
-                             ? "the service is shutting down"
-                             : "the pool is unavailable",
-                         NULL, NULL, 0);
+    if (rc) {
+        server_sup_refused(h->sup, call, rc);
+        if (rc != SERVER_SUP_EUNAVAILABLE)
+            req->retry_after_s =
+                server_sup_retry_after(h->sup, server_call_client(call));
+    }
     server_calltable_add(h->calls, call);
     if (rc == 0 && wants_async(req)) {
-        struct MHD_Response *resp;
-        char *text = NULL;
-        json_t *o = server_call_to_json(call);
-        if (o)
-            text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        resp = text ? MHD_create_response_from_buffer(strlen(text), text,
-                                                      MHD_RESPMEM_MUST_FREE)
-                    : NULL;
+        size_t len;
+        char *text = server_call_render(call, &len);
+        struct MHD_Response *resp =
+            text ? MHD_create_response_from_buffer(len, text,
+                                                   MHD_RESPMEM_MUST_FREE)
+                 : NULL;
         server_call_unref(call);
         if (!resp) {
             free(text);

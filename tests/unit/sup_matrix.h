@@ -247,7 +247,7 @@ static inline void m_oom(server_isolation iso, const char *bytes) {
     char args[64];
     snprintf(args, sizeof(args), "{\"bytes\": %s}", bytes);
     server_call *c = sup_t_run(m.s, "alloc", args, 30000);
-    sup_t_expect_problem(c, "worker-panicked", 500, "oom");
+    sup_t_expect_problem(c, "worker-panicked", 500, "out-of-memory");
     json_t *p = sup_t_problem(c);
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "out of memory"),
                        "detail: %s", sup_t_str(p, "detail", NULL));

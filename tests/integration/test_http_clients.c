@@ -29,7 +29,7 @@ static void stop(void) {
         cr_expect_eq(ph_server_stop(&srv), 0, "log: %s", srv.logpath);
 }
 
-TestSuite(http_isolation, .fini = stop, .timeout = 200);
+TestSuite(http_clients, .fini = stop, .timeout = 200);
 
 static void start(const char *const *args) {
     const char *env[] = {"POOLHOST_ADMIN_TOKEN=iso-admin", NULL};
@@ -67,7 +67,7 @@ static void get_admin(const char *path, ph_resp *r) {
     cr_assert_eq(r->status, 200, "%s: %s", path, r->body);
 }
 
-Test(http_isolation, made_up_names_leave_metrics_small) {
+Test(http_clients, made_up_names_leave_metrics_small) {
     start(NULL);
     for (int round = 0; round < 2; round++) {
         char *body = unknown_batch(500, round);
@@ -128,7 +128,7 @@ static void *batcher(void *arg) {
     return NULL;
 }
 
-Test(http_isolation, livez_answers_while_metrics_render) {
+Test(http_clients, livez_answers_while_metrics_render) {
     start(NULL);
     load l = {0};
     pthread_t t[5];
@@ -244,7 +244,7 @@ static void hang_up_on(const char *const *args, const char *path,
     worker_frees_up();
 }
 
-Test(http_isolation, disconnect_cancels_a_cooperative_sync_call) {
+Test(http_clients, disconnect_cancels_a_cooperative_sync_call) {
     const char *args[] = {"--threads", "1", NULL};
     hang_up_on(args, "/v1/calls",
                "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
@@ -254,7 +254,7 @@ Test(http_isolation, disconnect_cancels_a_cooperative_sync_call) {
     free(log);
 }
 
-Test(http_isolation, disconnect_recycles_a_host_that_ignores_the_cancel) {
+Test(http_clients, disconnect_recycles_a_host_that_ignores_the_cancel) {
     const char *args[] = {"--threads", "1", "--cancel-grace-ms", "300", NULL};
     hang_up_on(args, "/v1/calls",
                "{\"function\": \"hang\", \"args\": {\"ms\": 60000}}");
@@ -266,7 +266,7 @@ Test(http_isolation, disconnect_recycles_a_host_that_ignores_the_cancel) {
     ph_resp_free(&r);
 }
 
-Test(http_isolation, disconnect_cancels_every_call_of_a_batch) {
+Test(http_clients, disconnect_cancels_every_call_of_a_batch) {
     const char *args[] = {"--threads", "1", NULL};
     /* One runs, the other waits in the queue. */
     hang_up_on(args, "/v1/batch",
@@ -282,7 +282,7 @@ Test(http_isolation, disconnect_cancels_every_call_of_a_batch) {
     ph_resp_free(&r);
 }
 
-Test(http_isolation, async_calls_and_clients_that_stay_are_not_cancelled) {
+Test(http_clients, async_calls_and_clients_that_stay_are_not_cancelled) {
     const char *args[] = {"--threads", "1", NULL};
     start(args);
     /* An async call outlives the connection that made it. */
