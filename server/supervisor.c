@@ -161,13 +161,7 @@ static void host_stopped(server_sup *sup) {
     server_host_reap(h);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
                    (!h->gone || h->exit_code != 0);
-    if (abandon)
-        server__abandon_host(sup, h);
-    else
-        server_host_free(h, false);
-    sup->host = NULL;
-    sup->phase = SERVER_PHASE_NONE;
-    sup->retiring = false;
+    /* Readers of the status let go of the region before it is unmapped. */
     pthread_mutex_lock(&sup->lock);
     sup->host_stops++;
     sup->host_pid = 0;
@@ -178,6 +172,13 @@ static void host_stopped(server_sup *sup) {
     if (sup->state != SERVER_SUP_UNAVAILABLE)
         sup->state = SERVER_SUP_STOPPED;
     pthread_mutex_unlock(&sup->lock);
+    if (abandon)
+        server__abandon_host(sup, h);
+    else
+        server_host_free(h, false);
+    sup->host = NULL;
+    sup->phase = SERVER_PHASE_NONE;
+    sup->retiring = false;
 }
 
 /* ---- the event loop ---- */
