@@ -577,6 +577,7 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
                                     : (sup->max_queue + 3) / 4;
     sup->max_inflight_bytes = (size_t)cfg->max_inflight_bytes;
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
+    sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
      * may be larger than requests. */
     int64_t payload = cfg->max_body_bytes * 4 + (1 << 20);

@@ -54,6 +54,11 @@ typedef struct server_sup_config {
     int max_abandoned_hosts;      /* thread mode: /livez fails beyond */
     uint32_t max_payload;         /* frame payload limit */
     const char *exe_path;         /* binary spawned with POOL_HOST_FLAG */
+    /* Calls' clients are authenticated (client tokens): a failure may then
+     * name another call of the same client. Without tokens a call id is
+     * the capability to read and cancel the call, and no call's failure
+     * names another call. */
+    bool clients_authenticated;
     /* Called on the supervisor thread with the function list of a host
      * that became ready (borrowed), before any call runs on it. */
     void (*on_functions)(void *udata, const json_t *functions);
