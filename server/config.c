@@ -130,7 +130,13 @@ static const opt options[] = {
     {"admin-token-file", OPT_STRING, OFF(admin_token_file), 0, 0, NULL, "none",
      "PATH",
      "file holding the bearer token of the admin routes (or set "
-     "POOLHOST_ADMIN_TOKEN); without a token they answer 403"},
+     "POOLHOST_ADMIN_TOKEN); without a token they answer 403; at most 4 KiB, "
+     "not readable by every user"},
+    {"api-token-file", OPT_STRING, OFF(api_token_file), 0, 0, NULL, "none",
+     "PATH",
+     "client tokens, one name:token a line (at most 64 KiB, not readable by "
+     "every user); when set, the call routes need one and each client sees "
+     "only its own calls"},
     {"log-format", OPT_CHOICE, OFF(log_format), 0, 0, format_choices, "text",
      "text|json", "service log format"},
     {"log-level", OPT_CHOICE, OFF(log_level), 0, 0, level_choices, "info",
@@ -373,30 +379,6 @@ static const char *env_get(char **env, const char *name) {
     return NULL;
 }
 
-/* Reads the token file: its first line, without trailing whitespace.
- * Returns a malloc'd token or NULL (errno-style code in *rc). */
-static char *read_token_file(const char *path, int *rc) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        *rc = -errno;
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    for (n = strlen(buf); n && isspace((unsigned char)buf[n - 1]); n--)
-        buf[n - 1] = '\0';
-    if (!*buf) {
-        *rc = -EINVAL;
-        return NULL;
-    }
-    char *t = strdup(buf);
-    *rc = t ? 0 : -ENOMEM;
-    return t;
-}
-
 static int config_check(server_config *cfg, char *err, size_t errlen) {
     if (cfg->default_timeout_ms > cfg->max_timeout_ms) {
         snprintf(err, errlen,
@@ -431,21 +413,14 @@ static int config_check(server_config *cfg, char *err, size_t errlen) {
     return 0;
 }
 
-static int load_token(server_config *cfg, char **env, char *err,
-                      size_t errlen) {
+/* Takes POOLHOST_ADMIN_TOKEN; its file, when given, wins (server_auth_new).
+ * Returns 0 or -ENOMEM. */
+static int load_token(server_config *cfg, char **env) {
     const char *env_token = env_get(env, "POOLHOST_ADMIN_TOKEN");
-    int rc = 0;
-    if (cfg->admin_token_file) {
-        cfg->admin_token = read_token_file(cfg->admin_token_file, &rc);
-        if (rc)
-            snprintf(err, errlen, "--admin-token-file: %s: %s",
-                     cfg->admin_token_file,
-                     rc == -EINVAL ? "empty token" : strerror(-rc));
-    } else if (env_token && *env_token) {
-        cfg->admin_token = strdup(env_token);
-        rc = cfg->admin_token ? 0 : -ENOMEM;
-    }
-    return rc;
+    if (!env_token || !*env_token)
+        return 0;
+    cfg->admin_token = strdup(env_token);
+    return cfg->admin_token ? 0 : -ENOMEM;
 }
 
 /* True when argv sets option o: its environment variable is then not
@@ -524,8 +499,7 @@ int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
             goto fail;
         }
     }
-    if ((rc = config_check(cfg, err, errlen)) ||
-        (rc = load_token(cfg, env, err, errlen)))
+    if ((rc = config_check(cfg, err, errlen)) || (rc = load_token(cfg, env)))
         goto fail;
     return SERVER_CONFIG_OK;
 fail:
@@ -539,8 +513,10 @@ void server_config_free(server_config *cfg) {
     plugins_clear(cfg);
     free(cfg->admin_token_file);
     cfg->admin_token_file = NULL;
+    free(cfg->api_token_file);
+    cfg->api_token_file = NULL;
     if (cfg->admin_token) {
-        memset(cfg->admin_token, 0, strlen(cfg->admin_token));
+        explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
         free(cfg->admin_token);
         cfg->admin_token = NULL;
     }
@@ -607,6 +583,7 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
                                     : (sup->max_queue + 3) / 4;
     sup->max_inflight_bytes = (size_t)cfg->max_inflight_bytes;
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
+    sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
      * may be larger than requests. */
     int64_t payload = cfg->max_body_bytes * 4 + (1 << 20);

@@ -56,10 +56,11 @@ typedef struct server_config {
     int64_t drain_timeout_ms;
 
     char *admin_token_file;
-    char *admin_token;  /* read from the file or POOLHOST_ADMIN_TOKEN; NULL:
-                           admin routes answer 403 */
-    int64_t log_format; /* 0 text, 1 json */
-    int64_t log_level;  /* server_log_level */
+    char *admin_token;    /* POOLHOST_ADMIN_TOKEN, NULL when unset; the files
+                             are read by server_auth_new */
+    char *api_token_file; /* client tokens, one name:token a line */
+    int64_t log_format;   /* 0 text, 1 json */
+    int64_t log_level;    /* server_log_level */
 } server_config;
 
 enum {

@@ -35,17 +35,27 @@ typedef struct route {
 
 static const route routes[] = {
     {"/", "GET, HEAD", {{"GET", server_route_root, 0}}},
-    {"/v1/calls", "POST", {{"POST", server_route_calls_create, BODY_JSON}}},
+    {"/v1/calls",
+     "POST",
+     {{"POST", server_route_calls_create, BODY_JSON | SERVER_NEED_CLIENT}}},
     {"/v1/calls/*",
      "GET, HEAD, DELETE",
-     {{"GET", server_route_calls_get, 0},
-      {"DELETE", server_route_calls_delete, 0}}},
-    {"/v1/calls/*/logs", "GET, HEAD", {{"GET", server_route_calls_logs, 0}}},
-    {"/v1/batch", "POST", {{"POST", server_route_batch, BODY_JSON}}},
+     {{"GET", server_route_calls_get, SERVER_NEED_CLIENT},
+      {"DELETE", server_route_calls_delete, SERVER_NEED_CLIENT}}},
+    {"/v1/calls/*/logs",
+     "GET, HEAD",
+     {{"GET", server_route_calls_logs, SERVER_NEED_CLIENT}}},
+    {"/v1/batch",
+     "POST",
+     {{"POST", server_route_batch, BODY_JSON | SERVER_NEED_CLIENT}}},
     {"/v1/functions", "GET, HEAD", {{"GET", server_route_functions, 0}}},
-    {"/v1/pool", "GET, HEAD", {{"GET", server_route_pool, 0}}},
-    {"/v1/pool/restart", "POST", {{"POST", server_route_pool_restart, 0}}},
-    {"/v1/pool/stop", "POST", {{"POST", server_route_pool_stop, 0}}},
+    {"/v1/pool", "GET, HEAD", {{"GET", server_route_pool, SERVER_NEED_ANY}}},
+    {"/v1/pool/restart",
+     "POST",
+     {{"POST", server_route_pool_restart, SERVER_NEED_ADMIN}}},
+    {"/v1/pool/stop",
+     "POST",
+     {{"POST", server_route_pool_stop, SERVER_NEED_ADMIN}}},
     {"/livez", "GET, HEAD", {{"GET", server_route_livez, 0}}},
     {"/readyz", "GET, HEAD", {{"GET", server_route_readyz, 0}}},
     {"/metrics", "GET, HEAD", {{"GET", server_route_metrics, 0}}},
@@ -92,9 +102,10 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
     server_http *h = req->http;
     if (!resp)
         return MHD_NO;
-    if (!req->rid[0])
-        server_ids_next(&h->ids, req->rid);
-    MHD_add_response_header(resp, "X-Request-Id", req->rid);
+    /* A fresh random id when there is neither the client's nor a call's:
+     * it must not tell anything about any call's id. */
+    if (req->rid[0] || server_id_new(req->rid) == 0)
+        MHD_add_response_header(resp, "X-Request-Id", req->rid);
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     req->responded = true;
@@ -177,6 +188,27 @@ enum MHD_Result server_req_problem(server_req *req, const char *slug,
     return server_req_problem_json(req, server_problem_new(slug, detail));
 }
 
+enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
+                                          const char *detail,
+                                          const char *header,
+                                          const char *value) {
+    json_t *p = server_problem_new(slug, detail);
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    int status = p ? (int)json_integer_value(json_object_get(p, "status")) : 0;
+    json_decref(p);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text,
+                                               MHD_RESPMEM_MUST_FREE)
+             : NULL;
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+    MHD_add_response_header(resp, header, value);
+    return server_req_send(req, (unsigned)status, resp);
+}
+
 /* ---- suspension ------------------------------------------------------- */
 
 bool server_req_suspend(server_req *req) {
@@ -189,6 +221,14 @@ bool server_req_suspend(server_req *req) {
     req->suspended = true;
     atomic_fetch_add(&req->http->suspended, 1);
     MHD_suspend_connection(req->conn);
+    if (req->hangup) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* Without the socket in the set, the call only misses the early
+         * cancel: it still ends by its deadline. */
+        if (ci)
+            server_hangup_arm(req->http->hangup, req->hangup, ci->connect_fd);
+    }
     pthread_mutex_unlock(&req->lock);
     return true;
 }
@@ -198,12 +238,21 @@ void server_req_wake(void *udata) {
     pthread_mutex_lock(&req->lock);
     if (req->suspended) {
         req->suspended = false;
+        /* Out of the set before libmicrohttpd may close the socket. */
+        if (req->hangup)
+            server_hangup_disarm(req->http->hangup, req->hangup);
         MHD_resume_connection(req->conn);
         atomic_fetch_sub(&req->http->suspended, 1);
     } else {
         req->wake = true;
     }
     pthread_mutex_unlock(&req->lock);
+}
+
+int server_req_cancel_on_hangup(server_req *req, server_call *const *calls,
+                                size_t n) {
+    req->hangup = server_hangup_add(req->http->hangup, calls, n);
+    return req->hangup ? 0 : -ENOMEM;
 }
 
 /* ---- the access handler ----------------------------------------------- */
@@ -228,6 +277,8 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
 }
 
 static void req_free(server_req *req) {
+    if (req->hangup)
+        server_hangup_release(req->http->hangup, req->hangup);
     if (req->free_state)
         req->free_state(req);
     atomic_fetch_sub(&req->http->active, 1);
@@ -261,27 +312,18 @@ static enum MHD_Result req_begin(server_req *req) {
         if (strcmp(r->methods[i].method, method) == 0)
             m = &r->methods[i];
     if (!m) {
-        json_t *p = server_problem_new("method-not-allowed", NULL);
         char detail[160];
         snprintf(detail, sizeof detail, "%s takes %s, not %.16s", req->path,
                  r->allow, req->method);
-        json_object_set_new(p, "detail", json_string(detail));
-        char *text = json_dumps(p, JSON_COMPACT);
-        json_decref(p);
-        struct MHD_Response *resp =
-            text ? MHD_create_response_from_buffer(strlen(text), text,
-                                                   MHD_RESPMEM_MUST_FREE)
-                 : NULL;
-        if (!resp) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, "Content-Type",
-                                "application/problem+json");
-        MHD_add_response_header(resp, "Allow", r->allow);
-        return server_req_send(req, 405, resp);
+        return server_req_problem_header(req, "method-not-allowed", detail,
+                                         "Allow", r->allow);
     }
     req->handler = m->fn;
+    enum MHD_Result denied;
+    unsigned need = m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN |
+                                SERVER_NEED_ANY);
+    if (need && !server_req_authorize(req, need, &denied))
+        return denied;
     if ((m->flags & BODY_JSON) &&
         !is_json_type(server_req_header(req, "Content-Type")))
         return server_req_problem(req, "unsupported-media-type",
@@ -395,6 +437,12 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     h->http_threads = cfg->http_threads ? (unsigned)cfg->http_threads
                                         : (unsigned)(cpus > 0 ? cpus : 1);
+    int rc = server_hangup_new(h->sup, &h->hangup);
+    if (rc) {
+        snprintf(err, errlen, "cannot watch for clients that leave: %s",
+                 strerror(-rc));
+        return rc;
+    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     if (cfg->listen_addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -419,6 +467,8 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!h->daemon) {
+        server_hangup_free(h->hangup);
+        h->hangup = NULL;
         snprintf(err, errlen,
                  "--listen %s: cannot start the HTTP daemon "
                  "(address in use or not available?)",
@@ -454,4 +504,7 @@ void server_http_stop(server_http *h) {
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
     h->daemon = NULL;
+    /* After the daemon: completing requests release their watches. */
+    server_hangup_free(h->hangup);
+    h->hangup = NULL;
 }

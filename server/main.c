@@ -1,12 +1,14 @@
 /*
- * poolhost: the service's entry point. Parses the configuration, starts
- * the supervisor and its first pool host (which loads the plugins: user
- * code never runs in the front end, which learns the function list from
- * the host), the call table and the HTTP front end, then waits for SIGTERM
- * or SIGINT and drains: stop accepting, let calls in flight finish within
+ * poolhost: the service's entry point. Parses the configuration, reads the
+ * tokens, starts the supervisor and its first pool host (which loads the
+ * plugins: user code never runs in the front end, which learns the
+ * function list from the host), the call table and the HTTP front end,
+ * then waits for signals: SIGHUP re-reads the token files; SIGTERM or
+ * SIGINT drains: stop accepting, let calls in flight finish within
  * --drain-timeout-ms, answer the rest 503, stop the host. A spawned pool
  * host enters through POOL_HOST_FLAG.
  */
+#include "auth.h"
 #include "calltable.h"
 #include "config.h"
 #include "http.h"
@@ -66,6 +68,24 @@ static void on_call_done(void *udata, server_call *call) {
     log_worker_lines(call);
 }
 
+/* A host reported its functions (supervisor thread): their names become
+ * the only values of the metrics' `function` label. Out of memory, the
+ * previous names stay. */
+static void on_functions(void *udata, const json_t *functions) {
+    size_t n = json_array_size(functions), k = 0;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(
+            json_object_get(json_array_get(functions, i), "name"));
+        if (name)
+            names[k++] = name;
+    }
+    server_metrics_set_functions(udata, names, k);
+    free(names);
+}
+
 /* Waits for the calls in flight, up to timeout_ms; returns how many are
  * left. */
 static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
@@ -77,6 +97,36 @@ static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
             return st.in_flight;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
+    }
+}
+
+/* Logs which tokens are in use (never the tokens). */
+static void log_tokens(server_auth *auth, const char *event) {
+    server_log(SERVER_LOG_INFO, event,
+               json_pack("{s:b, s:I}", "admin_token",
+                         server_auth_has_admin(auth), "client_tokens",
+                         (json_int_t)server_auth_client_count(auth)));
+}
+
+/* Re-reads the token files (SIGHUP); on an error the tokens in use stay. */
+static void reload_tokens(server_auth *auth) {
+    char err[512];
+    if (server_auth_reload(auth, err, sizeof err))
+        server_log(SERVER_LOG_ERROR, "tokens_not_reloaded",
+                   json_pack("{s:s}", "error", err));
+    else
+        log_tokens(auth, "tokens_reloaded");
+}
+
+/* Waits for SIGTERM or SIGINT, serving SIGHUPs meanwhile; returns it. */
+static int wait_for_stop(sigset_t *signals, server_auth *auth) {
+    for (;;) {
+        int sig = 0;
+        if (sigwait(signals, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        reload_tokens(auth);
     }
 }
 
@@ -115,9 +165,11 @@ static int start_host(server_sup *sup, const sigset_t *signals) {
     return 0;
 }
 
-static int serve(const server_config *cfg, sigset_t *signals) {
+static int serve(const server_config *cfg, server_auth *auth,
+                 sigset_t *signals) {
     char err[512];
     int code = 1;
+    int rc;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
@@ -129,19 +181,33 @@ static int serve(const server_config *cfg, sigset_t *signals) {
     server_http http;
     memset(&http, 0, sizeof http);
     http.cfg = cfg;
-    if (server_ids_init(&http.ids) || !(http.metrics = server_metrics_new())) {
-        fprintf(stderr, "poolhost: cannot initialise ids or metrics\n");
+    http.auth = auth;
+    char probe[SERVER_ID_MAX];
+    if ((rc = server_id_new(probe))) {
+        fprintf(stderr, "poolhost: no random bytes for call ids: %s\n",
+                strerror(-rc));
+        return 1;
+    }
+    if (!(http.metrics = server_metrics_new())) {
+        fprintf(stderr, "poolhost: out of memory\n");
         return 1;
     }
     server_sup_config scfg;
     server_config_to_sup(cfg, exe, &scfg);
-    int rc = server_sup_new(&scfg, &http.sup);
+    scfg.on_functions = on_functions;
+    scfg.udata = http.metrics;
+    rc = server_sup_new(&scfg, &http.sup);
     if (rc) {
         fprintf(stderr, "poolhost: cannot start the supervisor: %s\n",
                 strerror(-rc));
         goto out_metrics;
     }
-    if ((rc = start_host(http.sup, signals)) != 0) {
+    /* SIGTERM and SIGINT only: a SIGHUP while the host starts waits. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if ((rc = start_host(http.sup, &stop)) != 0) {
         code = rc == 1 ? 1 : 0;
         goto out_sup;
     }
@@ -156,6 +222,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
         fprintf(stderr, "poolhost: %s\n", err);
         goto out_calls;
     }
+    log_tokens(auth, "tokens");
     server_log(SERVER_LOG_INFO, "started",
                json_pack("{s:s, s:s, s:i, s:b, s:i}", "version",
                          POOLHOST_VERSION, "isolation",
@@ -163,8 +230,7 @@ static int serve(const server_config *cfg, sigset_t *signals) {
                          (int)cfg->threads, "fault_injection",
                          cfg->fault_injection, "pid", (int)getpid()));
 
-    int sig = 0;
-    sigwait(signals, &sig);
+    int sig = wait_for_stop(signals, auth);
     server_log(SERVER_LOG_INFO, "draining",
                json_pack("{s:s, s:I}", "signal", strsignal(sig),
                          "drain_timeout_ms",
@@ -193,6 +259,17 @@ out_metrics:
     return code;
 }
 
+/* Removes name from the environment, its value wiped in place first:
+ * /proc/PID/environ shows the memory the process started with, not what
+ * environ points to now. */
+static void scrub_env(const char *name) {
+    size_t n = strlen(name);
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+    unsetenv(name);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], POOL_HOST_FLAG) == 0)
         return pool_host_main(argc, argv);
@@ -208,6 +285,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     server_log_configure((server_log_level)cfg.log_level, cfg.log_format == 1);
+    server_auth *auth;
+    rc = server_auth_new(cfg.admin_token_file, cfg.admin_token,
+                         cfg.api_token_file, err, sizeof err, &auth);
+    /* The token now lives in auth only: user code runs in the host, which
+     * is spawned with this environment (or, in thread mode, shares it). */
+    scrub_env("POOLHOST_ADMIN_TOKEN");
+    if (cfg.admin_token) {
+        explicit_bzero(cfg.admin_token, strlen(cfg.admin_token));
+        free(cfg.admin_token);
+        cfg.admin_token = NULL;
+    }
+    if (rc) {
+        fprintf(stderr, "poolhost: %s\n", err);
+        server_config_free(&cfg);
+        return 2;
+    }
     /* Before any thread exists, so that every thread inherits the mask and
      * only sigwait sees the signals. */
     signal(SIGPIPE, SIG_IGN);
@@ -215,8 +308,10 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    int code = serve(&cfg, &signals);
+    int code = serve(&cfg, auth, &signals);
+    server_auth_free(auth);
     server_config_free(&cfg);
     return code;
 }

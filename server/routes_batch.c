@@ -3,7 +3,8 @@
  * answers {"results": [...]}, one call resource per call, in order. An
  * invalid element, an unknown function or a refused submission is that
  * element's failed result; only a body that is not a batch fails the whole
- * request.
+ * request. The calls belong to the batch's client, and are cancelled if it
+ * disconnects before they end.
  */
 #include "problem.h"
 #include "request.h"
@@ -90,11 +91,13 @@ static enum MHD_Result batch_resume(server_req *req) {
     return server_req_text(req, 200, body, len, NULL);
 }
 
-/* A new call for element r, submitted, or failed with why it could not
- * run. NULL when out of memory. */
-static server_call *batch_call(server_http *h, server_call_request *r) {
+/* A new call of client for element r, submitted, or failed with why it
+ * could not run. NULL when out of memory or random bytes. */
+static server_call *batch_call(server_http *h, const char *client,
+                               server_call_request *r) {
     char id[SERVER_ID_MAX];
-    server_ids_next(&h->ids, id);
+    if (server_id_new(id))
+        return NULL;
     bool known =
         !r->error.slug && server_sup_has_function(h->sup, r->function);
     json_t *args = r->args ? r->args : json_object();
@@ -105,6 +108,10 @@ static server_call *batch_call(server_http *h, server_call_request *r) {
         (size_t)h->cfg->max_log_lines);
     if (!call)
         return NULL;
+    if (server_call_set_client(call, client)) {
+        server_call_unref(call);
+        return NULL;
+    }
     if (r->error.slug) {
         server_call_fail(call, r->error.slug, r->error.detail, NULL, NULL, 0);
     } else if (!known) {
@@ -167,7 +174,7 @@ enum MHD_Result server_route_batch(server_req *req) {
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
-        ok = (b->calls[i] = batch_call(h, &reqs[i])) != NULL &&
+        ok = (b->calls[i] = batch_call(h, req->client, &reqs[i])) != NULL &&
              (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
                                                         &b->slots[i]));
         /* A call that ended before its watch was added is counted here. */
@@ -175,9 +182,10 @@ enum MHD_Result server_route_batch(server_req *req) {
             slot_ended(&b->slots[i]);
     }
     server_batch_request_free(reqs, n);
+    ok = ok && server_req_cancel_on_hangup(req, b->calls, n) == 0;
     if (!ok) {
         for (size_t i = 0; i < n && b->calls[i]; i++)
-            server_sup_cancel(h->sup, b->calls[i]);
+            server_sup_cancel(h->sup, b->calls[i], NULL);
         return MHD_NO;
     }
     req->resume = batch_resume;

@@ -73,6 +73,7 @@ typedef struct failure {
     int worker; /* -1: unknown */
     char signame[32];
     server_sup_entry *culprit; /* the call to blame, NULL: none */
+    server_call *culprit_call; /* its call (a reference), NULL: none */
     const char *message;
     const char *location;
     const char *syscall; /* forbidden-syscall: the refused call */
@@ -141,6 +142,7 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
         t->reason == SERVER_RESTART_ADMIN)
         f->reason = t->reason;
     f->culprit = culprit ? server__running_find(sup, culprit) : NULL;
+    f->culprit_call = f->culprit ? server_call_ref(f->culprit->call) : NULL;
     if (!base)
         base =
             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "kind", f->kind,
@@ -164,20 +166,73 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
     f->cause = base;
 }
 
-/* "; worker 0 was running call X (fib) for 950 ms, worker 1 was idle" */
-static void workers_text(const json_t *workers, char *buf, size_t len) {
+/* The calls on the host when it failed (references), looked up by id:
+ * the entries go as the calls are settled, the names stay. */
+typedef struct roster {
+    server_call **calls;
+    size_t n;
+} roster;
+
+static roster roster_take(server_sup *sup) {
+    roster r = {calloc(sup->running.n ? sup->running.n : 1,
+                       sizeof(*r.calls)),
+                0};
+    for (server_sup_entry *e = sup->running.head; r.calls && e; e = e->next)
+        r.calls[r.n++] = server_call_ref(e->call);
+    return r;
+}
+
+static void roster_free(roster *r) {
+    for (size_t i = 0; i < r->n; i++)
+        server_call_unref(r->calls[i]);
+    free(r->calls);
+}
+
+static server_call *roster_find(const roster *r, const char *id) {
+    for (size_t i = 0; id && i < r->n; i++)
+        if (strcmp(server_call_id(r->calls[i]), id) == 0)
+            return r->calls[i];
+    return NULL;
+}
+
+/* How the failure of one call may name another: itself, by id (a call
+ * of the same authenticated client), or not at all (another client's: an
+ * id is the capability to read and cancel a call). */
+static const char *call_name(const server_sup *sup, const server_call *viewer,
+                             const server_call *other, char *buf,
+                             size_t len) {
+    if (viewer == other)
+        snprintf(buf, len, "this call (%s)", server_call_id(other));
+    else if (viewer && sup->cfg.clients_authenticated &&
+             strcmp(server_call_client(viewer), server_call_client(other)) ==
+                 0)
+        snprintf(buf, len, "call %s", server_call_id(other));
+    else
+        snprintf(buf, len, "another call");
+    return buf;
+}
+
+/* "; worker 0 was running this call (X) (fib) for 950 ms, worker 1 was
+ * idle", from what each worker ran as the host was given up. */
+static void workers_text(server_sup *sup, const server_call *viewer,
+                         const roster *calls, const json_t *workers, char *buf,
+                         size_t len) {
     size_t off = 0;
     size_t i;
     json_t *w;
     buf[0] = '\0';
     json_array_foreach(workers, i, w) {
-        const char *call = json_string_value(json_object_get(w, "call"));
+        const char *id = json_string_value(json_object_get(w, "call"));
         const char *fn = json_string_value(json_object_get(w, "function"));
+        server_call *c = roster_find(calls, id);
+        char name[96];
         int n;
-        if (json_is_true(json_object_get(w, "busy")) && call)
+        if (json_is_true(json_object_get(w, "busy")) && c)
             n = snprintf(buf + off, len - off,
-                         "%sworker %zu was running call %s (%s) for %.0f ms",
-                         i ? ", " : "; ", i, call, fn ? fn : "?",
+                         "%sworker %zu was running %s (%s) for %.0f ms",
+                         i ? ", " : "; ", i,
+                         call_name(sup, viewer, c, name, sizeof(name)),
+                         fn ? fn : "?",
                          json_number_value(json_object_get(w, "busy_ms")));
         else if (json_is_true(json_object_get(w, "busy")))
             n = snprintf(buf + off, len - off, "%sworker %zu was busy",
@@ -191,20 +246,24 @@ static void workers_text(const json_t *workers, char *buf, size_t len) {
     }
 }
 
-/* The one-line account of the failure, for the detail of every call it
- * ends. */
+/* The one-line account of the failure, as the call viewer (NULL: the
+ * service log) may read it. */
 static void failure_text(server_sup *sup, server_host *h, const failure *f,
+                         const server_call *viewer, const roster *calls,
                          char *buf, size_t len) {
-    char who[64], call[160] = "", workers[512];
+    char who[64], call[160] = "", workers[1024], name[96];
     bool proc = h->isolation == SERVER_ISOLATION_PROCESS;
     if (proc)
         snprintf(who, sizeof(who), "host process %d", (int)h->pid);
     else
         snprintf(who, sizeof(who), "the host thread (generation %llu)",
                  (unsigned long long)h->generation);
-    if (f->culprit)
+    if (f->culprit_call && viewer)
+        snprintf(call, sizeof(call), " while running %s",
+                 call_name(sup, viewer, f->culprit_call, name, sizeof(name)));
+    else if (f->culprit_call)
         snprintf(call, sizeof(call), " while running call %s",
-                 server_call_id(f->culprit->call));
+                 server_call_id(f->culprit_call));
     const char *k = f->kind;
     const char *m = f->message ? f->message : "";
     const char *sig = f->signame[0] ? f->signame : "a signal";
@@ -212,10 +271,10 @@ static void failure_text(server_sup *sup, server_host *h, const failure *f,
     if (f->worker >= 0)
         snprintf(by, sizeof(by), "worker %d", f->worker);
     if (strcmp(k, "panic") == 0 && f->location)
-        snprintf(buf, len, "worker %d panicked: %s at %s", f->worker, m,
-                 f->location);
+        snprintf(buf, len, "worker %d panicked%s: %s at %s", f->worker, call,
+                 m, f->location);
     else if (strcmp(k, "panic") == 0)
-        snprintf(buf, len, "worker %d panicked: %s", f->worker, m);
+        snprintf(buf, len, "worker %d panicked%s: %s", f->worker, call, m);
     else if (strcmp(k, "out-of-memory") == 0)
         snprintf(buf, len, "worker %d ran out of memory%s: %s", f->worker, call,
                  m);
@@ -239,12 +298,44 @@ static void failure_text(server_sup *sup, server_host *h, const failure *f,
     else if (strcmp(k, "exit") == 0)
         snprintf(buf, len, "%s exited with status %d", who, f->exit_code);
     else if (strcmp(k, "heartbeat") == 0) {
-        workers_text(sup->trigger.workers, workers, sizeof(workers));
+        workers_text(sup, viewer, calls, sup->trigger.workers, workers,
+                     sizeof(workers));
         snprintf(buf, len, "%s sent no heartbeat for %.0f ms and was %s%s",
                  who, (double)sup->trigger.hb_age_ns / 1e6,
                  proc ? "killed" : "abandoned", workers);
-    } else
+    } else if (call[0])
+        snprintf(buf, len, "%s: %s (%s)", who, m, call + 1);
+    else
         snprintf(buf, len, "%s: %s", who, m);
+}
+
+/* The cause as the call viewer may read it: the ids of calls it may not
+ * see (see call_name) are null. A new reference. */
+/* True when the failure of viewer may name the call with this id. */
+static bool may_name(server_sup *sup, const server_call *viewer,
+                     const roster *calls, const char *id) {
+    server_call *c = roster_find(calls, id);
+    char name[96];
+    return c && strcmp(call_name(sup, viewer, c, name, sizeof(name)),
+                       "another call") != 0;
+}
+
+static json_t *cause_for(server_sup *sup, const json_t *cause,
+                         const server_call *viewer, const roster *calls) {
+    json_t *c = json_deep_copy(cause);
+    if (!c)
+        return NULL;
+    const char *culprit = json_string_value(json_object_get(c, "culprit"));
+    if (culprit && !may_name(sup, viewer, calls, culprit))
+        json_object_set_new(c, "culprit", json_null());
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(c, "workers"), i, w) {
+        const char *id = json_string_value(json_object_get(w, "call"));
+        if (id && !may_name(sup, viewer, calls, id))
+            json_object_set_new(w, "call", json_null());
+    }
+    return c;
 }
 
 /* The slug of the culprit: its own failure. */
@@ -266,29 +357,31 @@ void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
     pthread_mutex_unlock(&sup->lock);
 }
 
-/* Fails a running call that suffered the failure. */
-static void fail_victim(server_sup *sup, server_host *h, server_sup_entry *e,
-                        const char *slug, const char *detail, json_t *cause,
-                        int64_t now) {
+/* Fails a running call with slug and the failure as it may read it,
+ * followed by why (after, may be empty). */
+static void fail_call(server_sup *sup, server_host *h, server_sup_entry *e,
+                      const failure *f, const roster *calls, const char *slug,
+                      const char *after, json_t *cause, int64_t now) {
+    char text[1024], detail[1400];
+    failure_text(sup, h, f, e->call, calls, text, sizeof(text));
+    snprintf(detail, sizeof(detail), "%s%s", text, after);
     server__entry_ended(sup, e);
-    server_call_fail(e->call, slug, detail, json_deep_copy(cause),
+    server_call_fail(e->call, slug, detail, cause_for(sup, cause, e->call, calls),
                      server__host_json(sup, h),
                      (double)(now - e->sent_ns) / 1e6);
     server__entry_free(sup, e);
 }
 
 /* Ends the culprit; re-queues the others when someone is to blame (or an
- * administrator asked), else fails them. */
+ * administrator asked), else fails them. Each call's detail and cause name
+ * only the calls it may see. */
 static void settle_calls(server_sup *sup, server_host *h, const failure *f,
-                         const char *text, json_t *cause, int64_t now) {
+                         json_t *cause, int64_t now) {
+    roster calls = roster_take(sup);
     server_sup_entry *c = f->culprit;
     if (c) {
         server__running_remove(sup, c);
-        server__entry_ended(sup, c);
-        server_call_fail(c->call, culprit_slug(f->kind), text,
-                         json_deep_copy(cause), server__host_json(sup, h),
-                         (double)(now - c->sent_ns) / 1e6);
-        server__entry_free(sup, c);
+        fail_call(sup, h, c, f, &calls, culprit_slug(f->kind), "", cause, now);
     }
     bool rerun = (c || f->reason == SERVER_RESTART_ADMIN) &&
                  sup->cfg.innocent_retries > 0;
@@ -303,20 +396,18 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
             continue;
         }
         unsigned n = server_call_requeues(e->call);
+        char after[128];
         if (!rerun) {
-            char detail[1280];
-            snprintf(detail, sizeof(detail),
-                     "%s; no call could be blamed, so none was re-run: "
-                     "retrying is safe",
-                     text);
-            fail_victim(sup, h, e, slug, detail, cause, now);
+            fail_call(sup, h, e, f, &calls, slug,
+                      "; no call could be blamed, so none was re-run: "
+                      "retrying is safe",
+                      cause, now);
         } else if (n >= (unsigned)sup->cfg.innocent_retries) {
-            char detail[1280];
-            snprintf(detail, sizeof(detail),
-                     "%s; this call was not the cause but had already been "
+            snprintf(after, sizeof(after),
+                     "; this call was not the cause but had already been "
                      "re-run %u time%s",
-                     text, n, n == 1 ? "" : "s");
-            fail_victim(sup, h, e, slug, detail, cause, now);
+                     n, n == 1 ? "" : "s");
+            fail_call(sup, h, e, f, &calls, slug, after, cause, now);
         } else {
             server_call_requeue(e->call);
             server__list_push(&again, e);
@@ -328,6 +419,7 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
         server__list_remove(&again, e);
         server__requeue_front(sup, e);
     }
+    roster_free(&calls);
 }
 
 /* "2026-12-01T15:04:05Z" for a CLOCK_MONOTONIC time. */
@@ -430,7 +522,9 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
     failure f;
     failure_from_host(sup, h, &f);
     char text[1024];
-    failure_text(sup, h, &f, text, sizeof(text));
+    roster calls = roster_take(sup);
+    failure_text(sup, h, &f, NULL, &calls, text, sizeof(text));
+    roster_free(&calls);
     json_t *cause = f.cause ? f.cause : json_object();
     server_log(SERVER_LOG_WARN, "host_failed",
                json_pack("{s:I, s:I, s:s, s:s, s:O}", "generation",
@@ -464,9 +558,10 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
         policy_culprit(sup, f.reason);
     else
         delay = server__policy_failure(sup, f.reason, text, now);
-    settle_calls(sup, h, &f, text, cause, now);
+    settle_calls(sup, h, &f, cause, now);
     server__publish_failure(sup, f.reason, cause);
     json_decref(cause);
+    server_call_unref(f.culprit_call);
     if (abandon)
         server__abandon_host(sup, h);
     else

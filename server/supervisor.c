@@ -172,13 +172,7 @@ static void host_stopped(server_sup *sup) {
     server_host_reap(h);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
                    (!h->gone || h->exit_code != 0);
-    if (abandon)
-        server__abandon_host(sup, h);
-    else
-        server_host_free(h, false);
-    sup->host = NULL;
-    sup->phase = SERVER_PHASE_NONE;
-    sup->retiring = false;
+    /* Readers of the status let go of the region before it is unmapped. */
     pthread_mutex_lock(&sup->lock);
     sup->host_stops++;
     sup->host_pid = 0;
@@ -189,6 +183,13 @@ static void host_stopped(server_sup *sup) {
     if (sup->state != SERVER_SUP_UNAVAILABLE)
         sup->state = SERVER_SUP_STOPPED;
     pthread_mutex_unlock(&sup->lock);
+    if (abandon)
+        server__abandon_host(sup, h);
+    else
+        server_host_free(h, false);
+    sup->host = NULL;
+    sup->phase = SERVER_PHASE_NONE;
+    sup->retiring = false;
 }
 
 /* ---- the event loop ---- */
@@ -572,9 +573,11 @@ int server_sup_submit(server_sup *sup, server_call *call) {
     return server_sup_submit_batch(sup, &call, 1);
 }
 
-void server_sup_cancel(server_sup *sup, server_call *call) {
-    if (!server_call_fail(call, "call-cancelled", "the call was cancelled",
-                          NULL, NULL, 0))
+void server_sup_cancel(server_sup *sup, server_call *call,
+                       const char *detail) {
+    if (!server_call_fail(call, "call-cancelled",
+                          detail ? detail : "the call was cancelled", NULL,
+                          NULL, 0))
         return;
     server_sup_cancel_req *r = malloc(sizeof(*r));
     if (!r)

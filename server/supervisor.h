@@ -55,6 +55,11 @@ typedef struct server_sup_config {
     int max_abandoned_hosts;      /* thread mode: /livez fails beyond */
     uint32_t max_payload;         /* frame payload limit */
     const char *exe_path;         /* binary spawned with POOL_HOST_FLAG */
+    /* Calls' clients are authenticated (client tokens): a failure may then
+     * name another call of the same client. Without tokens a call id is
+     * the capability to read and cancel the call, and no call's failure
+     * names another call. */
+    bool clients_authenticated;
     /* Called on the supervisor thread with the function list of a host
      * that became ready (borrowed), before any call runs on it. */
     void (*on_functions)(void *udata, const json_t *functions);
@@ -108,10 +113,11 @@ int server_sup_submit(server_sup *sup, server_call *call);
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
                             size_t n);
 
-/* Cancels a queued or running call: it ends cancelled at once; the host is
- * told to cancel and recycled if the call's jobs do not stop within
- * cancel_grace_ms. No-op for a finished call. */
-void server_sup_cancel(server_sup *sup, server_call *call);
+/* Cancels a queued or running call: it ends cancelled at once, with detail
+ * (NULL: "the call was cancelled") saying why; the host is told to cancel
+ * and recycled if the call's jobs do not stop within cancel_grace_ms.
+ * No-op for a finished call. */
+void server_sup_cancel(server_sup *sup, server_call *call, const char *detail);
 
 /* Why the pool is unavailable (how many failures, the last cause, when it
  * lifts) into buf; "" when it is not. */

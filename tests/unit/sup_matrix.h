@@ -244,7 +244,7 @@ static inline void m_cancel(server_isolation iso) {
         sup_t_submit(m.s, "hang", "{\"cooperative\": true}", 60000);
     sup_t_wait_running(c);
     server_call_request_cancel(c);
-    server_sup_cancel(m.s, c);
+    server_sup_cancel(m.s, c, NULL);
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_CANCELLED);
     cr_assert_str_eq(server_call_slug(c), "call-cancelled");
     server_call_unref(c);

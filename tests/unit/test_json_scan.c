@@ -167,7 +167,8 @@ Test(json_scan, agrees_with_jansson) {
         valid += mine;
         if (mine != (j != NULL)) {
             disagreements++;
-            cr_log_error("disagree on %s: mine %d (%s)", buf, mine, err.what);
+            cr_expect_fail("disagree on %s: mine %d (%s)", buf, mine,
+                           err.what);
         }
         json_decref(j);
     }

@@ -109,11 +109,13 @@ Test(supervisor, kill9_fails_calls_in_flight_without_rerun) {
 }
 
 /* A panic with innocents in flight and re-runs turned off: the culprit
- * gets 500, the innocents 503 host-crashed naming the culprit. */
+ * gets 500, the innocents 503 host-crashed naming the culprit, since they
+ * belong to the same authenticated client. */
 Test(supervisor, panic_victims_without_retries_name_the_culprit) {
     sup_m m;
     m_begin(&m, PROC);
     m.cfg.innocent_retries = 0;
+    m.cfg.clients_authenticated = true;
     m_start(&m);
     server_call *inn[2];
     for (int i = 0; i < 2; i++) {
@@ -131,6 +133,36 @@ Test(supervisor, panic_victims_without_retries_name_the_culprit) {
         json_decref(p);
         server_call_unref(inn[i]);
     }
+    server_call_unref(bad);
+    m_end(&m);
+}
+
+/* Without client tokens an id is the capability to read and cancel a
+ * call: a victim's problem says another call caused the failure, but not
+ * which. */
+Test(supervisor, victims_of_another_client_do_not_learn_its_id) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.innocent_retries = 0;
+    m_start(&m);
+    server_call *inn = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
+    sup_t_wait_running(inn);
+    server_call *bad = sup_t_run(m.s, "crash", "{\"signal\": \"segv\"}",
+                                 30000);
+    sup_t_expect_problem(bad, "host-crashed", 500, "signal");
+    sup_t_wait_done(inn);
+    sup_t_expect_problem(inn, "host-crashed", 503, "signal");
+    json_t *p = sup_t_problem(inn);
+    cr_assert(json_is_null(json_object_get(json_object_get(p, "cause"),
+                                           "culprit")));
+    const char *detail = sup_t_str(p, "detail", NULL);
+    cr_assert_null(strstr(detail, server_call_id(bad)), "%s", detail);
+    cr_assert_not_null(strstr(detail, "another call"), "%s", detail);
+    json_decref(p);
+    p = sup_t_problem(bad);
+    cr_assert_str_eq(sup_t_str(p, "cause", "culprit"), server_call_id(bad));
+    json_decref(p);
+    server_call_unref(inn);
     server_call_unref(bad);
     m_end(&m);
 }
@@ -155,7 +187,7 @@ Test(supervisor, sigstop_unresponsive) {
     const char *detail = sup_t_str(p, "detail", NULL);
     cr_assert_not_null(strstr(detail, "heartbeat"), "%s", detail);
     char running[96];
-    snprintf(running, sizeof(running), "running call %s (sleep) for",
+    snprintf(running, sizeof(running), "running this call (%s) (sleep) for",
              server_call_id(c));
     cr_assert_not_null(strstr(detail, running), "%s", detail);
     json_t *cause = json_object_get(p, "cause");
