@@ -40,6 +40,21 @@ static inline void m_end(sup_m *m) {
                      sup_t_count_fds() - m->fds);
 }
 
+/* A host that cannot start: a call waits, then fails 503 pool-unavailable
+ * (the restart intensity is exceeded), and the last failure is a failed
+ * start. Returns its cause (to release). */
+static inline json_t *m_failed_start_cause(sup_m *m) {
+    server_call *c = sup_t_run(m->s, "sum_squares", "{\"n\": 10}", 600000);
+    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
+    server_call_unref(c);
+    json_t *status = server_sup_status_json(m->s);
+    json_t *lf = json_object_get(status, "last_failure");
+    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
+    json_t *cause = json_incref(json_object_get(lf, "cause"));
+    json_decref(status);
+    return cause;
+}
+
 static inline void m_success(server_isolation iso) {
     sup_m m;
     m_begin(&m, iso);

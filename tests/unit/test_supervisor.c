@@ -327,17 +327,12 @@ Test(supervisor, host_setup_failure) {
     m.cfg.nplugins = 1;
     m.cfg.restart_max = 1;
     m_start(&m);
-    server_call *c = sup_t_run(m.s, "sum_squares", "{\"n\": 10}", 600000);
-    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
-    server_call_unref(c);
+    json_t *cause = m_failed_start_cause(&m);
+    cr_assert_str_eq(sup_t_str(cause, "kind", NULL), "exit");
+    json_decref(cause);
     server_sup_stats st;
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.restarts[SERVER_RESTART_START_FAILED], 2);
-    json_t *status = server_sup_status_json(m.s);
-    json_t *lf = json_object_get(status, "last_failure");
-    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
-    cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "exit");
-    json_decref(status);
     m_end(&m);
 }
 
@@ -630,14 +625,9 @@ Test(supervisor, start_timeout) {
     m.cfg.start_timeout_ms = 300;
     m.cfg.restart_max = 0;
     m_start(&m);
-    server_call *c = sup_t_run(m.s, "sum_squares", "{\"n\": 10}", 600000);
-    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
-    server_call_unref(c);
-    json_t *status = server_sup_status_json(m.s);
-    json_t *lf = json_object_get(status, "last_failure");
-    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
-    cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "timeout");
-    json_decref(status);
+    json_t *cause = m_failed_start_cause(&m);
+    cr_assert_str_eq(sup_t_str(cause, "kind", NULL), "timeout");
+    json_decref(cause);
     m_end(&m);
     unlink(path);
 }
@@ -840,6 +830,29 @@ Test(supervisor, every_function_works_under_strict) {
     m_end(&m);
 }
 
+/* The result of fn {} of the plugin the environment variable plugin_env
+ * names, run on a process host with or without the sandbox. */
+static json_t *plugin_result(const char *plugin_env, const char *fn,
+                             bool sandbox) {
+    const char *plugin = getenv(plugin_env);
+    cr_assert_not_null(plugin, "%s is not set", plugin_env);
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.plugins = &plugin;
+    m.cfg.nplugins = 1;
+    m.cfg.sandbox = sandbox;
+    m_start(&m);
+    server_call *c = sup_t_run(m.s, fn, "{}", 20000);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED, "%s: %s", fn,
+                 server_call_slug(c) ? server_call_slug(c) : "?");
+    json_t *j = server_call_to_json(c);
+    json_t *r = json_incref(json_object_get(j, "result"));
+    json_decref(j);
+    server_call_unref(c);
+    m_end(&m);
+    return r;
+}
+
 /* A plugin whose entry point makes a refused system call: the start fails
  * and says which call; without the sandbox the plugin loads. */
 Test(supervisor, plugin_refused_at_load) {
@@ -851,54 +864,26 @@ Test(supervisor, plugin_refused_at_load) {
     m.cfg.nplugins = 1;
     m.cfg.restart_max = 1;
     m_start(&m);
-    server_call *c = sup_t_run(m.s, "net_probe", "{}", 600000);
-    sup_t_expect_problem(c, "pool-unavailable", 503, NULL);
-    server_call_unref(c);
-    json_t *status = server_sup_status_json(m.s);
-    json_t *lf = json_object_get(status, "last_failure");
-    cr_assert_str_eq(sup_t_str(lf, "reason", NULL), "start_failed");
-    cr_assert_str_eq(sup_t_str(lf, "cause", "kind"), "forbidden-syscall");
-    cr_assert_str_eq(sup_t_str(lf, "cause", "syscall"), "socket");
-    cr_assert(
-        json_is_null(json_object_get(json_object_get(lf, "cause"), "worker")));
-    json_decref(status);
+    json_t *cause = m_failed_start_cause(&m);
+    cr_assert_str_eq(sup_t_str(cause, "kind", NULL), "forbidden-syscall");
+    cr_assert_str_eq(sup_t_str(cause, "syscall", NULL), "socket");
+    cr_assert(json_is_null(json_object_get(cause, "worker")));
+    json_decref(cause);
     m_end(&m);
 
-    m_begin(&m, PROC);
-    m.cfg.plugins = &plugin;
-    m.cfg.nplugins = 1;
-    m.cfg.sandbox = false;
-    m_start(&m);
-    c = sup_t_run(m.s, "net_probe", "{}", 20000);
-    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
-    json_t *j = server_call_to_json(c);
-    cr_assert(
-        json_is_true(json_object_get(json_object_get(j, "result"), "socket")));
-    json_decref(j);
-    server_call_unref(c);
-    m_end(&m);
+    json_t *r =
+        plugin_result("PH_TEST_PLUGIN_SOCKET_AT_LOAD", "net_probe", false);
+    cr_assert(json_is_true(json_object_get(r, "socket")));
+    json_decref(r);
 }
 
 /* The server's environment through /proc/<server>/environ: a confined
  * host cannot read it (the server is not dumpable and the host holds no
  * capabilities), an unconfined one can. */
 static json_t *peek_parent(bool sandbox) {
-    const char *plugin = getenv("PH_TEST_PLUGIN_PEEK_PARENT");
-    cr_assert_not_null(plugin);
-    sup_m m;
-    m_begin(&m, PROC);
-    m.cfg.plugins = &plugin;
-    m.cfg.nplugins = 1;
-    m.cfg.sandbox = sandbox;
-    m_start(&m);
-    server_call *c = sup_t_run(m.s, "peek_parent", "{}", 20000);
-    cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
-    json_t *j = server_call_to_json(c);
-    json_t *r = json_incref(json_object_get(j, "result"));
-    json_decref(j);
-    server_call_unref(c);
+    json_t *r =
+        plugin_result("PH_TEST_PLUGIN_PEEK_PARENT", "peek_parent", sandbox);
     cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), sandbox ? 0 : 1);
-    m_end(&m);
     return r;
 }
 
