@@ -173,7 +173,7 @@ Test(http_routes, not_found_and_method_not_allowed) {
     cr_assert_eq(ph_http("GET", url, NULL, NULL, NULL, &r), 0);
     expect_problem(&r, 405, "method-not-allowed");
     cr_assert(ph_resp_header(&r, "Allow", allow, sizeof allow));
-    cr_expect_str_eq(allow, "POST");
+    cr_expect_str_eq(allow, "POST, OPTIONS");
     ph_resp_free(&r);
     snprintf(url, sizeof url, "%s/v1/calls/abc", srv.url);
     cr_assert_eq(ph_http("PUT", url, "{}", NULL, NULL, &r), 0);
