@@ -4,6 +4,7 @@
  */
 #include "call.h"
 
+#include "log.h"
 #include "problem.h"
 
 #include <errno.h>
@@ -280,6 +281,8 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     if (!line)
         return;
     pthread_mutex_lock(&c->lock);
+    /* Which run wrote it: a re-run's lines follow the first run's. */
+    json_object_set_new(line, "attempt", json_integer(c->requeues + 1));
     if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
         size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
         if (cap > c->max_lines)
@@ -369,7 +372,7 @@ const char *server_call_slug(const server_call *c) {
 static json_t *ms_or_null(int64_t from_ns, int64_t to_ns) {
     if (!from_ns || !to_ns)
         return json_null();
-    return json_real((double)(to_ns - from_ns) / 1e6);
+    return server_json_ms((double)(to_ns - from_ns) / 1e6);
 }
 
 json_t *server_call_to_json(const server_call *c) {
@@ -390,13 +393,12 @@ json_t *server_call_to_json(const server_call *c) {
     json_object_set_new(timing, "queue_ms",
                         ms_or_null(c->created_ns, c->started_ns));
     if (c->run_ms >= 0)
-        json_object_set_new(timing, "run_ms", json_real(c->run_ms));
+        json_object_set_new(timing, "run_ms", server_json_ms(c->run_ms));
     else
         json_object_set_new(timing, "run_ms",
                             ms_or_null(c->started_ns, c->finished_ns));
     json_object_set_new(o, "timing", timing);
-    if (c->requeues)
-        json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
+    json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
 out:
     pthread_mutex_unlock(call_lock(c));
     return o;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -534,6 +535,23 @@ static void log_listening(server_http *h) {
                          (int)h->port, "http_threads", (int)h->http_threads));
 }
 
+/* Raises the soft open-file limit to fit --max-connections plus the rest
+ * of the process, up to the hard limit; warns when that is not enough. */
+static void fit_fd_limit(const server_config *cfg) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want
+                      ? rl.rlim_max
+                      : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        server_log(SERVER_LOG_WARN, "fd_limit",
+                   json_pack("{s:I, s:I}", "open_files",
+                             (json_int_t)rl.rlim_cur, "max_connections",
+                             (json_int_t)cfg->max_connections));
+}
+
 int server_http_start(server_http *h, char *err, size_t errlen) {
     const server_config *cfg = h->cfg;
     atomic_init(&h->draining, false);
@@ -544,6 +562,7 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
         .body_min_rate = cfg->request_body_min_rate,
         .linger_ms = 10000,
     };
+    fit_fd_limit(cfg);
     int rc = server_guard_new(&gcfg, &h->guard);
     if (rc) {
         snprintf(err, errlen, "cannot start the connection guard: %s",

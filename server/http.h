@@ -12,6 +12,7 @@
 #include "config.h"
 #include "guard.h"
 #include "ids.h"
+#include "log.h"
 #include "metrics.h"
 #include "pool/registry.h"
 #include "supervisor.h"

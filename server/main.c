@@ -1,9 +1,12 @@
 /*
  * poolhost: the service's entry point. Parses the configuration, builds
  * the function registry, the supervisor, the call table and the HTTP
- * front end, then waits for SIGTERM or SIGINT and drains: stop accepting,
- * let calls in flight finish within --drain-timeout-ms, answer the rest
- * 503, stop the host. A spawned pool host enters through POOL_HOST_FLAG.
+ * front end, then waits for signals. SIGHUP restarts the pool host
+ * gracefully (its calls finish, the next host loads the plugins anew).
+ * SIGTERM or SIGINT drains: /readyz answers 503 and new calls are refused
+ * while connections are still accepted, calls in flight get
+ * --drain-timeout-ms to finish, the rest are answered 503, then the host
+ * stops. A spawned pool host enters through POOL_HOST_FLAG.
  */
 #include "calltable.h"
 #include "config.h"
@@ -57,10 +60,11 @@ static void on_call_done(void *udata, server_call *call) {
     server_metrics_call_done(h->metrics, server_call_function(call),
                              slug ? slug : "succeeded", s);
     server_log(SERVER_LOG_DEBUG, "call",
-               json_pack("{s:s, s:s, s:s, s:s?, s:f}", "id",
+               json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id",
                          server_call_id(call), "function",
                          server_call_function(call), "status", status,
-                         "problem", slug, "duration_ms", s * 1e3));
+                         "problem", slug, "duration_ms",
+                         server_json_ms(s * 1e3)));
     log_worker_lines(call);
 }
 
@@ -135,14 +139,19 @@ static int serve(const server_config *cfg, sigset_t *signals) {
                          cfg->fault_injection, "pid", (int)getpid()));
 
     int sig = 0;
-    sigwait(signals, &sig);
+    while (sigwait(signals, &sig) == 0 && sig == SIGHUP) {
+        server_log(SERVER_LOG_INFO, "reload",
+                   json_pack("{s:s}", "signal", "SIGHUP"));
+        server_sup_reload(http.sup);
+    }
     server_log(SERVER_LOG_INFO, "draining",
                json_pack("{s:s, s:I}", "signal", strsignal(sig),
                          "drain_timeout_ms",
                          (json_int_t)cfg->drain_timeout_ms));
-    server_http_quiesce(&http);
+    server_http_drain(&http);
     server_sup_drain(http.sup);
     size_t left = drain_calls(http.sup, cfg->drain_timeout_ms);
+    server_http_quiesce(&http);
     server_calltable_fail_all(http.calls, "pool-unavailable",
                               "the service stopped before the call finished");
     if (!server_http_wait_idle(&http, 5000))
@@ -187,6 +196,7 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     int code = serve(&cfg, &signals);
     server_config_free(&cfg);

@@ -1,8 +1,10 @@
 /*
  * POST /v1/batch: runs every call of {"calls": [...]} concurrently and
  * answers {"results": [...]}, one call resource per call, in order. An
- * invalid element, an unknown function or a refused submission is that
- * element's failed result; only a body that is not a batch fails the whole
+ * invalid element or an unknown function is that element's failed result.
+ * The runnable calls are admitted as one unit: a batch the pool cannot
+ * take whole (overloaded, unavailable, draining) is a 503 problem, and
+ * none of its calls runs. A body that is not a batch fails the whole
  * request.
  */
 #include "problem.h"
@@ -75,8 +77,8 @@ static enum MHD_Result batch_resume(server_req *req) {
                            NULL);
 }
 
-/* A new call for element r, submitted, or failed with why it could not
- * run. NULL when out of memory. */
+/* A new call for element r, failed already when it cannot run. NULL
+ * when out of memory. */
 static server_call *batch_call(server_http *h, server_call_request *r) {
     char id[SERVER_ID_MAX];
     server_ids_next(&h->ids, id);
@@ -97,18 +99,23 @@ static server_call *batch_call(server_http *h, server_call_request *r) {
         snprintf(detail, sizeof detail, "no function named '%.200s'",
                  r->function);
         server_call_fail(call, "unknown-function", detail, NULL, NULL, 0);
-    } else {
-        int rc = server_sup_submit(h->sup, call);
-        if (rc == SERVER_SUP_EOVERLOADED)
-            server_call_fail(call, "overloaded",
-                             "too many calls queued or running (--max-queue)",
-                             NULL, NULL, 0);
-        else if (rc)
-            server_call_fail(call, "pool-unavailable",
-                             "the pool is unavailable", NULL, NULL, 0);
     }
-    server_calltable_add(h->calls, call);
     return call;
+}
+
+/* Submits the calls of b that can run, all or none. Returns 0 or the
+ * error of server_sup_submit_batch. */
+static int batch_submit(server_http *h, batch *b) {
+    server_call **run = calloc(b->n ? b->n : 1, sizeof *run);
+    if (!run)
+        return SERVER_SUP_EOVERLOADED;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (!server_call_is_done(b->calls[i]))
+            run[n++] = b->calls[i];
+    int rc = server_sup_submit_batch(h->sup, run, n);
+    free(run);
+    return rc;
 }
 
 enum MHD_Result server_route_batch(server_req *req) {
@@ -155,18 +162,33 @@ enum MHD_Result server_route_batch(server_req *req) {
      * the request early. */
     atomic_init(&b->pending, n + 1);
     bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (b->calls[i] = batch_call(h, &reqs[i])) != NULL;
+    server_batch_request_free(reqs, n);
+    if (!ok)
+        return MHD_NO;
+    int rc = batch_submit(h, b);
+    if (rc == SERVER_SUP_EOVERLOADED)
+        return server_req_problem(req, "overloaded",
+                                  "the batch's %zu calls do not fit in the "
+                                  "queue (--max-queue)",
+                                  n);
+    if (rc)
+        return server_req_problem(req, "pool-unavailable", "%s",
+                                  atomic_load(&h->draining)
+                                      ? "the service is shutting down"
+                                      : "the pool is unavailable");
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
-        ok = (b->calls[i] = batch_call(h, &reqs[i])) != NULL &&
-             (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
-                                                        &b->slots[i]));
+        server_calltable_add(h->calls, b->calls[i]);
+        ok = (b->watches[i] = server_call_watch_add_end(
+                  b->calls[i], slot_ended, &b->slots[i])) != NULL;
         /* A call that ended before its watch was added is counted here. */
         if (ok && server_call_is_done(b->calls[i]))
             slot_ended(&b->slots[i]);
     }
-    server_batch_request_free(reqs, n);
     if (!ok) {
-        for (size_t i = 0; i < n && b->calls[i]; i++)
+        for (size_t i = 0; i < n; i++)
             server_sup_cancel(h->sup, b->calls[i]);
         return MHD_NO;
     }

@@ -305,8 +305,9 @@ void server__fail_all(server_sup *sup, const char *slug, const char *detail) {
 }
 
 json_t *server__host_json(server_sup *sup, const server_host *h) {
-    return json_pack("{s:o, s:I, s:I}", "pid",
-                     h->pid ? json_integer(h->pid) : json_null(), "generation",
+    /* -1: the host is not a process (thread isolation). */
+    return json_pack("{s:I, s:I, s:I}", "pid",
+                     (json_int_t)(h->pid ? h->pid : -1), "generation",
                      (json_int_t)h->generation, "restarts",
                      (json_int_t)sup->total_restarts);
 }

@@ -193,11 +193,17 @@ static const char *innocent_slug(const char *kind) {
 }
 
 void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
+    /* RFC 3339, UTC, milliseconds. */
     struct timespec ts;
+    struct tm tm;
+    char when[40];
     clock_gettime(CLOCK_REALTIME, &ts);
-    json_t *lf = json_pack(
-        "{s:f, s:s, s:o}", "time", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-        "reason", server_restart_reason_name(reason), "cause", cause);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    json_t *lf =
+        json_pack("{s:s, s:s, s:o}", "time", when, "reason",
+                  server_restart_reason_name(reason), "cause", cause);
     pthread_mutex_lock(&sup->lock);
     json_decref(sup->last_failure);
     sup->last_failure = lf;

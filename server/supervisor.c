@@ -604,20 +604,21 @@ json_t *server_sup_status_json(server_sup *sup) {
     for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
         json_object_set_new(restarts, reason_names[i],
                             json_integer((json_int_t)sup->restarts[i]));
-    json_t *host = sup->generation
-                       ? json_pack("{s:o, s:I}", "pid",
-                                   sup->host_pid ? json_integer(sup->host_pid)
-                                                 : json_null(),
-                                   "generation", (json_int_t)sup->generation)
-                       : json_null();
+    /* -1: no host process (none running, or thread isolation). */
+    json_t *host =
+        sup->generation
+            ? json_pack("{s:I, s:I}", "pid",
+                        (json_int_t)(sup->host_pid > 0 ? sup->host_pid : -1),
+                        "generation", (json_int_t)sup->generation)
+            : json_null();
     json_t *st = json_pack(
         "{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:I}", "state",
         server_sup_state_name(sup->state), "isolation",
         sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
         "threads", (int)sup->threads, "host", host, "heartbeat_age_ms",
-        sup->last_heartbeat_ns
-            ? json_integer((now - sup->last_heartbeat_ns) / SUP_MS)
-            : json_null(),
+        json_integer(sup->last_heartbeat_ns
+                         ? (now - sup->last_heartbeat_ns) / SUP_MS
+                         : -1),
         "workers", sup->workers ? json_deep_copy(sup->workers) : json_array(),
         "restarts", restarts, "last_failure",
         sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),

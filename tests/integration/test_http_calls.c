@@ -252,7 +252,34 @@ Test(http_calls, logs_as_json) {
     free(id);
 }
 
-/* GETs the logs of call id as an event stream; checks the events. */
+/* One event of a stream: its fields (NULL when absent). */
+typedef struct sse_event {
+    const char *id, *event, *data, *retry;
+    bool comment;
+} sse_event;
+
+/* Parses the block of lines at ev (its "\n\n" already cut) into e. */
+static void sse_parse(char *ev, sse_event *e) {
+    memset(e, 0, sizeof *e);
+    for (char *line = strtok(ev, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == ':')
+            e->comment = true;
+        else if (strncmp(line, "id: ", 4) == 0)
+            e->id = line + 4;
+        else if (strncmp(line, "event: ", 7) == 0)
+            e->event = line + 7;
+        else if (strncmp(line, "data: ", 6) == 0)
+            e->data = line + 6;
+        else if (strncmp(line, "retry: ", 7) == 0)
+            e->retry = line + 7;
+        else
+            cr_assert_fail("unexpected line in an event: %s", line);
+    }
+}
+
+/* GETs the logs of call id as an event stream; checks the events: retry
+ * first, then log events with increasing ids, then the end event with the
+ * id "end". */
 static void check_sse(const char *id, size_t min_lines, const char *status) {
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s/logs", srv.url, id);
@@ -263,28 +290,39 @@ static void check_sse(const char *id, size_t min_lines, const char *status) {
     char ct[64];
     cr_assert(ph_resp_header(&r, "Content-Type", ct, sizeof ct));
     cr_expect_str_eq(ct, "text/event-stream");
-    size_t logs = 0, ends = 0;
-    for (char *ev = r.body; ev && *ev;) {
+    size_t logs = 0, ends = 0, blocks = 0;
+    long last_id = -1;
+    for (char *ev = r.body; ev && *ev; blocks++) {
         char *next = strstr(ev, "\n\n");
         cr_assert(next, "unterminated event: %s", ev);
         *next = '\0';
-        char *data = strstr(ev, "\ndata: ");
-        cr_assert(data, "event without data: %s", ev);
-        json_t *j = json_loads(data + 7, 0, NULL);
-        cr_assert(j, "data is not JSON: %s", data + 7);
-        if (strncmp(ev, "event: log\n", 11) == 0) {
+        sse_event e;
+        sse_parse(ev, &e);
+        ev = next + 2;
+        if (blocks == 0) {
+            cr_expect(e.retry && atoi(e.retry) > 0, "no retry: first");
+            continue;
+        }
+        if (e.comment)
+            continue;
+        cr_assert(e.data && e.event && e.id, "event without data, event or id");
+        json_t *j = json_loads(e.data, 0, NULL);
+        cr_assert(j, "data is not JSON: %s", e.data);
+        if (strcmp(e.event, "log") == 0) {
             cr_expect_eq(ends, 0, "a log line after the end event");
             cr_expect(json_is_string(json_object_get(j, "message")));
+            cr_expect(atol(e.id) > last_id, "ids not increasing: %s", e.id);
+            last_id = atol(e.id);
             logs++;
-        } else if (strncmp(ev, "event: end\n", 11) == 0) {
+        } else if (strcmp(e.event, "end") == 0) {
+            cr_expect_str_eq(e.id, "end");
             cr_expect_str_eq(str(j, "id"), id);
             cr_expect_str_eq(str(j, "status"), status);
             ends++;
         } else {
-            cr_assert_fail("unexpected event: %s", ev);
+            cr_assert_fail("unexpected event: %s", e.event);
         }
         json_decref(j);
-        ev = next + 2;
     }
     cr_expect(logs >= min_lines, "%zu log events", logs);
     cr_expect_eq(ends, 1);

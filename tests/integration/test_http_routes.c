@@ -240,14 +240,12 @@ Test(http_routes, wrong_field_types) {
         const char *body, *field;
     } cases[] = {
         {"{\"function\": 42}", "function"},
-        {"{\"args\": {}}", "function"},
         {"{\"function\": \"fib\", \"args\": [1]}", "args"},
         {"{\"function\": \"fib\", \"args\": \"n=3\"}", "args"},
         {"{\"function\": \"fib\", \"timeout_ms\": \"5\"}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": 0}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": -5}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": 1.5}", "timeout_ms"},
-        {"{\"function\": \"fib\", \"timeout_ms\": 300001}", "timeout_ms"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ph_resp r;
