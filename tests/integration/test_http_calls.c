@@ -351,6 +351,105 @@ Test(http_calls, sse_live_until_the_end) {
     free(id);
 }
 
+/* GETs the event stream of call id with these extra headers. */
+static void get_sse(const char *id, const char *last_event_id, ph_resp *r) {
+    char url[256], last[128];
+    snprintf(url, sizeof url, "%s/v1/calls/%s/logs", srv.url, id);
+    snprintf(last, sizeof last, "Last-Event-ID: %s",
+             last_event_id ? last_event_id : "");
+    const char *h[] = {"Accept: text/event-stream",
+                       last_event_id ? last : NULL, NULL};
+    cr_assert_eq(ph_http("GET", url, NULL, NULL, h, r), 0);
+}
+
+Test(http_calls, sse_resumes_after_last_event_id) {
+    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 5}}");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/calls/%s", id);
+    ph_resp r;
+    wait_done(path, &r);
+    size_t lines = json_array_size(json_object_get(r.json, "logs"));
+    ph_resp_free(&r);
+    cr_assert(lines >= 5);
+
+    /* After line 2: the lines from 3 on, then the end. */
+    get_sse(id, "2", &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_null(strstr(r.body, "id: 0\n"), "%s", r.body);
+    cr_expect_null(strstr(r.body, "id: 2\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "id: 3\nevent: log\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "id: end\nevent: end\n"), "%s", r.body);
+    ph_resp_free(&r);
+
+    /* After the end: 204, which stops an EventSource. */
+    get_sse(id, "end", &r);
+    cr_expect_eq(r.status, 204, "%s", r.body);
+    cr_expect_eq(r.len, 0);
+    ph_resp_free(&r);
+
+    get_sse(id, "x7", &r);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    ph_resp_free(&r);
+    free(id);
+}
+
+Test(http_calls, sse_keeps_a_silent_stream_alive) {
+    const char *args[] = {"--sse-keepalive-s", "1", NULL};
+    restart_with(args);
+    char *id = async_call("{\"function\": \"sleep\", \"args\": {\"ms\": 2600}}");
+    ph_resp r;
+    get_sse(id, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const char *ka = strstr(r.body, "\n\n: keep-alive\n\n");
+    const char *end = strstr(r.body, "event: end");
+    cr_expect(ka && end && ka < end, "no keep-alive comment before the end: %s",
+              r.body);
+    ph_resp_free(&r);
+    free(id);
+}
+
+Test(http_calls, lines_of_a_rerun_carry_their_attempt) {
+    /* An innocent call re-run after another call crashed its host. */
+    char *id = async_call(
+        "{\"function\": \"hang\", \"args\": {\"ms\": 1500}}");
+    bool running = false;
+    for (int i = 0; i < 3000 && !running; i++) {
+        ph_resp p;
+        cr_assert_eq(ph_get(&srv, "/v1/pool", &p), 0);
+        size_t k;
+        json_t *w;
+        json_array_foreach(json_object_get(p.json, "workers"), k, w) {
+            const char *c = json_string_value(json_object_get(w, "call"));
+            running = running || (c && strcmp(c, id) == 0);
+        }
+        ph_resp_free(&p);
+        if (!running)
+            usleep(10000);
+    }
+    cr_assert(running, "the call never ran");
+    ph_resp r;
+    call("{\"function\": \"crash\", \"args\": {\"signal\": \"segv\"}}", &r);
+    cr_expect_eq(r.status, 500, "%s", r.body);
+    ph_resp_free(&r);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/calls/%s", id);
+    wait_done(path, &r);
+    cr_expect_str_eq(str(r.json, "status"), "succeeded", "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "attempts")), 2,
+                 "%s", r.body);
+    bool first = false, second = false;
+    size_t i;
+    json_t *line;
+    json_array_foreach(json_object_get(r.json, "logs"), i, line) {
+        json_int_t a = json_integer_value(json_object_get(line, "attempt"));
+        first = first || a == 1;
+        second = second || a == 2;
+    }
+    cr_expect(first && second, "lines of both runs, by attempt: %s", r.body);
+    ph_resp_free(&r);
+    free(id);
+}
+
 Test(http_calls, batch_mix) {
     ph_resp r;
     cr_assert_eq(
@@ -492,6 +591,16 @@ Test(http_calls, overloaded) {
     cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");
     cr_assert(ph_resp_header(&r, "Retry-After", after, sizeof after));
     cr_expect_str_eq(after, "1");
+    ph_resp_free(&r);
+    /* A batch that does not fit is refused whole, as a problem. */
+    cr_assert_eq(ph_post(&srv, "/v1/batch",
+                         "{\"calls\": [{\"function\": \"fib\"}, "
+                         "{\"function\": \"fib\"}]}",
+                         &r),
+                 0);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");
+    cr_expect(ph_resp_header(&r, "Retry-After", after, sizeof after));
     ph_resp_free(&r);
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s", srv.url, id);

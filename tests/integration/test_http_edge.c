@@ -10,6 +10,8 @@
 #include "server_fixture.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,4 +497,89 @@ Test(http_edge, numbers_to_the_microsecond) {
     char *log = ph_server_log(&srv);
     cr_expect(at_most_micro(log, "duration_ms="), "%s", log);
     free(log);
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+TestSuite(http_signals, .timeout = 120);
+
+static void *slow_call(void *arg) {
+    ph_resp *r = arg;
+    ph_post(&srv, "/v1/calls",
+            "{\"function\": \"sleep\", \"args\": {\"ms\": 1500}}", r);
+    return NULL;
+}
+
+static json_t *pool_host(void) {
+    ph_resp r;
+    cr_assert_eq(ph_get(&srv, "/v1/pool", &r), 0);
+    json_t *host = json_incref(json_object_get(r.json, "host"));
+    ph_resp_free(&r);
+    return host;
+}
+
+Test(http_signals, sighup_restarts_the_host_gracefully) {
+    start();
+    ph_resp r;
+    cr_assert_eq(ph_post(&srv, "/v1/calls",
+                         "{\"function\": \"fib\", \"args\": {\"n\": 5}}", &r),
+                 0);
+    cr_assert_eq(r.status, 200);
+    ph_resp_free(&r);
+    json_t *before = pool_host();
+    json_int_t gen = json_integer_value(json_object_get(before, "generation"));
+    json_decref(before);
+
+    ph_resp slow;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, slow_call, &slow), 0);
+    usleep(300000);
+    cr_assert_eq(kill(srv.pid, SIGHUP), 0);
+    pthread_join(t, NULL);
+    cr_expect_eq(slow.status, 200, "the call in flight: %s", slow.body);
+    ph_resp_free(&slow);
+
+    cr_assert_eq(ph_get(&srv, "/livez", &r), 0);
+    cr_expect_eq(r.status, 200, "the service did not survive SIGHUP");
+    ph_resp_free(&r);
+    cr_assert_eq(ph_post(&srv, "/v1/calls",
+                         "{\"function\": \"fib\", \"args\": {\"n\": 6}}", &r),
+                 0);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    ph_resp_free(&r);
+    json_t *after = pool_host();
+    cr_expect_gt(json_integer_value(json_object_get(after, "generation")), gen,
+                 "no new host after SIGHUP");
+    json_decref(after);
+    char *log = ph_server_log(&srv);
+    cr_expect(strstr(log, " reload signal=SIGHUP"), "%s", log);
+    free(log);
+    stop();
+}
+
+Test(http_signals, sigterm_drains_with_readyz_503) {
+    start();
+    ph_resp slow;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, slow_call, &slow), 0);
+    usleep(300000);
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    usleep(100000);
+    ph_resp r;
+    char after[16];
+    cr_assert_eq(ph_get(&srv, "/readyz", &r), 0,
+                 "a connection was refused while draining");
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    cr_expect(strstr(r.body, "/problems/pool-unavailable"), "%s", r.body);
+    cr_expect(ph_resp_header(&r, "Retry-After", after, sizeof after));
+    ph_resp_free(&r);
+    cr_assert_eq(ph_post(&srv, "/v1/calls",
+                         "{\"function\": \"fib\", \"args\": {\"n\": 5}}", &r),
+                 0);
+    cr_expect_eq(r.status, 503, "a new call while draining: %s", r.body);
+    ph_resp_free(&r);
+    pthread_join(t, NULL);
+    cr_expect_eq(slow.status, 200, "the call in flight: %s", slow.body);
+    ph_resp_free(&slow);
+    cr_expect_eq(ph_server_stop_sig(&srv, 0, 30), 0, "log: %s", srv.logpath);
 }
