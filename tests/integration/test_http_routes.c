@@ -543,6 +543,10 @@ Test(http_config, help_lists_every_flag_with_env_and_default) {
                                         "max-connections",
                                         "max-connections-per-ip",
                                         "connection-timeout-s",
+                                        "request-header-timeout-s",
+                                        "request-body-min-rate",
+                                        "cors-origin",
+                                        "sse-keepalive-s",
                                         "max-queue",
                                         "admin-token-file",
                                         "log-format",
@@ -573,6 +577,12 @@ Test(http_config, bad_values_are_refused_naming_the_flag) {
         {"--no-such-flag", "1", "--no-such-flag"},
         {"--admin-token-file", "/nonexistent/token", "--admin-token-file"},
         {"--plugin", "/nonexistent/plugin.so", "/nonexistent/plugin.so"},
+        /* A timeout of 0 would mean none at all. */
+        {"--connection-timeout-s", "0", "--connection-timeout-s"},
+        {"--request-header-timeout-s", "0", "--request-header-timeout-s"},
+        {"--request-body-min-rate", "0", "--request-body-min-rate"},
+        {"--drain-timeout-ms", "0", "--drain-timeout-ms"},
+        {"--sse-keepalive-s", "0", "--sse-keepalive-s"},
     };
     char out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
