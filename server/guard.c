@@ -23,10 +23,10 @@
 #include <unistd.h>
 
 #define TICK_MS 100
-#define LINGER_MAX 256         /* sockets lingering at once; more: closed */
-#define LINGER_IDLE_MS 2000    /* a lingering peer silent this long: done */
-#define LINGER_READ_MAX 65536  /* bytes drained per socket and round */
-#define KILLS_LOGGED 16        /* log lines per round of deadline kills */
+#define LINGER_MAX 256        /* sockets lingering at once; more: closed */
+#define LINGER_IDLE_MS 2000   /* a lingering peer silent this long: done */
+#define LINGER_READ_MAX 65536 /* bytes drained per socket and round */
+#define KILLS_LOGGED 16       /* log lines per round of deadline kills */
 
 enum conn_phase {
     PHASE_HEAD = 0, /* waiting for complete request headers */
@@ -107,8 +107,8 @@ static bool conn_expired(const server_guard *g, const server_conn *c,
     if (c->phase == PHASE_HEAD)
         return now - c->phase_ns >= grace;
     /* The body: each byte buys 1/rate seconds beyond the grace. */
-    int64_t earned = (int64_t)(c->received * 1000000000ULL /
-                               (uint64_t)g->cfg.body_min_rate);
+    int64_t earned =
+        (int64_t)(c->received * 1000000000ULL / (uint64_t)g->cfg.body_min_rate);
     return now - c->phase_ns >= grace + earned;
 }
 
@@ -210,8 +210,8 @@ static void *guard_main(void *arg) {
 
         pfd[0] = (struct pollfd){.fd = g->wake[0], .events = POLLIN};
         for (size_t i = 0; i < g->nlinger; i++)
-            pfd[i + 1] = (struct pollfd){.fd = g->linger[i].fd,
-                                         .events = POLLIN};
+            pfd[i + 1] =
+                (struct pollfd){.fd = g->linger[i].fd, .events = POLLIN};
         int r = poll(pfd, g->nlinger + 1, TICK_MS);
         if (r > 0 && (pfd[0].revents & POLLIN)) {
             char buf[64];

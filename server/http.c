@@ -1,9 +1,10 @@
 /*
- * The HTTP front end (http.h): daemon set-up, the route table, and the
- * access handler: the checks of a request (http_check.h, on the raw target
- * the client sent and on its header section), routing on decoded path
- * segments, OPTIONS, content negotiation, the body with its limits, early
- * errors, dispatch and resumption. Answers are in http_answer.c.
+ * The HTTP front end (http.h): the route table and the access handler:
+ * the checks of a request (http_check.h, on the raw target the client sent
+ * and on its header section), routing on decoded path segments, OPTIONS,
+ * content negotiation, the body with its limits, early errors, dispatch,
+ * suspension and resumption. The daemon is set up in http_daemon.c, and
+ * answers are made in http_answer.c.
  *
  * An error decided before the body is read reaches the client whole: a
  * body announced by a Content-Length within --max-body-bytes is read and
@@ -13,24 +14,21 @@
  */
 #include "http.h"
 
+#include "http_internal.h"
+
 #include "http_check.h"
 #include "http_headers.h"
 #include "log.h"
 #include "problem.h"
 #include "routes.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BODY_JSON 1u   /* the method takes a JSON body (415 otherwise) */
-#define NEGOTIATE 2u   /* the route picks its own media type from Accept */
+#define BODY_JSON 1u /* the method takes a JSON body (415 otherwise) */
+#define NEGOTIATE 2u /* the route picks its own media type from Accept */
 
 typedef struct route_method {
     const char *method;
@@ -71,7 +69,10 @@ static const route routes[] = {
      ALLOW_GET,
      "application/json",
      {{"GET", server_route_functions, 0}}},
-    {"/v1/pool", ALLOW_GET, "application/json", {{"GET", server_route_pool, 0}}},
+    {"/v1/pool",
+     ALLOW_GET,
+     "application/json",
+     {{"GET", server_route_pool, 0}}},
     {"/v1/pool/restart",
      ALLOW_POST,
      "application/json",
@@ -94,12 +95,6 @@ static const route routes[] = {
 
 /* What OPTIONS * answers: every method of the service. */
 #define ALLOW_ANY "GET, HEAD, POST, DELETE, OPTIONS"
-
-int64_t server_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Matches the raw path (len bytes) against pattern segment by segment,
  * each path segment percent-decoded on its own (an encoded '/' stays in
@@ -165,7 +160,7 @@ void server_req_wake(void *udata) {
 
 /* ---- the access handler ----------------------------------------------- */
 
-static server_conn *conn_of(struct MHD_Connection *conn) {
+server_conn *server__http_conn(struct MHD_Connection *conn) {
     const union MHD_ConnectionInfo *i =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i ? i->socket_context : NULL;
@@ -178,7 +173,7 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
         return NULL;
     req->http = h;
     req->conn = conn;
-    req->tcp = conn_of(conn);
+    req->tcp = server__http_conn(conn);
     req->method = method;
     req->version = version;
     req->start_ns = server_now_ns();
@@ -289,8 +284,8 @@ static enum MHD_Result answer_405(server_req *req, const route *r) {
     char detail[160];
     snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
              r->allow, req->method);
-    json_object_set_new(p, "detail", server_log_client_string(
-                                         detail, strlen(detail)));
+    json_object_set_new(p, "detail",
+                        server_log_client_string(detail, strlen(detail)));
     char *text = p ? json_dumps(p, SERVER_JSON_FLAGS) : NULL;
     json_decref(p);
     struct MHD_Response *resp =
@@ -333,8 +328,7 @@ static enum MHD_Result req_begin(server_req *req) {
                                   "the request target has a NUL byte");
     }
     if (server_check_target(req->target, len, req->target_truncated,
-                            req->method, &req->path,
-                            &req->path_len, &e))
+                            req->method, &req->path, &req->path_len, &e))
         return req_reject_check(req, &e);
     if (strcmp(req->method, "OPTIONS") == 0 && req->path_len == 1 &&
         req->path[0] == '*')
@@ -342,8 +336,8 @@ static enum MHD_Result req_begin(server_req *req) {
 
     const route *r = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof *routes && !r; i++)
-        if (route_match(routes[i].pattern, req->path, req->path_len,
-                        req->param, sizeof req->param))
+        if (route_match(routes[i].pattern, req->path, req->path_len, req->param,
+                        sizeof req->param))
             r = &routes[i];
     if (!r) {
         char detail[128];
@@ -372,11 +366,11 @@ static enum MHD_Result req_begin(server_req *req) {
     }
     if ((m->flags & BODY_JSON) &&
         !is_json_type(server_req_header(req, "Content-Type")))
-        return req_reject(req,
-                          server_problem_new(
-                              "unsupported-media-type",
-                              "the body must be application/json"),
-                          false);
+        return req_reject(
+            req,
+            server_problem_new("unsupported-media-type",
+                               "the body must be application/json"),
+            false);
     const char *cl = server_req_header(req, "Content-Length");
     int64_t max = req->http->cfg->max_body_bytes;
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max) {
@@ -403,9 +397,9 @@ static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     size_t max = (size_t)req->http->cfg->max_body_bytes;
     if (req->early) {
         req->dropped += n;
-        return req->dropped <= max ? MHD_YES
-                                   : server_req_problem_raw(
-                                         req, json_incref(req->early));
+        return req->dropped <= max
+                   ? MHD_YES
+                   : server_req_problem_raw(req, json_incref(req->early));
     }
     if (n > max - req->body_len)
         return server_req_problem_raw(req, too_large(req));
@@ -427,14 +421,14 @@ static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     return MHD_YES;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *data,
-                                  size_t *data_size, void **con_cls) {
+enum MHD_Result server__http_access(void *cls, struct MHD_Connection *conn,
+                                    const char *url, const char *method,
+                                    const char *version, const char *data,
+                                    size_t *data_size, void **con_cls) {
     (void)url;
     server_req *req = *con_cls;
     if (!req) {
-        server_conn *tcp = conn_of(conn);
+        server_conn *tcp = server__http_conn(conn);
         if (tcp && server_conn_answered(tcp))
             return MHD_NO; /* answered from the request line already */
         if (!(req = req_new(cls, conn, method, version)))
@@ -461,186 +455,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return req->resume ? req->resume(req) : req->handler(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+void server__http_completed(void *cls, struct MHD_Connection *conn,
+                            void **con_cls,
+                            enum MHD_RequestTerminationCode toe) {
     (void)cls;
     (void)toe;
-    server_conn *tcp = conn_of(conn);
+    server_conn *tcp = server__http_conn(conn);
     if (tcp)
         server_conn_request_done(tcp);
     if (*con_cls)
         req_free(*con_cls);
     *con_cls = NULL;
-}
-
-/* The request line arrived: the raw target is kept for the checks. A query
- * with more parameters than libmicrohttpd can hold would make it stop
- * answering, so that one is answered here, before it parses them. */
-static void *on_request_line(void *cls, const char *uri,
-                             struct MHD_Connection *conn) {
-    server_http *h = cls;
-    server_conn *tcp = conn_of(conn);
-    if (!tcp)
-        return NULL;
-    server_conn_set_target(tcp, uri);
-    if (server_check_target_params(uri) <= SERVER_TARGET_MAX_PARAMS)
-        return NULL;
-    char detail[96];
-    snprintf(detail, sizeof detail, "the query has more than %d parameters",
-             SERVER_TARGET_MAX_PARAMS);
-    size_t len;
-    bool truncated;
-    server_req req = {.http = h, .conn = conn, .tcp = tcp, .method = "-"};
-    req.path = server_conn_target(tcp, &len, &truncated);
-    req.path_len = len;
-    req.start_ns = server_now_ns();
-    server_req_problem_raw(&req, server_problem_new("uri-too-long", detail));
-    return NULL;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn,
-                          void **socket_context,
-                          enum MHD_ConnectionNotificationCode code) {
-    server_http *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        server_guard_close(h->guard, *socket_context);
-        *socket_context = NULL;
-        return;
-    }
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *peer =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    *socket_context =
-        fd ? server_guard_open(h->guard, fd->connect_fd,
-                               peer ? peer->client_addr : NULL)
-           : NULL;
-}
-
-/* ---- the daemon ------------------------------------------------------- */
-
-static void log_listening(server_http *h) {
-    const server_config *cfg = h->cfg;
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        inet_ntop(AF_INET6,
-                  &((const struct sockaddr_in6 *)&cfg->listen_addr)->sin6_addr,
-                  addr, sizeof addr);
-    else
-        inet_ntop(AF_INET,
-                  &((const struct sockaddr_in *)&cfg->listen_addr)->sin_addr,
-                  addr, sizeof addr);
-    server_log(SERVER_LOG_INFO, "listening",
-               json_pack("{s:s, s:i, s:i}", "address", addr, "port",
-                         (int)h->port, "http_threads", (int)h->http_threads));
-}
-
-/* Raises the soft open-file limit to fit --max-connections plus the rest
- * of the process, up to the hard limit; warns when that is not enough. */
-static void fit_fd_limit(const server_config *cfg) {
-    struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections + 256;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want
-                      ? rl.rlim_max
-                      : want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        server_log(SERVER_LOG_WARN, "fd_limit",
-                   json_pack("{s:I, s:I}", "open_files",
-                             (json_int_t)rl.rlim_cur, "max_connections",
-                             (json_int_t)cfg->max_connections));
-}
-
-int server_http_start(server_http *h, char *err, size_t errlen) {
-    const server_config *cfg = h->cfg;
-    atomic_init(&h->draining, false);
-    atomic_init(&h->active, 0);
-    atomic_init(&h->suspended, 0);
-    server_guard_config gcfg = {
-        .header_timeout_ms = cfg->request_header_timeout_s * 1000,
-        .body_min_rate = cfg->request_body_min_rate,
-        .linger_ms = 10000,
-    };
-    fit_fd_limit(cfg);
-    int rc = server_guard_new(&gcfg, &h->guard);
-    if (rc) {
-        snprintf(err, errlen, "cannot start the connection guard: %s",
-                 strerror(-rc));
-        return rc;
-    }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    h->http_threads = cfg->http_threads ? (unsigned)cfg->http_threads
-                                        : (unsigned)(cpus > 0 ? cpus : 1);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem opts[12];
-    size_t n = 0;
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                        (intptr_t)h->http_threads, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->max_connections, NULL};
-    if (cfg->max_connections_per_ip)
-        opts[n++] = (struct MHD_OptionItem){
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (intptr_t)cfg->max_connections_per_ip, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                (intptr_t)cfg->connection_timeout_s, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0,
-                                        (void *)&cfg->listen_addr};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
-                                        (intptr_t)on_completed, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
-                                        (intptr_t)on_connection, h};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
-                                        (intptr_t)on_request_line, h};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!h->daemon) {
-        server_guard_free(h->guard);
-        h->guard = NULL;
-        snprintf(err, errlen,
-                 "--listen %s: cannot start the HTTP daemon "
-                 "(address in use or not available?)",
-                 cfg->listen);
-        return -EADDRNOTAVAIL;
-    }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
-    log_listening(h);
-    return 0;
-}
-
-void server_http_drain(server_http *h) {
-    atomic_store(&h->draining, true);
-}
-
-void server_http_quiesce(server_http *h) {
-    atomic_store(&h->draining, true);
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
-
-bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
-    int64_t until = server_now_ns() + timeout_ms * 1000000;
-    while (atomic_load(&h->active) > 0) {
-        if (server_now_ns() >= until)
-            return false;
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return true;
-}
-
-void server_http_stop(server_http *h) {
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon);
-    h->daemon = NULL;
-    server_guard_free(h->guard);
-    h->guard = NULL;
 }

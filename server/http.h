@@ -51,10 +51,10 @@ struct server_req {
     struct MHD_Connection *conn;
     server_conn *tcp; /* its connection in the guard */
     const char *method;
-    const char *version; /* "HTTP/1.1" */
-    char *target;     /* the raw request target, as the client sent it */
+    const char *version;   /* "HTTP/1.1" */
+    char *target;          /* the raw request target, as the client sent it */
     bool target_truncated; /* longer than SERVER_TARGET_MAX */
-    const char *path; /* the raw path within target (not NUL-terminated) */
+    const char *path;      /* the raw path within target (not NUL-terminated) */
     size_t path_len;
     const char *allow; /* the methods of the matched route */
     char param[132];   /* the {id} or {type} segment, decoded */
@@ -62,12 +62,12 @@ struct server_req {
     int64_t start_ns;
     char *body;
     size_t body_len, body_cap;
-    bool has_body;     /* the headers announce one */
-    json_t *early;     /* a problem decided before the body, answered once
-                          the body has been read and dropped */
-    uint64_t dropped;  /* body bytes dropped for it */
-    bool close;        /* answer with Connection: close, then linger */
-    bool vary_accept;  /* the answer depends on Accept */
+    bool has_body;    /* the headers announce one */
+    json_t *early;    /* a problem decided before the body, answered once
+                         the body has been read and dropped */
+    uint64_t dropped; /* body bytes dropped for it */
+    bool close;       /* answer with Connection: close, then linger */
+    bool vary_accept; /* the answer depends on Accept */
     server_req_fn handler;
     bool responded;
 

@@ -70,9 +70,10 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
     bool vary_origin = h->cfg->cors_origin && strcmp(h->cfg->cors_origin, "*");
     if (req->vary_accept || vary_origin)
         MHD_add_response_header(resp, "Vary",
-                                req->vary_accept && vary_origin ? "Accept, Origin"
-                                : req->vary_accept              ? "Accept"
-                                                                : "Origin");
+                                req->vary_accept && vary_origin
+                                    ? "Accept, Origin"
+                                : req->vary_accept ? "Accept"
+                                                   : "Origin");
     if (origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
@@ -128,10 +129,11 @@ enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
         return MHD_NO;
     int status = problem_status(problem);
     char *text = json_dumps(problem, SERVER_JSON_FLAGS);
-    int after = status == 503
-                    ? retry_after(req->http, json_string_value(json_object_get(
-                                                 problem, "type")))
-                    : 0;
+    int after =
+        status == 503
+            ? retry_after(req->http,
+                          json_string_value(json_object_get(problem, "type")))
+            : 0;
     json_decref(problem);
     if (!text)
         return MHD_NO;
@@ -185,8 +187,8 @@ enum MHD_Result server_req_problem_raw(server_req *req, json_t *problem) {
         "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n"
         "Content-Type: application/problem+json\r\nContent-Length: %zu\r\n"
         "Cache-Control: no-store\r\nX-Request-Id: %s\r\n%s%s%s%s\r\n%s",
-        status, MHD_get_reason_phrase_for((unsigned)status), date,
-        strlen(body), req->rid, origin ? "Access-Control-Allow-Origin: " : "",
+        status, MHD_get_reason_phrase_for((unsigned)status), date, strlen(body),
+        req->rid, origin ? "Access-Control-Allow-Origin: " : "",
         origin ? origin : "", origin ? "\r\n" : "",
         origin ? "Access-Control-Expose-Headers: " SERVER_CORS_EXPOSE_HEADERS
                  "\r\n"
@@ -199,7 +201,6 @@ enum MHD_Result server_req_problem_raw(server_req *req, json_t *problem) {
     free(text);
     req->responded = true;
     req_account(h, req->rid, req->method, req->path ? req->path : "",
-                req->path ? req->path_len : 0, (unsigned)status,
-                req->start_ns);
+                req->path ? req->path_len : 0, (unsigned)status, req->start_ns);
     return MHD_NO;
 }

@@ -48,15 +48,15 @@ static bool dot_segment(const char *s, size_t n) {
 }
 
 int server_check_target(const char *target, size_t len, bool truncated,
-                        const char *method, const char **path,
-                        size_t *path_len, server_check_error *err) {
+                        const char *method, const char **path, size_t *path_len,
+                        server_check_error *err) {
     if (truncated || len > SERVER_TARGET_MAX)
         return fail(err, 414, "uri-too-long", false,
                     "the request target is longer than %d bytes",
                     SERVER_TARGET_MAX);
     if (server_check_target_params(target) > SERVER_TARGET_MAX_PARAMS)
-        return fail(err, 414, "uri-too-long",
-                    false, "the query has more than %d parameters",
+        return fail(err, 414, "uri-too-long", false,
+                    "the query has more than %d parameters",
                     SERVER_TARGET_MAX_PARAMS);
     if (len == 1 && target[0] == '*') {
         if (strcmp(method, "OPTIONS") != 0)
@@ -251,8 +251,7 @@ int server_check_headers(const server_header *h, size_t n, bool http11,
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
                 return fail(err, 400, "malformed-request", true,
                             "header field '%s' has a control byte 0x%02x",
-                            shown(f->name, f->name_len, buf, sizeof buf),
-                            ch);
+                            shown(f->name, f->name_len, buf, sizeof buf), ch);
         }
         if (name_is(f, "Host")) {
             hosts++;
@@ -260,8 +259,7 @@ int server_check_headers(const server_header *h, size_t n, bool http11,
                 if (strchr("/@ \t\\?#", f->value[k]))
                     return fail(err, 400, "malformed-request", true,
                                 "invalid Host '%s'",
-                                shown(f->value, f->value_len, buf,
-                                      sizeof buf));
+                                shown(f->value, f->value_len, buf, sizeof buf));
         } else if (name_is(f, "Content-Length")) {
             uint64_t v;
             if (!content_length(f, &v))

@@ -27,8 +27,8 @@ typedef struct server_check_error {
  * ("*"). On success *path and *path_len give the raw path ("*" for the
  * asterisk-form). Returns 0, or -1 with err (400 or 414). */
 int server_check_target(const char *target, size_t len, bool truncated,
-                        const char *method, const char **path,
-                        size_t *path_len, server_check_error *err);
+                        const char *method, const char **path, size_t *path_len,
+                        server_check_error *err);
 
 /* The number of query parameters of a raw target, counted as a URI parser
  * counts them (each '&'-separated part, empty ones included). */

@@ -22,7 +22,7 @@ int server_accept_q(const char *accept, const char *type, bool *exact);
 bool server_cors_allowed(const char *allowed, const char *origin);
 
 /* The request headers a browser may send cross-origin (for preflights). */
-#define SERVER_CORS_ALLOW_HEADERS                                            \
+#define SERVER_CORS_ALLOW_HEADERS                                              \
     "Authorization, Content-Type, Last-Event-ID, Prefer, X-Request-Id"
 /* The response headers a cross-origin script may read. */
 #define SERVER_CORS_EXPOSE_HEADERS "Allow, Location, Retry-After, X-Request-Id"

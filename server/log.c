@@ -65,8 +65,8 @@ static void log_text_value(FILE *out, const json_t *v) {
         fputs(json_string_value(v), out);
         return;
     }
-    char *js = json_dumps(v, SERVER_JSON_FLAGS | JSON_ENCODE_ANY |
-                                 JSON_ENSURE_ASCII);
+    char *js =
+        json_dumps(v, SERVER_JSON_FLAGS | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     if (js) {
         fputs(js, out);
         free(js);
@@ -86,9 +86,9 @@ void server_log(server_log_level level, const char *event, json_t *fields) {
                                  server_log_level_name(level), "event", event);
         if (line && fields)
             json_object_update_missing(line, fields);
-        char *js =
-            line ? json_dumps(line, SERVER_JSON_FLAGS | JSON_ENSURE_ASCII)
-                 : NULL;
+        char *js = line
+                       ? json_dumps(line, SERVER_JSON_FLAGS | JSON_ENSURE_ASCII)
+                       : NULL;
         if (js) {
             fprintf(stderr, "%s\n", js);
             free(js);

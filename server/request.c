@@ -118,10 +118,11 @@ static int decode_one(const json_t *o, const char *prefix,
     if (t) {
         json_int_t v = json_is_integer(t) ? json_integer_value(t) : 0;
         if (v < 1) {
-            set_error(&out->error, "invalid-arguments",
-                      "%stimeout_ms must be a positive integer (at most %" PRId64
-                      "; larger values are capped)",
-                      prefix, lim->max_timeout_ms);
+            set_error(
+                &out->error, "invalid-arguments",
+                "%stimeout_ms must be a positive integer (at most %" PRId64
+                "; larger values are capped)",
+                prefix, lim->max_timeout_ms);
             return -1;
         }
         /* Above the service's maximum: capped, as the contract says. */

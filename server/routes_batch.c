@@ -181,8 +181,8 @@ enum MHD_Result server_route_batch(server_req *req) {
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
         server_calltable_add(h->calls, b->calls[i]);
-        ok = (b->watches[i] = server_call_watch_add_end(
-                  b->calls[i], slot_ended, &b->slots[i])) != NULL;
+        ok = (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
+                                                        &b->slots[i])) != NULL;
         /* A call that ended before its watch was added is counted here. */
         if (ok && server_call_is_done(b->calls[i]))
             slot_ended(&b->slots[i]);

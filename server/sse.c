@@ -31,7 +31,7 @@ typedef struct sse {
     char *buf;   /* events not yet handed to MHD */
     size_t len, off, cap;
     bool ended;
-    atomic_bool tick;    /* the keep-alive ticker fired */
+    atomic_bool tick;     /* the keep-alive ticker fired */
     bool sent_since_tick; /* an event went out since it last fired */
 } sse;
 
@@ -70,8 +70,8 @@ static bool sse_append(sse *s, const char *id, const char *event,
     bool ok = sse_reserve(s, strlen(id) + strlen(event) + strlen(text) + 32);
     if (ok)
         s->len += (size_t)snprintf(s->buf + s->len, s->cap - s->len,
-                                   "id: %s\nevent: %s\ndata: %s\n\n", id,
-                                   event, text);
+                                   "id: %s\nevent: %s\ndata: %s\n\n", id, event,
+                                   text);
     free(text);
     return ok;
 }

@@ -201,9 +201,8 @@ void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    json_t *lf =
-        json_pack("{s:s, s:s, s:o}", "time", when, "reason",
-                  server_restart_reason_name(reason), "cause", cause);
+    json_t *lf = json_pack("{s:s, s:s, s:o}", "time", when, "reason",
+                           server_restart_reason_name(reason), "cause", cause);
     pthread_mutex_lock(&sup->lock);
     json_decref(sup->last_failure);
     sup->last_failure = lf;

@@ -245,7 +245,7 @@ Test(hostile, connection_flood) {
             int left = (int)(deadline - test_now_ms());
             if (many[ip][i] >= 0 &&
                 !raw_read_until_closed(many[ip][i], buf, sizeof buf,
-                                   left > 1 ? left : 1))
+                                       left > 1 ? left : 1))
                 still_open++;
         }
     cr_expect_eq(still_open, 0, "%d idle flood connections were never closed",
@@ -342,8 +342,10 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
             worst = ms;
         usleep(200000);
     }
-    cr_expect_eq(failed, 0, "%d of %d /livez probes failed or took > 1 s "
-                 "(worst %.0f ms)", failed, probes, worst);
+    cr_expect_eq(failed, 0,
+                 "%d of %d /livez probes failed or took > 1 s "
+                 "(worst %.0f ms)",
+                 failed, probes, worst);
     for (int ip = 0; ip < LORIS_IPS; ip++) {
         int refused = 0, cut = 0, early = 0, open = 0;
         for (int i = 0; i < LORIS_PER_IP; i++) {
@@ -351,8 +353,8 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
                 refused++;
                 continue;
             }
-            double life = closed_at[ip][i] ? closed_at[ip][i] - opened[ip][i]
-                                            : -1;
+            double life =
+                closed_at[ip][i] ? closed_at[ip][i] - opened[ip][i] : -1;
             if (life < 0)
                 open++;
             else if (life < 1000)
@@ -364,12 +366,18 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
                 early++;
             close(fds[ip][i]);
         }
-        cr_expect_eq(open, 0, "address %d: %d trickling connections outlived "
-                     "the header deadline", ip, open);
-        cr_expect_eq(early, 0, "address %d: %d connections cut at the wrong "
-                     "time", ip, early);
-        cr_expect_eq(cut, LORIS_BOUND, "address %d: %d connections cut at the "
-                     "deadline, want the bound %d", ip, cut, LORIS_BOUND);
+        cr_expect_eq(open, 0,
+                     "address %d: %d trickling connections outlived "
+                     "the header deadline",
+                     ip, open);
+        cr_expect_eq(early, 0,
+                     "address %d: %d connections cut at the wrong "
+                     "time",
+                     ip, early);
+        cr_expect_eq(cut, LORIS_BOUND,
+                     "address %d: %d connections cut at the "
+                     "deadline, want the bound %d",
+                     ip, cut, LORIS_BOUND);
         cr_expect_eq(refused, LORIS_PER_IP - LORIS_BOUND,
                      "address %d: %d refused", ip, refused);
     }

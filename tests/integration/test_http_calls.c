@@ -357,8 +357,8 @@ static void get_sse(const char *id, const char *last_event_id, ph_resp *r) {
     snprintf(url, sizeof url, "%s/v1/calls/%s/logs", srv.url, id);
     snprintf(last, sizeof last, "Last-Event-ID: %s",
              last_event_id ? last_event_id : "");
-    const char *h[] = {"Accept: text/event-stream",
-                       last_event_id ? last : NULL, NULL};
+    const char *h[] = {"Accept: text/event-stream", last_event_id ? last : NULL,
+                       NULL};
     cr_assert_eq(ph_http("GET", url, NULL, NULL, h, r), 0);
 }
 
@@ -396,7 +396,8 @@ Test(http_calls, sse_resumes_after_last_event_id) {
 Test(http_calls, sse_keeps_a_silent_stream_alive) {
     const char *args[] = {"--sse-keepalive-s", "1", NULL};
     restart_with(args);
-    char *id = async_call("{\"function\": \"sleep\", \"args\": {\"ms\": 2600}}");
+    char *id =
+        async_call("{\"function\": \"sleep\", \"args\": {\"ms\": 2600}}");
     ph_resp r;
     get_sse(id, NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
@@ -410,8 +411,7 @@ Test(http_calls, sse_keeps_a_silent_stream_alive) {
 
 Test(http_calls, lines_of_a_rerun_carry_their_attempt) {
     /* An innocent call re-run after another call crashed its host. */
-    char *id = async_call(
-        "{\"function\": \"hang\", \"args\": {\"ms\": 1500}}");
+    char *id = async_call("{\"function\": \"hang\", \"args\": {\"ms\": 1500}}");
     bool running = false;
     for (int i = 0; i < 3000 && !running; i++) {
         ph_resp p;
@@ -594,8 +594,7 @@ Test(http_calls, overloaded) {
     ph_resp_free(&r);
     /* A batch that does not fit is refused whole, as a problem. */
     cr_assert_eq(ph_post(&srv, "/v1/batch",
-                         "{\"calls\": [{\"function\": \"fib\"}]}",
-                         &r),
+                         "{\"calls\": [{\"function\": \"fib\"}]}", &r),
                  0);
     cr_expect_eq(r.status, 503, "%s", r.body);
     cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");

@@ -127,9 +127,9 @@ Test(http_edge, smuggling_shapes_are_refused_and_closed) {
     /* HTTP/1.0 needs no Host. */
     char buf[4096];
     bool closed;
-    cr_expect_eq(exchange_str("GET /livez HTTP/1.0\r\n\r\n", buf, sizeof buf,
-                              &closed),
-                 200, "%s", buf);
+    cr_expect_eq(
+        exchange_str("GET /livez HTTP/1.0\r\n\r\n", buf, sizeof buf, &closed),
+        200, "%s", buf);
 }
 
 Test(http_edge, request_targets) {
@@ -286,7 +286,8 @@ static bool log_is_clean(unsigned char *bad) {
 
 static void send_hostile_bytes(void) {
     static const char *const reqs[] = {
-        "GET /a\x1b[2Jb\xc2\x9b" "31mc HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /a\x1b[2Jb\xc2\x9b"
+        "31mc HTTP/1.1\r\nHost: x\r\n\r\n",
         "G\x1b[1mET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /x%1b%0d HTTP/1.1\r\nHost: x\r\n\r\n",
     };
@@ -321,8 +322,7 @@ Test(http_edge, control_bytes_are_escaped_in_logs) {
     free(log);
 }
 
-static void get_with(const char *path, const char *const *headers,
-                     ph_resp *r) {
+static void get_with(const char *path, const char *const *headers, ph_resp *r) {
     char url[512];
     snprintf(url, sizeof url, "%s%s", srv.url, path);
     cr_assert_eq(ph_http("GET", url, NULL, NULL, headers, r), 0);
@@ -391,8 +391,8 @@ Test(http_edge, accept_with_q_values) {
 
 Test(http_edge, cache_control) {
     char h[128];
-    static const char *const dynamic[] = {"/", "/v1/pool", "/livez",
-                                          "/metrics", "/nope"};
+    static const char *const dynamic[] = {"/", "/v1/pool", "/livez", "/metrics",
+                                          "/nope"};
     for (size_t i = 0; i < sizeof dynamic / sizeof *dynamic; i++) {
         ph_resp r;
         cr_assert_eq(ph_get(&srv, dynamic[i], &r), 0);
@@ -445,9 +445,9 @@ Test(http_edge, cors_is_opt_in) {
                   strcmp(h, "https://app.example") == 0,
               "ACAO: %s", h);
     cr_expect(ph_resp_header(&r, "Vary", h, sizeof h) && strstr(h, "Origin"));
-    cr_expect(ph_resp_header(&r, "Access-Control-Expose-Headers", h,
-                             sizeof h) &&
-              strstr(h, "X-Request-Id"));
+    cr_expect(
+        ph_resp_header(&r, "Access-Control-Expose-Headers", h, sizeof h) &&
+        strstr(h, "X-Request-Id"));
     ph_resp_free(&r);
     get_with("/v1/pool", other, &r);
     cr_expect_not(
@@ -499,7 +499,8 @@ Test(http_edge, numbers_to_the_microsecond) {
     free(log);
 }
 
-/* ---- signals -------------------------------------------------------------- */
+/* ---- signals --------------------------------------------------------------
+ */
 
 TestSuite(http_signals, .timeout = 120);
 

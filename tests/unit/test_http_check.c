@@ -52,8 +52,8 @@ Test(http_check, targets) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         server_check_error e;
         char path[256];
-        int rc = target(cases[i].target, cases[i].method, &e, path,
-                        sizeof path);
+        int rc =
+            target(cases[i].target, cases[i].method, &e, path, sizeof path);
         if (cases[i].status == 0) {
             cr_expect_eq(rc, 0, "%s: %s", cases[i].target, e.detail);
             if (rc == 0)
@@ -61,8 +61,7 @@ Test(http_check, targets) {
         } else {
             cr_expect_eq(rc, -1, "%s accepted", cases[i].target);
             if (rc)
-                cr_expect_eq(e.status, cases[i].status, "%s",
-                             cases[i].target);
+                cr_expect_eq(e.status, cases[i].status, "%s", cases[i].target);
         }
     }
 }
@@ -74,12 +73,10 @@ Test(http_check, long_targets_and_many_parameters_are_414) {
     size_t n;
     memset(t, 'a', sizeof t - 1);
     t[0] = '/';
-    cr_expect_eq(server_check_target(t, SERVER_TARGET_MAX, false, "GET", &p,
-                                     &n, &e),
-                 0);
-    cr_expect_eq(server_check_target(t, SERVER_TARGET_MAX, true, "GET", &p,
-                                     &n, &e),
-                 -1);
+    cr_expect_eq(
+        server_check_target(t, SERVER_TARGET_MAX, false, "GET", &p, &n, &e), 0);
+    cr_expect_eq(
+        server_check_target(t, SERVER_TARGET_MAX, true, "GET", &p, &n, &e), -1);
     cr_expect_eq(e.status, 414);
     cr_expect_str_eq(e.slug, "uri-too-long");
     char q[512] = "/x?";
@@ -182,8 +179,7 @@ Test(http_check, header_framing) {
         fields g = {.n = 0};
         add(&g, "Host", "x");
         add(&g, "Transfer-Encoding", codings[i].coding);
-        cr_expect_eq(check(&g, true, &body, &e), -1, "'%s'",
-                     codings[i].coding);
+        cr_expect_eq(check(&g, true, &body, &e), -1, "'%s'", codings[i].coding);
         cr_expect_eq(e.status, codings[i].status, "'%s'", codings[i].coding);
     }
 
@@ -228,8 +224,7 @@ Test(http_headers, accept_q_values) {
         {"text/event-stream; charset=utf-8; q=0.7", "text/event-stream", 700,
          true},
         {"text/event-stream;q=2", "text/event-stream", 0, false},
-        {"text/event-stream;q=abc, */*;q=0.3", "text/event-stream", 300,
-         false},
+        {"text/event-stream;q=abc, */*;q=0.3", "text/event-stream", 300, false},
         {"text/plain", "application/json", 0, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -247,8 +242,8 @@ Test(http_headers, cors_origins) {
     cr_expect(server_cors_allowed("https://a.example, https://b.example:8443",
                                   "https://b.example:8443"));
     cr_expect(server_cors_allowed("https://a.example", "HTTPS://A.EXAMPLE"));
-    cr_expect_not(server_cors_allowed("https://a.example",
-                                      "https://a.example.evil"));
+    cr_expect_not(
+        server_cors_allowed("https://a.example", "https://a.example.evil"));
     cr_expect_not(server_cors_allowed("https://a.example", NULL));
     cr_expect_not(server_cors_allowed(NULL, "https://a.example"));
     cr_expect_not(server_cors_allowed("https://a.example", ""));

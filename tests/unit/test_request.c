@@ -98,8 +98,8 @@ Test(request, missing_function_is_malformed) {
 
 Test(request, timeout_above_the_maximum_is_capped) {
     server_call_request r;
-    cr_assert_eq(decode("{\"function\": \"f\", \"timeout_ms\": 60001}", &r),
-                 0, "%s", r.error.detail);
+    cr_assert_eq(decode("{\"function\": \"f\", \"timeout_ms\": 60001}", &r), 0,
+                 "%s", r.error.detail);
     cr_expect_eq(r.timeout_ms, lim.max_timeout_ms);
     server_call_request_clear(&r);
 }
