@@ -279,9 +279,9 @@ int64_t server__policy_decide(server_sup *sup, int reason, int64_t now) {
 void server__policy_announce(server_sup *sup, int reason, int64_t delay) {
     if (delay >= 0) {
         server_log(SERVER_LOG_INFO, "host_restart",
-                   json_pack("{s:s, s:f}", "reason",
+                   json_pack("{s:s, s:o}", "reason",
                              server_restart_reason_name(reason), "backoff_ms",
-                             (double)delay / 1e6));
+                             server_json_ms((double)delay / 1e6)));
         return;
     }
     char detail[160];

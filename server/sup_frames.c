@@ -33,10 +33,10 @@ static void on_ready(server_sup *sup, json_t *p, int64_t now) {
     json_t *fn = json_object_get(p, "functions");
     server_log(
         SERVER_LOG_INFO, "host_ready",
-        json_pack("{s:I, s:o, s:f, s:I}", "generation",
+        json_pack("{s:I, s:o, s:o, s:I}", "generation",
                   (json_int_t)sup->host->generation, "pid",
                   sup->host->pid ? json_integer(sup->host->pid) : json_null(),
-                  "start_ms", start_ms, "functions",
+                  "start_ms", server_json_ms(start_ms), "functions",
                   (json_int_t)json_array_size(fn)));
 }
 
@@ -111,11 +111,14 @@ static void on_heartbeat(server_sup *sup, json_t *p, int64_t now) {
             call ? server__running_find(sup, (uint64_t)call) : NULL;
         json_array_append_new(
             workers,
-            json_pack("{s:I, s:b, s:o, s:O*, s:O*}", "index", (json_int_t)i,
+            json_pack("{s:I, s:b, s:o, s:O*, s:o*}", "index", (json_int_t)i,
                       "busy", b, "call",
                       e ? json_string(server_call_id(e->call)) : json_null(),
                       "jobs", json_object_get(w, "jobs"), "busy_ms",
-                      json_object_get(w, "busy_ms")));
+                      json_object_get(w, "busy_ms")
+                          ? server_json_ms(json_number_value(
+                                json_object_get(w, "busy_ms")))
+                          : NULL));
     }
     pthread_mutex_lock(&sup->lock);
     sup->last_heartbeat_ns = now;

@@ -494,8 +494,19 @@ Test(http_edge, numbers_to_the_microsecond) {
     cr_expect(at_most_micro(r.body, "\"queue_ms\":"), "%s", r.body);
     cr_expect(at_most_micro(r.body, "\"run_ms\":"), "%s", r.body);
     ph_resp_free(&r);
+    /* Worker progress comes with the host's first heartbeat. */
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(ph_get(&srv, "/v1/pool", &r), 0);
+        if (json_array_size(json_object_get(r.json, "workers")))
+            break;
+        ph_resp_free(&r);
+        usleep(10000);
+    }
+    cr_expect(at_most_micro(r.body, "\"busy_ms\":"), "%s", r.body);
+    ph_resp_free(&r);
     char *log = ph_server_log(&srv);
     cr_expect(at_most_micro(log, "duration_ms="), "%s", log);
+    cr_expect(at_most_micro(log, "start_ms="), "%s", log);
     free(log);
 }
 
