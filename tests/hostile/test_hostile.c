@@ -322,7 +322,7 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
         }
     }
     double start = raw_now_ms(), worst = 0;
-    int probes = 0, failed = 0;
+    int probes = 0, failed = 0, calls_failed = 0;
     while (raw_now_ms() - start < (HEADER_TIMEOUT_S + 3) * 1000.0) {
         for (int ip = 0; ip < LORIS_IPS; ip++)
             for (int i = 0; i < LORIS_PER_IP; i++) {
@@ -340,6 +340,8 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
         failed += ms < 0 || ms > 1000;
         if (ms > worst)
             worst = ms;
+        if (probes % 5 == 0)
+            calls_failed += !good_call();
         usleep(200000);
     }
     cr_expect_eq(failed, 0,
@@ -381,6 +383,8 @@ Test(hostile, slowloris_meets_the_deadline_and_the_address_bound) {
         cr_expect_eq(refused, LORIS_PER_IP - LORIS_BOUND,
                      "address %d: %d refused", ip, refused);
     }
+    cr_expect_eq(calls_failed, 0, "%d calls failed during the slowloris",
+                 calls_failed);
     cr_expect(good_call(), "no call answered after the slowloris");
 }
 
