@@ -54,11 +54,15 @@ typedef struct server_header {
 int server_check_headers(const server_header *h, size_t n, bool http11,
                          bool *has_body, server_check_error *err);
 
+/* The most whitespace accepted between a field's colon and its value. */
+#define SERVER_HEADER_OWS_MAX 256
+
 /* True when a field parsed by libmicrohttpd 0.9.75 lies in its read buffer
  * as "name\0[ \t]*value": that parser appends an obs-fold continuation
  * line to the field's name, in memory of its own, so a folded field is the
  * one whose name and value are not laid out so. Reads the bytes between
- * name and value, which lie in that same buffer. */
+ * name and value (at most SERVER_HEADER_OWS_MAX + 1), which lie in that
+ * same buffer. */
 bool server_check_header_unfolded(const server_header *h);
 
 #endif
