@@ -180,9 +180,10 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
     pthread_mutex_init(&req->lock, NULL);
     size_t len = 0;
     bool truncated = false;
+    /* Without its guard entry (out of memory) the raw target is unknown. */
     const char *target =
-        req->tcp ? server_conn_target(req->tcp, &len, &truncated) : "";
-    if (!(req->target = strndup(target, len))) {
+        req->tcp ? server_conn_target(req->tcp, &len, &truncated) : NULL;
+    if (!target || !(req->target = strndup(target, len))) {
         pthread_mutex_destroy(&req->lock);
         free(req);
         return NULL;
@@ -317,12 +318,11 @@ static enum MHD_Result req_begin(server_req *req) {
                                   sizeof hl.h / sizeof *hl.h);
     }
     int rc = server_check_headers(hl.h, hl.n, http11, &req->has_body, &e);
-    if (req->tcp)
-        server_conn_headers_done(req->tcp, rc == 0 && req->has_body);
+    server_conn_headers_done(req->tcp, rc == 0 && req->has_body);
     if (rc)
         return req_reject_check(req, &e);
     size_t len = strlen(req->target);
-    if (req->tcp && !server_conn_target_whole(req->tcp)) {
+    if (!server_conn_target_whole(req->tcp)) {
         req->close = req->has_body;
         return server_req_problem(req, "malformed-request",
                                   "the request target has a NUL byte");
@@ -439,11 +439,10 @@ enum MHD_Result server__http_access(void *cls, struct MHD_Connection *conn,
     if (*data_size) {
         size_t n = *data_size;
         *data_size = 0;
-        if (req->tcp)
-            server_conn_body_bytes(req->tcp, n);
+        server_conn_body_bytes(req->tcp, n);
         return req->responded ? MHD_YES : req_body(req, data, n);
     }
-    if (req->tcp && req->has_body)
+    if (req->has_body)
         server_conn_body_done(req->tcp);
     if (req->responded)
         return MHD_YES;
