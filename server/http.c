@@ -281,26 +281,12 @@ static enum MHD_Result answer_options(server_req *req, const char *allow) {
 }
 
 static enum MHD_Result answer_405(server_req *req, const route *r) {
-    json_t *p = server_problem_new("method-not-allowed", NULL);
     char detail[160];
     snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
              r->allow, req->method);
-    json_object_set_new(p, "detail",
-                        server_log_client_string(detail, strlen(detail)));
-    char *text = p ? json_dumps(p, SERVER_JSON_FLAGS) : NULL;
-    json_decref(p);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text,
-                                               MHD_RESPMEM_MUST_FREE)
-             : NULL;
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-    MHD_add_response_header(resp, "Allow", r->allow);
+    json_t *p = server_problem_new("method-not-allowed", detail);
     req->close = req->has_body;
-    return server_req_send(req, 405, resp);
+    return server_req_problem_header(req, p, "Allow", r->allow);
 }
 
 /* The checks that need only the request line and the headers, then

@@ -115,6 +115,10 @@ enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
 /* A problem object (stolen): its status, application/problem+json, and
  * Retry-After on 503. */
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);
+/* The same with one more header (Allow, WWW-Authenticate). */
+enum MHD_Result server_req_problem_header(server_req *req, json_t *problem,
+                                          const char *header,
+                                          const char *value);
 /* A problem answered on the socket itself, for when libmicrohttpd cannot
  * queue an answer (mid-upload); the connection is then dropped, and
  * lingers. Returns MHD_NO, for the caller to return. */

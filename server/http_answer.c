@@ -93,21 +93,29 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
     return r;
 }
 
-enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
-                                const char *content_type) {
-    char *text = body ? json_dumps(body, SERVER_JSON_FLAGS) : NULL;
-    json_decref(body);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), text, MHD_RESPMEM_MUST_FREE);
+/* A response whose body is json (stolen) as text, with its Content-Type;
+ * NULL when out of memory. */
+static struct MHD_Response *json_response(json_t *json,
+                                          const char *content_type) {
+    char *text = json ? json_dumps(json, SERVER_JSON_FLAGS) : NULL;
+    json_decref(json);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text,
+                                               MHD_RESPMEM_MUST_FREE)
+             : NULL;
     if (!resp) {
         free(text);
-        return MHD_NO;
+        return NULL;
     }
-    MHD_add_response_header(resp, "Content-Type",
-                            content_type ? content_type : "application/json");
-    return server_req_send(req, status, resp);
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    return resp;
+}
+
+enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
+                                const char *content_type) {
+    struct MHD_Response *resp =
+        json_response(body, content_type ? content_type : "application/json");
+    return resp ? server_req_send(req, status, resp) : MHD_NO;
 }
 
 /* The Retry-After of a 503 problem of this type. */
@@ -124,32 +132,33 @@ static int problem_status(const json_t *problem) {
     return status < 400 || status > 599 ? 500 : status;
 }
 
-enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
+enum MHD_Result server_req_problem_header(server_req *req, json_t *problem,
+                                          const char *header,
+                                          const char *value) {
     if (!problem)
         return MHD_NO;
     int status = problem_status(problem);
-    char *text = json_dumps(problem, SERVER_JSON_FLAGS);
     int after =
         status == 503
             ? retry_after(req->http,
                           json_string_value(json_object_get(problem, "type")))
             : 0;
-    json_decref(problem);
-    if (!text)
+    struct MHD_Response *resp =
+        json_response(problem, "application/problem+json");
+    if (!resp)
         return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
     if (status == 503) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", after);
         MHD_add_response_header(resp, "Retry-After", buf);
     }
+    if (header)
+        MHD_add_response_header(resp, header, value);
     return server_req_send(req, (unsigned)status, resp);
+}
+
+enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
+    return server_req_problem_header(req, problem, NULL, NULL);
 }
 
 enum MHD_Result server_req_problem(server_req *req, const char *slug,

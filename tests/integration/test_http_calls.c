@@ -191,6 +191,27 @@ Test(http_calls, cancel_async) {
     ph_resp_free(&r);
 }
 
+/* Waits until a worker runs call `want` (any call when NULL), as the pool
+ * status names each busy worker's call; copies its id to out ("" when
+ * none ever showed). */
+static void busy_call(const char *want, char *out, size_t cap) {
+    out[0] = '\0';
+    for (int i = 0; i < 6000 && !out[0]; i++) {
+        ph_resp r;
+        cr_assert_eq(ph_get(&srv, "/v1/pool", &r), 0);
+        size_t k;
+        json_t *w;
+        json_array_foreach(json_object_get(r.json, "workers"), k, w) {
+            const char *c = json_string_value(json_object_get(w, "call"));
+            if (c && (!want || strcmp(c, want) == 0))
+                snprintf(out, cap, "%s", c);
+        }
+        ph_resp_free(&r);
+        if (!out[0])
+            usleep(10000);
+    }
+}
+
 static void *sync_hang(void *arg) {
     ph_resp *r = arg;
     ph_post(&srv, "/v1/calls",
@@ -202,23 +223,8 @@ Test(http_calls, cancel_sync_caller_gets_409) {
     ph_resp sync;
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, sync_hang, &sync), 0);
-    /* Find the running call's id: the pool status names each busy
-     * worker's call. */
     char id[128] = "";
-    for (int i = 0; i < 6000 && !id[0]; i++) {
-        ph_resp r;
-        cr_assert_eq(ph_get(&srv, "/v1/pool", &r), 0);
-        size_t k;
-        json_t *w;
-        json_array_foreach(json_object_get(r.json, "workers"), k, w) {
-            const char *c = json_string_value(json_object_get(w, "call"));
-            if (c)
-                snprintf(id, sizeof id, "%s", c);
-        }
-        ph_resp_free(&r);
-        if (!id[0])
-            usleep(10000);
-    }
+    busy_call(NULL, id, sizeof id);
     cr_assert(id[0], "no busy worker ever showed the call");
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s", srv.url, id);
@@ -412,21 +418,9 @@ Test(http_calls, sse_keeps_a_silent_stream_alive) {
 Test(http_calls, lines_of_a_rerun_carry_their_attempt) {
     /* An innocent call re-run after another call crashed its host. */
     char *id = async_call("{\"function\": \"hang\", \"args\": {\"ms\": 1500}}");
-    bool running = false;
-    for (int i = 0; i < 3000 && !running; i++) {
-        ph_resp p;
-        cr_assert_eq(ph_get(&srv, "/v1/pool", &p), 0);
-        size_t k;
-        json_t *w;
-        json_array_foreach(json_object_get(p.json, "workers"), k, w) {
-            const char *c = json_string_value(json_object_get(w, "call"));
-            running = running || (c && strcmp(c, id) == 0);
-        }
-        ph_resp_free(&p);
-        if (!running)
-            usleep(10000);
-    }
-    cr_assert(running, "the call never ran");
+    char running[128];
+    busy_call(id, running, sizeof running);
+    cr_assert(running[0], "the call never ran");
     ph_resp r;
     call("{\"function\": \"crash\", \"args\": {\"signal\": \"segv\"}}", &r);
     cr_expect_eq(r.status, 500, "%s", r.body);
