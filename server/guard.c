@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,19 +37,22 @@ enum conn_phase {
 
 struct server_conn {
     server_guard *g;
-    server_conn *prev, *next;
+    server_conn *prev, *next; /* under the guard's lock */
     int fd;
     char peer[INET6_ADDRSTRLEN];
+    bool killed; /* under the guard's lock */
 
-    /* Under the guard's lock. */
-    enum conn_phase phase;
-    int64_t phase_ns;
-    uint64_t received;
+    /* Written by the connection's libmicrohttpd thread, read by the guard
+     * thread: the phase and its start in one word (start_ns << 2 | phase),
+     * so that a reader never pairs a phase with another's start. No lock
+     * on the path of every request. */
+    _Atomic uint64_t phase;
+    _Atomic uint64_t received;
+
+    /* Only the connection's libmicrohttpd thread touches these (it also
+     * runs server_guard_close). */
     bool started; /* a request line arrived for the current request */
-    bool killed;
     bool linger;
-
-    /* Only the connection's libmicrohttpd thread touches these. */
     char target[SERVER_TARGET_MAX + 1];
     size_t target_len;
     bool truncated;
@@ -98,18 +102,26 @@ typedef struct kill_note {
     int64_t ms;
 } kill_note;
 
-/* True when c is past its deadline at now. */
-static bool conn_expired(const server_guard *g, const server_conn *c,
-                         int64_t now) {
+static uint64_t phase_word(enum conn_phase phase, int64_t ns) {
+    return (uint64_t)ns << 2 | (uint64_t)phase;
+}
+
+/* True when c is past its deadline at now; *phase and *since get its
+ * phase and how long it has been in it. */
+static bool conn_expired(const server_guard *g, server_conn *c, int64_t now,
+                         enum conn_phase *phase, int64_t *since) {
+    uint64_t w = atomic_load(&c->phase);
+    *phase = (enum conn_phase)(w & 3);
+    *since = now - (int64_t)(w >> 2);
     int64_t grace = g->cfg.header_timeout_ms * 1000000;
-    if (c->killed || c->phase == PHASE_BUSY)
+    if (c->killed || *phase == PHASE_BUSY)
         return false;
-    if (c->phase == PHASE_HEAD)
-        return now - c->phase_ns >= grace;
+    if (*phase == PHASE_HEAD)
+        return *since >= grace;
     /* The body: each byte buys 1/rate seconds beyond the grace. */
-    int64_t earned =
-        (int64_t)(c->received * 1000000000ULL / (uint64_t)g->cfg.body_min_rate);
-    return now - c->phase_ns >= grace + earned;
+    int64_t earned = (int64_t)(atomic_load(&c->received) * 1000000000ULL /
+                               (uint64_t)g->cfg.body_min_rate);
+    return *since >= grace + earned;
 }
 
 /* Shuts down the connections past their deadline; notes some for the log.
@@ -118,7 +130,9 @@ static size_t kill_expired(server_guard *g, int64_t now, kill_note *notes,
                            size_t *nnotes) {
     size_t n = 0;
     for (server_conn *c = g->conns; c; c = c->next) {
-        if (!conn_expired(g, c, now))
+        enum conn_phase phase;
+        int64_t since;
+        if (!conn_expired(g, c, now, &phase, &since))
             continue;
         /* libmicrohttpd sees the end of the stream and closes it. */
         shutdown(c->fd, SHUT_RDWR);
@@ -126,8 +140,8 @@ static size_t kill_expired(server_guard *g, int64_t now, kill_note *notes,
         if (*nnotes < KILLS_LOGGED) {
             kill_note *k = &notes[(*nnotes)++];
             memcpy(k->peer, c->peer, sizeof k->peer);
-            k->phase = c->phase == PHASE_HEAD ? "headers" : "body";
-            k->ms = (now - c->phase_ns) / 1000000;
+            k->phase = phase == PHASE_HEAD ? "headers" : "body";
+            k->ms = since / 1000000;
         }
         n++;
     }
@@ -286,9 +300,9 @@ server_conn *server_guard_open(server_guard *g, int fd,
     else if (peer && peer->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
                   c->peer, sizeof c->peer);
+    atomic_init(&c->phase, phase_word(PHASE_HEAD, now_ns()));
+    atomic_init(&c->received, 0);
     pthread_mutex_lock(&g->lock);
-    c->phase = PHASE_HEAD;
-    c->phase_ns = now_ns();
     c->next = g->conns;
     if (g->conns)
         g->conns->prev = c;
@@ -334,9 +348,7 @@ void server_conn_set_target(server_conn *c, const char *target) {
      * it directly, unless a NUL byte cut the target short. */
     c->whole = strncmp(target + n + 1, "HTTP/", 5) == 0;
     c->answered = false;
-    pthread_mutex_lock(&c->g->lock);
     c->started = true;
-    pthread_mutex_unlock(&c->g->lock);
 }
 
 const char *server_conn_target(const server_conn *c, size_t *len,
@@ -355,13 +367,10 @@ const char *server_conn_peer(const server_conn *c) {
 }
 
 static void conn_phase(server_conn *c, enum conn_phase phase) {
-    pthread_mutex_lock(&c->g->lock);
-    c->phase = phase;
-    c->phase_ns = now_ns();
-    c->received = 0;
+    atomic_store(&c->received, 0);
+    atomic_store(&c->phase, phase_word(phase, now_ns()));
     if (phase == PHASE_HEAD)
         c->started = false;
-    pthread_mutex_unlock(&c->g->lock);
 }
 
 void server_conn_headers_done(server_conn *c, bool body) {
@@ -369,9 +378,7 @@ void server_conn_headers_done(server_conn *c, bool body) {
 }
 
 void server_conn_body_bytes(server_conn *c, size_t n) {
-    pthread_mutex_lock(&c->g->lock);
-    c->received += n;
-    pthread_mutex_unlock(&c->g->lock);
+    atomic_fetch_add(&c->received, n);
 }
 
 void server_conn_body_done(server_conn *c) {
@@ -383,9 +390,7 @@ void server_conn_request_done(server_conn *c) {
 }
 
 void server_conn_linger(server_conn *c) {
-    pthread_mutex_lock(&c->g->lock);
     c->linger = true;
-    pthread_mutex_unlock(&c->g->lock);
 }
 
 int server_conn_send_raw(server_conn *c, const char *buf, size_t len) {

@@ -39,6 +39,7 @@ typedef struct server_http {
     atomic_size_t suspended; /* connections waiting for a call */
     server_guard *guard;     /* deadlines, lingering closes, tickers */
     struct MHD_Daemon *daemon;
+    MHD_socket listen_fd; /* after server_http_quiesce, until the stop */
     uint16_t port;
 } server_http;
 

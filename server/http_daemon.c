@@ -104,6 +104,7 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     const server_config *cfg = h->cfg;
     atomic_init(&h->draining, false);
     atomic_init(&h->active, 0);
+    h->listen_fd = MHD_INVALID_SOCKET;
     atomic_init(&h->suspended, 0);
     server_guard_config gcfg = {
         .header_timeout_ms = cfg->request_header_timeout_s * 1000,
@@ -169,9 +170,9 @@ void server_http_drain(server_http *h) {
 
 void server_http_quiesce(server_http *h) {
     atomic_store(&h->draining, true);
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* Closed only after the daemon has stopped: its threads may still use
+     * it (libmicrohttpd's rule, and a race TSan sees). */
+    h->listen_fd = MHD_quiesce_daemon(h->daemon);
 }
 
 bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
@@ -189,6 +190,9 @@ void server_http_stop(server_http *h) {
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
     h->daemon = NULL;
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    h->listen_fd = MHD_INVALID_SOCKET;
     server_guard_free(h->guard);
     h->guard = NULL;
 }
