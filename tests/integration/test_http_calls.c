@@ -160,6 +160,16 @@ static char *async_call(const char *body) {
     return id;
 }
 
+/* Starts an async call and waits for its end; r gets the final call
+ * resource. Returns the call id (malloc'd). */
+static char *async_done(const char *body, ph_resp *r) {
+    char *id = async_call(body);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/calls/%s", id);
+    wait_done(path, r);
+    return id;
+}
+
 Test(http_calls, cancel_async) {
     char *id = async_call(
         "{\"function\": \"hang\", \"args\": {\"cooperative\": true}}");
@@ -240,12 +250,11 @@ Test(http_calls, cancel_sync_caller_gets_409) {
 }
 
 Test(http_calls, logs_as_json) {
-    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 2}}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/calls/%s", id);
     ph_resp r;
-    wait_done(path, &r);
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 2}}", &r);
     ph_resp_free(&r);
+    char path[160];
     snprintf(path, sizeof path, "/v1/calls/%s/logs", id);
     cr_assert_eq(ph_get(&srv, path, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
@@ -336,11 +345,9 @@ static void check_sse(const char *id, size_t min_lines, const char *status) {
 }
 
 Test(http_calls, sse_of_finished_call) {
-    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 3}}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/calls/%s", id);
     ph_resp r;
-    wait_done(path, &r);
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 3}}", &r);
     ph_resp_free(&r);
     check_sse(id, 3, "succeeded");
     free(id);
@@ -369,11 +376,9 @@ static void get_sse(const char *id, const char *last_event_id, ph_resp *r) {
 }
 
 Test(http_calls, sse_resumes_after_last_event_id) {
-    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 5}}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/calls/%s", id);
     ph_resp r;
-    wait_done(path, &r);
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 5}}", &r);
     size_t lines = json_array_size(json_object_get(r.json, "logs"));
     ph_resp_free(&r);
     cr_assert(lines >= 5);
