@@ -320,7 +320,7 @@ int pool__core_primes(ph_ctx *ctx, const json_t *args, json_t **result) {
     if (base == NULL || sv.scratch == NULL) {
         free(base);
         free(sv.scratch);
-        return ph_fail(ctx, PH_EFAIL, "out of memory for the sieve");
+        ph_out_of_memory(ctx, nworkers * SEG_ODDS);
     }
     uint64_t nseg = sv.limit / (2 * SEG_ODDS) + 1;
     ph_log(ctx, PH_LOG_INFO,

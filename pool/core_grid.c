@@ -166,9 +166,10 @@ int pool__core_matmul(ph_ctx *ctx, const json_t *args, json_t **result) {
     mm.b = malloc((nn ? nn : 1) * sizeof *mm.b);
     mm.rows = malloc((mm.n ? mm.n : 1) * nworkers * sizeof *mm.rows);
     if (mm.a == NULL || mm.b == NULL || mm.rows == NULL) {
-        rc = ph_fail(ctx, PH_EFAIL, "out of memory for two %zux%zu matrices",
-                     mm.n, mm.n);
-        goto out;
+        free(mm.a);
+        free(mm.b);
+        free(mm.rows);
+        ph_out_of_memory(ctx, 2 * nn * sizeof *mm.a);
     }
     ph_log(ctx, PH_LOG_INFO, "matmul: %zux%zu integer matrices, seed %llu",
            mm.n, mm.n, (unsigned long long)mm.seed);

@@ -209,8 +209,9 @@ int pool__core_sort(ph_ctx *ctx, const json_t *args, json_t **result) {
     uint64_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
     bool reals;
     if (keys == NULL || tmp == NULL) {
-        rc = ph_fail(ctx, PH_EFAIL, "out of memory for %zu numbers", n);
-        goto out;
+        free(keys);
+        free(tmp);
+        ph_out_of_memory(ctx, 2 * n * sizeof *keys);
     }
     if ((rc = read_keys(ctx, values, keys, &reals)))
         goto out;

@@ -147,15 +147,31 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
 
 /* ---- fatal signals ------------------------------------------------------ */
 
+/* Another event claimed the record first: wait (bounded) until it is
+ * complete, so that this worker's death cannot end the process while the
+ * first one is still writing the record that names the culprit.
+ * Async-signal-safe. */
+static void record_await(pool_crash_record *rec) {
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 2000; i++) {
+        if (atomic_load_explicit(&rec->state, memory_order_acquire) == 2)
+            return;
+        nanosleep(&ms, NULL);
+    }
+}
+
 static void signal_record(pool_worker *w, int signo, const siginfo_t *si,
                           const void *uctx) {
     pool_crash_record *rec = pool_shm_crash(w->pool->shm);
-    if (!record_claim(rec))
+    if (!record_claim(rec)) {
+        record_await(rec);
         return;
+    }
     rec->kind = POOL_CRASH_SIGNAL;
     rec->signo = signo;
     rec->worker = (int32_t)w->index;
-    rec->call_id = atomic_load_explicit(&w->call_id, memory_order_relaxed);
+    rec->call_id =
+        atomic_load_explicit(&w->progress->call_id, memory_order_relaxed);
     rec->ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
     sbuf m = {rec->message, sizeof(rec->message), 0};
     put_str(&m, signal_name(signo));

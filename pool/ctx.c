@@ -277,6 +277,18 @@ void ph_panic_at(ph_ctx *ctx, const char *file, int line, const char *fmt,
     pool__panic(ctx, POOL_CRASH_PANIC, location, message);
 }
 
+void pool_oom_here(size_t bytes) {
+    pool_worker *w = pool__tls_worker;
+    if (!w || !w->current)
+        return;
+    ph_ctx ctx = {.call = w->current, .w = w};
+    pool_oom(&ctx, bytes);
+}
+
+void ph_out_of_memory(ph_ctx *ctx, size_t bytes) {
+    pool_oom(ctx, bytes);
+}
+
 void pool_oom(ph_ctx *ctx, size_t bytes) {
     char message[128];
     snprintf(message, sizeof(message), "out of memory allocating %zu bytes",

@@ -22,8 +22,8 @@ static const char *const frame_type_names[] = {
     [POOL_FRAME_INIT] = "init",     [POOL_FRAME_READY] = "ready",
     [POOL_FRAME_CALL] = "call",     [POOL_FRAME_CANCEL] = "cancel",
     [POOL_FRAME_RESULT] = "result", [POOL_FRAME_ERROR] = "error",
-    [POOL_FRAME_LOG] = "log",       [POOL_FRAME_HEARTBEAT] = "heartbeat",
-    [POOL_FRAME_PANIC] = "panic",   [POOL_FRAME_SHUTDOWN] = "shutdown",
+    [POOL_FRAME_LOG] = "log",       [POOL_FRAME_PANIC] = "panic",
+    [POOL_FRAME_SHUTDOWN] = "shutdown",
 };
 
 const char *pool_frame_type_name(int type) {
@@ -219,20 +219,27 @@ static int chan_write_all(int fd, struct iovec *iov, int iovcnt) {
 
 /* Returns -EMSGSIZE for a payload the peer would refuse, else as
  * chan_write_all. */
-int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
-                   const void *payload, size_t len) {
-    if (len > ch->max_payload)
+int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                    const void *a, size_t alen, const void *b, size_t blen) {
+    if (alen > ch->max_payload || blen > ch->max_payload - alen)
         return -EMSGSIZE;
     uint8_t hdr[POOL_FRAME_HEADER_SIZE];
-    pool_frame_header(hdr, type, call_id, (uint32_t)len);
-    struct iovec iov[2] = {
-        {.iov_base = hdr, .iov_len = sizeof(hdr)},
-        {.iov_base = (void *)payload, .iov_len = len},
-    };
+    pool_frame_header(hdr, type, call_id, (uint32_t)(alen + blen));
+    struct iovec iov[3] = {{.iov_base = hdr, .iov_len = sizeof(hdr)}};
+    int n = 1;
+    if (alen > 0)
+        iov[n++] = (struct iovec){.iov_base = (void *)a, .iov_len = alen};
+    if (blen > 0)
+        iov[n++] = (struct iovec){.iov_base = (void *)b, .iov_len = blen};
     pthread_mutex_lock(&ch->wlock);
-    int rc = chan_write_all(ch->fd, iov, len > 0 ? 2 : 1);
+    int rc = chan_write_all(ch->fd, iov, n);
     pthread_mutex_unlock(&ch->wlock);
     return rc;
+}
+
+int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                   const void *payload, size_t len) {
+    return pool_chan_send2(ch, type, call_id, payload, len, NULL, 0);
 }
 
 /* Returns -ENOMEM when the payload cannot be serialised, else as

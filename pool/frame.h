@@ -6,26 +6,27 @@
  * Header (16 bytes, little endian):
  *   u16 magic 0x4850 ("PH"), u8 version, u8 type, u32 payload length,
  *   u64 call id
- * then the payload: UTF-8 JSON text, or nothing.
+ * then the payload, or nothing.
  *
- * Payloads (all JSON objects unless empty):
+ * Payloads (JSON objects unless empty; CALL, RESULT and ERROR are typed in
+ * wire.h):
  *   INIT      sup->host  {"threads", "fault_injection", "plugins": [...],
  *                         "heartbeat_interval_ms", "memory_limit",
  *                         "generation"}
  *   READY     host->sup  {"pid", "threads", "functions": [...]}
- *   CALL      sup->host  id: call; {"function", "args", "id", "timeout_ms"}
+ *   CALL      sup->host  id: call; header line, then the arguments
  *   CANCEL    sup->host  id: call; empty
- *   RESULT    host->sup  id: call; {"result", "run_ms"}
- *   ERROR     host->sup  id: call; {"kind", "message", "run_ms"} with kind
- *                         "invalid-arguments", "function-failed",
- *                         "unknown-function" or "call-cancelled"
+ *   RESULT    host->sup  id: call; header line, then the result
+ *   ERROR     host->sup  id: call; {"kind", "message", "run_ms", "wait_ms"}
  *   LOG       host->sup  {"records": [{"seq", "ts_ns", "worker", "call",
  *                         "level", "message"}], "dropped"}
- *   HEARTBEAT host->sup  {"seq", "workers": [{"busy", "call", "jobs",
- *                         "busy_ms"}]}
  *   PANIC     host->sup  id: culprit call; {"kind", "worker", "message",
  *                         "location", "signal", "backtrace"}
  *   SHUTDOWN  sup->host  empty
+ *
+ * The heartbeat and the workers' progress are not frames: they live in the
+ * host's shared region (shm.h), where no frame, however large, can hold
+ * them up.
  */
 #ifndef POOL_FRAME_H
 #define POOL_FRAME_H
@@ -35,7 +36,7 @@
 #include <stdint.h>
 
 #define POOL_FRAME_MAGIC 0x4850u
-#define POOL_FRAME_VERSION 1u
+#define POOL_FRAME_VERSION 2u
 #define POOL_FRAME_HEADER_SIZE 16u
 /* Room for a 16 MiB body plus the JSON around it. */
 #define POOL_FRAME_DEFAULT_MAX_PAYLOAD ((16u << 20) + (1u << 20))
@@ -48,7 +49,6 @@ typedef enum pool_frame_type {
     POOL_FRAME_RESULT,
     POOL_FRAME_ERROR,
     POOL_FRAME_LOG,
-    POOL_FRAME_HEARTBEAT,
     POOL_FRAME_PANIC,
     POOL_FRAME_SHUTDOWN,
     POOL_FRAME_TYPE_MAX = POOL_FRAME_SHUTDOWN,
@@ -102,6 +102,9 @@ int pool_chan_fd(const pool_chan_t *ch);
  * Returns 0 or a negative errno (-EPIPE once the peer is gone). */
 int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
                    const void *payload, size_t len);
+/* Same with the payload in two parts (a header and the bytes after it). */
+int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                    const void *a, size_t alen, const void *b, size_t blen);
 /* Same with a JSON payload (NULL: empty). Does not steal the reference. */
 int pool_chan_send_json(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
                         const json_t *payload);

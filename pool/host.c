@@ -1,9 +1,11 @@
 /*
- * The pool host loop. One host thread waits for INIT, starts the pool, and
- * then only moves messages: CALL frames become pool jobs, finished jobs come
- * back through a completion list and an eventfd and become RESULT or ERROR
- * frames (after the logs they wrote), and a timer sends heartbeats. It never
- * runs a function, so heartbeats keep coming while calls run for long.
+ * The pool host loop. One host thread waits for INIT, starts the pool and
+ * the heartbeat thread, and then only moves messages: CALL frames become
+ * pool jobs, finished jobs come back through a completion list and an
+ * eventfd and become RESULT or ERROR frames (after the logs they wrote),
+ * and while calls run their logs are sent every heartbeat interval. The
+ * heartbeat itself is another thread's, in the shared region: nothing this
+ * loop does can delay it.
  */
 #include "host_int.h"
 
@@ -115,17 +117,82 @@ static int wait_init(host_t *h, json_t **out) {
 
 /* Starts registry and pool from INIT and answers READY. Returns
  * HOST_CONTINUE or an exit code. */
-static int host_start(host_t *h, const host_init *init) {
-    char err[512];
-    h->reg = pool_registry_new();
-    if (!h->reg)
-        return POOL_HOST_EXIT_SETUP;
-    if (pool_registry_add_standard(h->reg, init->fault_injection, init->plugins,
-                                   init->nplugins, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pool host: modules: %s\n", err);
+/* jansson's allocator in the host: an allocation that fails on a worker
+ * running a call fails that call for lack of memory (its own fault, a
+ * 500), instead of a NULL that functions would report as some other
+ * error. */
+static void *host_json_malloc(size_t n) {
+    void *p = malloc(n);
+    if (!p)
+        pool_oom_here(n);
+    return p;
+}
+
+void pool_host_init_process(void) {
+    json_set_alloc_funcs(host_json_malloc, free);
+}
+
+/* Address space the process maps now, 0 when unknown. */
+static size_t mapped_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long pages = 0;
+    if (fscanf(f, "%lu", &pages) != 1)
+        pages = 0;
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Caps the address space. A process that already maps a large share of
+ * the cap (a sanitizer build reserves terabytes of shadow memory) could
+ * not even start its threads under it: then the cap is left off, and
+ * said. Returns 0 or an exit code. */
+static int cap_memory(int64_t limit) {
+    size_t mapped = mapped_bytes();
+    if (mapped > (size_t)limit / 2) {
+        fprintf(stderr,
+                "pool host: memory cap of %lld bytes not applied: the "
+                "process already maps %zu bytes (a sanitizer build?)\n",
+                (long long)limit, mapped);
+        return 0;
+    }
+    struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+    if (setrlimit(RLIMIT_AS, &rl) != 0) {
+        perror("pool host: setrlimit");
         return POOL_HOST_EXIT_SETUP;
     }
-    uint32_t rings = pool_shm_nworkers(h->cfg->shm);
+    return 0;
+}
+
+/* Loads the built-in modules, then each plugin with its index in the
+ * shared region, so that a plugin that crashes or hangs while it loads is
+ * named by the supervisor. Returns 0 or -1 (the reason on stderr). */
+static int load_modules(host_t *h, const host_init *init) {
+    char err[512];
+    pool_shm_t *shm = h->cfg->shm;
+    h->reg = pool_registry_new();
+    if (!h->reg)
+        return -1;
+    if (pool_registry_add_standard(h->reg, init->fault_injection, NULL, 0, err,
+                                   sizeof(err)) != 0) {
+        fprintf(stderr, "pool host: modules: %s\n", err);
+        return -1;
+    }
+    for (size_t i = 0; i < init->nplugins; i++) {
+        pool_shm_set_loading(shm, (int32_t)i);
+        if (pool_registry_load(h->reg, init->plugins[i], err, sizeof(err))) {
+            fprintf(stderr, "pool host: %s\n", err);
+            return -1;
+        }
+    }
+    pool_shm_set_loading(shm, -1);
+    return 0;
+}
+
+static int host_start(host_t *h, const host_init *init) {
+    pool_shm_t *shm = h->cfg->shm;
+    uint32_t rings = pool_shm_nworkers(shm);
     uint32_t threads = init->threads ? init->threads : rings;
     if (threads > rings) {
         fprintf(stderr, "pool host: %u threads but %u log rings\n", threads,
@@ -133,13 +200,12 @@ static int host_start(host_t *h, const host_init *init) {
         return POOL_HOST_EXIT_PROTOCOL;
     }
     if (!h->cfg->thread_mode && init->memory_limit > 0) {
-        struct rlimit rl = {(rlim_t)init->memory_limit,
-                            (rlim_t)init->memory_limit};
-        if (setrlimit(RLIMIT_AS, &rl) != 0) {
-            perror("pool host: setrlimit");
-            return POOL_HOST_EXIT_SETUP;
-        }
+        int rc = cap_memory(init->memory_limit);
+        if (rc)
+            return rc;
     }
+    if (load_modules(h, init) != 0)
+        return POOL_HOST_EXIT_SETUP;
     pool_config pc = {
         .nthreads = threads,
         .shm = h->cfg->shm,
@@ -156,6 +222,12 @@ static int host_start(host_t *h, const host_init *init) {
         return POOL_HOST_EXIT_SETUP;
     }
     h->heartbeat_ms = init->heartbeat_ms;
+    rc = pool__host_beat_start(&h->beat, pool_shm_heartbeat_of(shm),
+                               (int64_t)init->heartbeat_ms * 1000000);
+    if (rc != 0) {
+        fprintf(stderr, "pool host: heartbeat: %s\n", strerror(-rc));
+        return POOL_HOST_EXIT_SETUP;
+    }
     json_t *ready = json_pack("{s:I, s:I, s:o*}", "pid", (json_int_t)getpid(),
                               "threads", (json_int_t)threads, "functions",
                               pool_registry_list_json(h->reg));
@@ -180,7 +252,10 @@ static int on_input(host_t *h) {
     while ((rc = pool_chan_next(h->ch, &f)) == POOL_FRAME_OK) {
         switch (f.type) {
         case POOL_FRAME_CALL:
-            pool__host_on_call(h, &f);
+            if (!pool__host_on_call(h, &f)) {
+                fprintf(stderr, "pool host: malformed call frame\n");
+                return POOL_HOST_EXIT_PROTOCOL;
+            }
             break;
         case POOL_FRAME_CANCEL:
             pool__host_on_cancel(h, f.call_id);
@@ -200,18 +275,23 @@ static int on_input(host_t *h) {
     return HOST_CONTINUE;
 }
 
-/* The poll loop. Returns 0 or an exit code. */
+/* The poll loop. While calls run, their logs go out every heartbeat
+ * interval; an idle host sleeps until a frame comes. Returns 0 or an exit
+ * code. */
 static int serve(host_t *h) {
     int64_t period = (int64_t)h->heartbeat_ms * 1000000;
-    int64_t next_hb = pool__host_now_ns() + period;
+    int64_t next_logs = pool__host_now_ns() + period;
     for (;;) {
         struct pollfd p[3] = {
             {.fd = pool_chan_fd(h->ch), .events = POLLIN},
             {.fd = h->done_fd, .events = POLLIN},
             {.fd = h->alert_rd, .events = POLLIN},
         };
-        int64_t wait = next_hb - pool__host_now_ns();
-        int timeout = wait > 0 ? (int)((wait + 999999) / 1000000) : 0;
+        int timeout = -1;
+        if (h->inflight) {
+            int64_t wait = next_logs - pool__host_now_ns();
+            timeout = wait > 0 ? (int)((wait + 999999) / 1000000) : 0;
+        }
         if (poll(p, h->alert_rd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
             perror("pool host: poll");
             return POOL_HOST_EXIT_SETUP;
@@ -226,11 +306,11 @@ static int serve(host_t *h) {
                 return rc;
         }
         int64_t now = pool__host_now_ns();
-        if (now >= next_hb) {
-            pool__host_heartbeat(h);
-            next_hb += period;
-            if (next_hb <= now)
-                next_hb = now + period;
+        if (!h->inflight) {
+            next_logs = now + period;
+        } else if (now >= next_logs) {
+            pool__host_drain_logs(h);
+            next_logs = now + period;
         }
     }
 }
@@ -320,8 +400,17 @@ int pool_host_run(const pool_host_config *cfg) {
     json_decref(init_json);
     if (rc == HOST_CONTINUE)
         rc = serve(h);
-    if (cfg->thread_mode && atomic_load(&h->failed))
-        return POOL_HOST_EXIT_PANIC; /* abandoned: parked workers use h */
+    /* The beat stops with the loop: an abandoned host must not beat, and
+     * the supervisor unmaps the region once it let the host go. */
+    pool__host_beat_stop(&h->beat);
+    if (cfg->thread_mode && atomic_load(&h->failed)) {
+        /* Abandoned: only the parked worker (and any that ignores the
+         * cancel) stays, and may still use h. */
+        for (host_call *hc = h->inflight; hc; hc = hc->next)
+            atomic_store(&hc->call.cancelled, true);
+        pool_abandon(h->pool);
+        return POOL_HOST_EXIT_PANIC;
+    }
     host_free(h);
     return rc;
 }

@@ -41,11 +41,16 @@ enum {
     POOL_HOST_EXIT_OOM = 71,      /* out of memory (process mode) */
 };
 
+/* Once per process, before any thread starts (jansson's allocator is
+ * process-wide): makes an allocation through jansson that fails on a
+ * worker running a call fail that call for lack of memory. */
+void pool_host_init_process(void);
+
 /* Entry point of a spawned host process: argv as above. */
 int pool_host_main(int argc, char **argv);
 
 /* The PANIC frame payload for a crash record: {"kind": "panic" | "signal" |
- * "oom", "worker" (null when not a worker), "message", "location" (null when
+ * "out-of-memory", "worker" (null when not a worker), "message", "location" (null when
  * unknown), "signal" ("SIGSEGV" or null), "backtrace": [one string per
  * frame]}. The supervisor uses it for a record read from the shared region
  * after the host died, so both paths report the same cause. NULL when out

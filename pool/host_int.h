@@ -1,7 +1,7 @@
 /*
  * Internals of the pool host shared by its files: the host state, the calls
- * in flight, and the parts of the loop that live in host_call.c (calls) and
- * host_report.c (logs, heartbeats, failures).
+ * in flight, and the parts of the loop that live in host_call.c (calls),
+ * host_report.c (logs, failures) and host_beat.c (the heartbeat thread).
  */
 #ifndef POOL_HOST_INT_H
 #define POOL_HOST_INT_H
@@ -28,14 +28,29 @@ typedef struct host_call {
     pool_call_t call;
     host_t *host;
     const ph_function *fn;
-    json_t *args;
+    char *args;      /* JSON text; the worker parses it, then frees it */
+    size_t args_len;
+    int64_t received_ns;
     /* Written by the worker before it publishes the call as done. */
-    json_t *result;
+    char *result; /* JSON text, on PH_OK */
+    size_t result_len;
     int status;
+    int64_t wait_ns; /* received to started */
     int64_t run_ns;
     struct host_call *prev, *next; /* in flight: host thread only */
     struct host_call *done_next;   /* completion list: under done_lock */
 } host_call;
+
+/* The heartbeat thread (host_beat.c). */
+typedef struct host_beat {
+    pool_shm_heartbeat *hb;
+    int64_t period_ns;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    bool stop;
+    bool running;
+} host_beat;
 
 struct host {
     const pool_host_config *cfg;
@@ -43,7 +58,7 @@ struct host {
     pool_registry_t *reg;
     pool_t *pool;
     int heartbeat_ms;
-    uint64_t hb_seq;
+    host_beat beat;
     host_call *inflight;
     pthread_mutex_t done_lock;
     host_call *done; /* most recent first */
@@ -68,17 +83,24 @@ static inline double pool__host_ms(int64_t ns) {
 }
 
 /* host_call.c: CALL and CANCEL frames, and replies to finished calls. */
-void pool__host_on_call(host_t *h, const pool_frame_t *f);
+/* Returns false for a CALL frame that does not decode. */
+bool pool__host_on_call(host_t *h, const pool_frame_t *f);
 void pool__host_on_cancel(host_t *h, uint64_t id);
 void pool__host_finish_calls(host_t *h);
 void pool__host_call_free(host_call *hc);
 
-/* host_report.c: LOG, HEARTBEAT and PANIC frames. */
+/* host_report.c: LOG and PANIC frames. */
 void pool__host_drain_logs(host_t *h);
-void pool__host_heartbeat(host_t *h);
 /* The pool's panic handler (udata is the host). */
 void pool__host_on_panic(void *udata, const pool_crash_record *rec);
 /* Thread mode: a worker parked after a fatal signal. */
 void pool__host_on_alert(host_t *h);
+
+/* host_beat.c: starts the thread that bumps the shared heartbeat every
+ * period_ns and does nothing else. Returns 0 or a negative errno. */
+int pool__host_beat_start(host_beat *b, pool_shm_heartbeat *hb,
+                          int64_t period_ns);
+/* Stops and joins it (a no-op when it never started). */
+void pool__host_beat_stop(host_beat *b);
 
 #endif

@@ -43,6 +43,7 @@ int pool_host_main(int argc, char **argv) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         return POOL_HOST_EXIT_SETUP;
     signal(SIGPIPE, SIG_IGN);
+    pool_host_init_process();
     pool_shm_t *shm;
     int rc = pool_shm_map(shm_fd, &shm);
     close(shm_fd);

@@ -1,6 +1,6 @@
 /*
  * What the host reports besides results: log batches drained from the
- * shared rings, heartbeats with per-worker progress, and panics. The text in
+ * shared rings, and panics. The text in
  * those records comes from functions or was cut at a fixed size, so it is
  * sanitised before jansson, which refuses invalid UTF-8.
  */
@@ -64,7 +64,7 @@ static const char *crash_kind_name(uint32_t kind) {
     case POOL_CRASH_SIGNAL:
         return "signal";
     case POOL_CRASH_OOM:
-        return "oom";
+        return "out-of-memory";
     default:
         return "unknown";
     }
@@ -112,7 +112,7 @@ json_t *pool_host_crash_json(const pool_crash_record *rec) {
                      backtrace_json(rec->backtrace, sizeof(rec->backtrace)));
 }
 
-/* ---- logs and heartbeats ------------------------------------------------ */
+/* ---- logs --------------------------------------------------------------- */
 
 static void send_logs(host_t *h, json_t *records, uint64_t dropped) {
     json_t *msg = json_pack("{s:O, s:I}", "records", records, "dropped",
@@ -149,30 +149,6 @@ void pool__host_drain_logs(host_t *h) {
         send_logs(h, records, dropped);
     }
     json_decref(records);
-}
-
-void pool__host_heartbeat(host_t *h) {
-    pool__host_drain_logs(h);
-    json_t *workers = json_array();
-    if (!workers)
-        return;
-    int64_t now = pool__host_now_ns();
-    uint32_t n = pool_nthreads(h->pool);
-    for (uint32_t w = 0; w < n; w++) {
-        pool_worker_status st;
-        pool_worker_status_get(h->pool, w, &st);
-        int64_t busy = st.busy ? now - st.busy_since_ns : 0;
-        json_array_append_new(workers,
-                              json_pack("{s:b, s:I, s:I, s:f}", "busy", st.busy,
-                                        "call", (json_int_t)st.call_id, "jobs",
-                                        (json_int_t)st.jobs_done, "busy_ms",
-                                        pool__host_ms(busy > 0 ? busy : 0)));
-    }
-    json_t *msg = json_pack("{s:I, s:o}", "seq", (json_int_t)++h->hb_seq,
-                            "workers", workers);
-    if (msg)
-        pool_chan_send_json(h->ch, POOL_FRAME_HEARTBEAT, 0, msg);
-    json_decref(msg);
 }
 
 /* ---- failures ----------------------------------------------------------- */

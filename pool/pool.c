@@ -275,23 +275,28 @@ void pool__count_down(pool_t *pool, _Atomic uint32_t *count) {
 }
 
 void pool__run_job(pool_worker *w, pool_job *job) {
-    bool was_busy = atomic_load_explicit(&w->busy, memory_order_relaxed);
-    uint64_t prev = atomic_load_explicit(&w->call_id, memory_order_relaxed);
-    if (!was_busy) {
-        atomic_store_explicit(&w->busy_since_ns, pool__now_ns(CLOCK_MONOTONIC),
+    pool_shm_worker *p = w->progress;
+    /* A worker waiting in a join runs other jobs: it stays busy since the
+     * outer job began, and goes back to the outer job's call after. */
+    bool was_busy =
+        atomic_load_explicit(&p->busy_since_ns, memory_order_relaxed) != 0;
+    uint64_t prev = atomic_load_explicit(&p->call_id, memory_order_relaxed);
+    pool_call_t *prev_call = w->current;
+    w->current = job->call;
+    if (!was_busy)
+        atomic_store_explicit(&p->busy_since_ns, pool__now_ns(CLOCK_MONOTONIC),
                               memory_order_relaxed);
-        atomic_store_explicit(&w->busy, true, memory_order_relaxed);
-    }
-    atomic_store_explicit(&w->call_id, job->call ? job->call->id : 0,
+    atomic_store_explicit(&p->call_id, job->call ? job->call->id : 0,
                           memory_order_relaxed);
     job->run(job, w);
     atomic_store_explicit(
-        &w->jobs_done,
-        atomic_load_explicit(&w->jobs_done, memory_order_relaxed) + 1,
+        &p->jobs_done,
+        atomic_load_explicit(&p->jobs_done, memory_order_relaxed) + 1,
         memory_order_relaxed);
-    atomic_store_explicit(&w->call_id, prev, memory_order_relaxed);
+    atomic_store_explicit(&p->call_id, prev, memory_order_relaxed);
+    w->current = prev_call;
     if (!was_busy)
-        atomic_store_explicit(&w->busy, false, memory_order_relaxed);
+        atomic_store_explicit(&p->busy_since_ns, 0, memory_order_relaxed);
 }
 
 void pool__wait_latch(pool_worker *w, _Atomic uint32_t *latch) {
@@ -395,13 +400,20 @@ void pool_worker_status_get(pool_t *pool, uint32_t worker,
     memset(out, 0, sizeof(*out));
     if (worker >= pool->n)
         return;
-    pool_worker *w = &pool->workers[worker];
-    out->busy = atomic_load_explicit(&w->busy, memory_order_relaxed);
-    out->call_id = atomic_load_explicit(&w->call_id, memory_order_relaxed);
-    out->jobs_done = atomic_load_explicit(&w->jobs_done, memory_order_relaxed);
-    out->busy_since_ns = out->busy ? atomic_load_explicit(&w->busy_since_ns,
-                                                          memory_order_relaxed)
-                                   : 0;
+    pool_shm_worker *p = pool->workers[worker].progress;
+    out->busy_since_ns =
+        atomic_load_explicit(&p->busy_since_ns, memory_order_relaxed);
+    out->busy = out->busy_since_ns != 0;
+    out->call_id = atomic_load_explicit(&p->call_id, memory_order_relaxed);
+    out->jobs_done = atomic_load_explicit(&p->jobs_done, memory_order_relaxed);
+}
+
+void pool_abandon(pool_t *pool) {
+    for (uint32_t i = 0; i < pool->n; i++)
+        if (pool->workers[i].started)
+            pthread_detach(pool->workers[i].thread);
+    atomic_store(&pool->stop, true);
+    wake_all(pool);
 }
 
 /* Stops and joins the started workers, then releases everything. */
@@ -476,6 +488,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
         w->index = i;
         w->rng = 2654435761u * (i + 1);
         w->ring = pool_shm_ring(pool->shm, i);
+        w->progress = pool_shm_worker_of(pool->shm, i);
         rc = pool_deque_init(&w->deque, 256);
         if (rc < 0)
             goto fail;

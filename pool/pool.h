@@ -67,6 +67,13 @@ int pool_new(const pool_config *cfg, pool_t **out);
 /* Stops the workers after the jobs already submitted ran, and frees. */
 void pool_free(pool_t *pool);
 
+/* Thread mode, for a pool that cannot be freed because a worker parked
+ * for good (a panic) or may never return (a job that ignores
+ * cancellation): the other workers finish the jobs submitted and exit,
+ * and their threads go away; the pool itself stays allocated for the
+ * workers that never return. Nothing may use the pool afterwards. */
+void pool_abandon(pool_t *pool);
+
 uint32_t pool_nthreads(const pool_t *pool);
 pool_shm_t *pool_shm(pool_t *pool);
 
@@ -96,6 +103,11 @@ int pool_crash_install(bool park);
 /* Records an out-of-memory failure of the calling job (crash kind OOM) and
  * hands control to the panic handler like ph_panic. */
 PH_NORETURN void pool_oom(ph_ctx *ctx, size_t bytes);
+
+/* The same for the job the calling thread runs, when it is a worker
+ * running a call's job; returns (doing nothing) on any other thread, so
+ * that an allocator can call it on every failure. */
+void pool_oom_here(size_t bytes);
 
 /* The call a context belongs to. */
 pool_call_t *pool_ctx_call(const ph_ctx *ctx);

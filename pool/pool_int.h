@@ -42,11 +42,9 @@ struct pool_worker {
     void *altstack;
     stack_t old_altstack;
     pool_log_ring *ring;
-    /* Progress for heartbeats; written by this worker only. */
-    _Alignas(64) atomic_bool busy;
-    _Atomic uint64_t call_id;
-    _Atomic uint64_t jobs_done;
-    _Atomic int64_t busy_since_ns;
+    /* Progress, in the shared region; written by this worker only. */
+    pool_shm_worker *progress;
+    pool_call_t *current; /* the call of the job running now, or NULL */
 };
 
 struct pool {

@@ -1,6 +1,7 @@
 /*
- * The shared region of a pool host (a memfd): header with the crash record,
- * then one log ring per worker. Offsets only, no pointers, so any process
+ * The shared region of a pool host (a memfd): header with the heartbeat
+ * and the crash record, then one progress slot per worker, then one log
+ * ring per worker. Offsets only, no pointers, so any process
  * that maps the fd can read it, also after the host died.
  */
 #include "shm.h"
@@ -20,8 +21,12 @@ struct pool_shm {
 
 #define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
 
-static size_t rings_offset(void) {
+static size_t workers_offset(void) {
     return ALIGN64(sizeof(pool_shm_header));
+}
+
+static size_t rings_offset(uint32_t nworkers) {
+    return workers_offset() + (size_t)nworkers * sizeof(pool_shm_worker);
 }
 
 static size_t ring_stride(uint32_t capacity) {
@@ -30,7 +35,7 @@ static size_t ring_stride(uint32_t capacity) {
 }
 
 size_t pool_shm_size(uint32_t nworkers, uint32_t capacity) {
-    return rings_offset() + (size_t)nworkers * ring_stride(capacity);
+    return rings_offset(nworkers) + (size_t)nworkers * ring_stride(capacity);
 }
 
 static pool_shm_header *header(const pool_shm_t *shm) {
@@ -70,8 +75,16 @@ int pool_shm_create(uint32_t nworkers, uint32_t capacity, int *fd,
     h->ring_capacity = capacity;
     h->size = size;
     atomic_init(&h->crash.state, 0);
-    for (uint32_t i = 0; i < nworkers; i++)
+    atomic_init(&h->heartbeat.seq, 0);
+    atomic_init(&h->heartbeat.mono_ns, 0);
+    atomic_init(&h->loading_plugin, -1);
+    for (uint32_t i = 0; i < nworkers; i++) {
+        pool_shm_worker *w = pool_shm_worker_of(shm, i);
+        atomic_init(&w->call_id, 0);
+        atomic_init(&w->busy_since_ns, 0);
+        atomic_init(&w->jobs_done, 0);
         pool_logring_init(pool_shm_ring(shm, i), capacity);
+    }
     *fd = mfd;
     *out = shm;
     return 0;
@@ -127,10 +140,30 @@ pool_log_ring *pool_shm_ring(pool_shm_t *shm, uint32_t worker) {
     pool_shm_header *h = header(shm);
     if (worker >= h->nworkers)
         return NULL;
-    return (pool_log_ring *)((char *)shm->base + rings_offset() +
+    return (pool_log_ring *)((char *)shm->base + rings_offset(h->nworkers) +
                              (size_t)worker * ring_stride(h->ring_capacity));
 }
 
 pool_crash_record *pool_shm_crash(pool_shm_t *shm) {
     return &header(shm)->crash;
+}
+
+pool_shm_heartbeat *pool_shm_heartbeat_of(pool_shm_t *shm) {
+    return &header(shm)->heartbeat;
+}
+
+pool_shm_worker *pool_shm_worker_of(pool_shm_t *shm, uint32_t worker) {
+    if (worker >= header(shm)->nworkers)
+        return NULL;
+    return (pool_shm_worker *)((char *)shm->base + workers_offset()) + worker;
+}
+
+void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin) {
+    atomic_store_explicit(&header(shm)->loading_plugin, plugin,
+                          memory_order_release);
+}
+
+int32_t pool_shm_loading(pool_shm_t *shm) {
+    return atomic_load_explicit(&header(shm)->loading_plugin,
+                                memory_order_acquire);
 }

@@ -1,12 +1,12 @@
 /*
- * The shared-memory region of one pool host: per-worker log rings and the
- * crash record. The supervisor creates it (a memfd) and maps it; the host maps
+ * The shared-memory region of one pool host: the heartbeat, per-worker
+ * progress, per-worker log rings and the crash record. The supervisor creates it (a memfd) and maps it; the host maps
  * the same fd. Everything in it is position independent (no pointers), so the
  * supervisor can read the last logs and the crash record after the host died,
  * even of SIGKILL or SIGSEGV.
  *
- * Layout: pool_shm_header, then nworkers rings of ring_capacity records,
- * each ring and the first ring 64-byte aligned.
+ * Layout: pool_shm_header, then nworkers pool_shm_worker slots, then
+ * nworkers rings of ring_capacity records, each ring 64-byte aligned.
  */
 #ifndef POOL_SHM_H
 #define POOL_SHM_H
@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define POOL_SHM_MAGIC 0x50485348u /* "PHSH" */
-#define POOL_SHM_VERSION 1u
+#define POOL_SHM_VERSION 2u
 #define POOL_SHM_DEFAULT_RING 1024u /* records per worker */
 
 #define POOL_LOG_MSG_MAX 224u
@@ -75,12 +75,34 @@ typedef struct pool_crash_record {
     char backtrace[4096]; /* one frame per line */
 } pool_crash_record;
 
+/* The host's heartbeat: a thread of its own that does nothing else bumps
+ * it every interval, so a beat never waits on work. A stopped or wedged
+ * host stops beating; its supervisor reads the age directly. */
+typedef struct pool_shm_heartbeat {
+    _Atomic uint64_t seq;    /* beats so far */
+    _Atomic int64_t mono_ns; /* CLOCK_MONOTONIC of the last beat, 0: none */
+} pool_shm_heartbeat;
+
+/* What one worker is doing, written by that worker only and readable by
+ * anyone at any time, also after the host died: what each worker was
+ * running when a host stopped responding. */
+typedef struct pool_shm_worker {
+    _Atomic uint64_t call_id;      /* wire id of the running job's call; 0 */
+    _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 while idle */
+    _Atomic uint64_t jobs_done;    /* since the pool started */
+    uint64_t pad[5];
+} pool_shm_worker;
+
 typedef struct pool_shm_header {
     uint32_t magic;
     uint32_t version;
     uint32_t nworkers;
     uint32_t ring_capacity;
     uint64_t size;
+    pool_shm_heartbeat heartbeat;
+    /* The plugin the host is loading (index into INIT's list), -1 when
+     * none: names the culprit of a plugin that crashes or hangs at load. */
+    _Atomic int32_t loading_plugin;
     pool_crash_record crash;
 } pool_shm_header;
 
@@ -104,5 +126,10 @@ void pool_shm_unmap(pool_shm_t *shm);
 uint32_t pool_shm_nworkers(const pool_shm_t *shm);
 pool_log_ring *pool_shm_ring(pool_shm_t *shm, uint32_t worker);
 pool_crash_record *pool_shm_crash(pool_shm_t *shm);
+pool_shm_heartbeat *pool_shm_heartbeat_of(pool_shm_t *shm);
+pool_shm_worker *pool_shm_worker_of(pool_shm_t *shm, uint32_t worker);
+/* The index of the plugin being loaded, -1 when none. */
+void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin);
+int32_t pool_shm_loading(pool_shm_t *shm);
 
 #endif

@@ -30,7 +30,8 @@ struct server_call {
     char *id;
     char *function;
     char *client; /* set once, before submission; NULL: "" */
-    json_t *args;
+    char *args;   /* JSON text; NULL once the call ended */
+    size_t args_len;
     int64_t timeout_ms;
     int64_t created_ns;
 
@@ -39,8 +40,12 @@ struct server_call {
     int64_t finished_ns;
     unsigned requeues;
     bool cancel_requested;
-    double run_ms; /* as the host measured it; < 0 when unknown */
-    json_t *result;
+    double run_ms;  /* as the host measured it; < 0 when unknown */
+    double wait_ms; /* in the host, before a worker took it */
+    char *result;   /* JSON text */
+    size_t result_len;
+    size_t log_bytes;     /* of the lines kept, roughly */
+    size_t problem_bytes; /* of detail, cause and host, roughly */
     char *slug;
     char *detail;
     json_t *cause;
@@ -90,7 +95,12 @@ server_call *server_call_new(const char *id, const char *function, json_t *args,
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
     atomic_init(&c->refs, 1);
-    c->args = args ? args : json_object();
+    c->args = args ? json_dumps(args, JSON_COMPACT) : strdup("{}");
+    if (!c->args)
+        goto fail_mutex;
+    c->args_len = strlen(c->args);
+    json_decref(args);
+    args = NULL;
     c->timeout_ms = timeout_ms;
     c->created_ns = call_now_ns();
     c->state = SERVER_CALL_QUEUED;
@@ -98,6 +108,8 @@ server_call *server_call_new(const char *id, const char *function, json_t *args,
     c->max_lines = max_log_lines;
     return c;
 
+fail_mutex:
+    pthread_mutex_destroy(&c->lock);
 fail_call:
     free(c->lines);
     free(c->function);
@@ -125,8 +137,8 @@ void server_call_unref(server_call *c) {
         c->watches = w->next;
         free(w);
     }
-    json_decref(c->args);
-    json_decref(c->result);
+    free(c->args);
+    free(c->result);
     json_decref(c->cause);
     json_decref(c->host);
     free(c->slug);
@@ -159,8 +171,16 @@ const char *server_call_function(const server_call *c) {
     return c->function;
 }
 
-const json_t *server_call_args(const server_call *c) {
-    return c->args;
+const char *server_call_args_text(server_call *c, size_t *len) {
+    pthread_mutex_lock(&c->lock);
+    const char *a = c->args;
+    *len = c->args_len;
+    pthread_mutex_unlock(&c->lock);
+    return a;
+}
+
+size_t server_call_args_bytes(const server_call *c) {
+    return c->args_len;
 }
 
 int64_t server_call_timeout_ms(const server_call *c) {
@@ -231,20 +251,48 @@ static void call_finish(server_call *c, server_call_state state,
     c->state = state;
     c->finished_ns = call_now_ns();
     c->run_ms = run_ms;
+    /* The arguments are dropped at the end: the supervisor, their only
+     * reader, reads them only before. */
+    free(c->args);
+    c->args = NULL;
     call_notify(c, true);
 }
 
-bool server_call_succeed(server_call *c, json_t *result, double run_ms) {
+void server_call_set_wait(server_call *c, double wait_ms) {
+    pthread_mutex_lock(&c->lock);
+    c->wait_ms = wait_ms;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool server_call_succeed(server_call *c, const char *result, size_t len,
+                         double run_ms) {
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        server_call_fail(c, "function-failed",
+                         "out of memory keeping the result", NULL, NULL,
+                         run_ms);
+        return false;
+    }
+    memcpy(copy, result, len);
+    copy[len] = '\0';
     pthread_mutex_lock(&c->lock);
     bool ok = !call_state_done(c->state);
     if (ok) {
-        c->result = result ? result : json_null();
-        result = NULL;
+        c->result = copy;
+        c->result_len = len;
+        copy = NULL;
         call_finish(c, SERVER_CALL_SUCCEEDED, run_ms);
     }
     pthread_mutex_unlock(&c->lock);
-    json_decref(result);
+    free(copy);
     return ok;
+}
+
+/* Rough bytes of a JSON value, for the retention budget. */
+static size_t json_bytes(const json_t *j) {
+    if (!j)
+        return 0;
+    return json_dumpb(j, NULL, 0, JSON_COMPACT) + 64;
 }
 
 bool server_call_fail(server_call *c, const char *slug, const char *detail,
@@ -258,6 +306,7 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
         c->detail = d;
         c->cause = cause;
         c->host = host;
+        c->problem_bytes = strlen(d) + json_bytes(cause) + json_bytes(host);
         s = d = NULL;
         cause = host = NULL;
         call_finish(c,
@@ -271,6 +320,11 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
     json_decref(cause);
     json_decref(host);
     return ok;
+}
+
+/* What a kept log line costs: the message and the object around it. */
+static size_t line_bytes(const json_t *line) {
+    return 160 + json_string_length(json_object_get(line, "message"));
 }
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
@@ -297,9 +351,12 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
         c->lines_cap = cap;
     }
     size_t slot = c->nlines % c->max_lines;
-    if (c->nlines >= c->max_lines)
+    if (c->nlines >= c->max_lines) {
+        c->log_bytes -= line_bytes(c->lines[slot]);
         json_decref(c->lines[slot]);
+    }
     c->lines[slot] = line;
+    c->log_bytes += line_bytes(line);
     c->nlines++;
     call_notify(c, false);
     pthread_mutex_unlock(&c->lock);
@@ -375,23 +432,31 @@ static json_t *ms_or_null(int64_t from_ns, int64_t to_ns) {
     return server_json_ms((double)(to_ns - from_ns) / 1e6);
 }
 
-json_t *server_call_to_json(const server_call *c) {
-    pthread_mutex_lock(call_lock(c));
+/* The resource; the result only when with_result (as a parsed copy). The
+ * caller holds the lock. NULL when out of memory. */
+static json_t *call_json_locked(const server_call *c, bool with_result) {
     json_t *o =
         json_pack("{s:s, s:s, s:s}", "id", c->id, "function", c->function,
                   "status", server_call_state_name(c->state));
     if (!o)
-        goto out;
-    if (c->state == SERVER_CALL_SUCCEEDED)
-        json_object_set(o, "result", c->result);
+        return NULL;
+    if (c->state == SERVER_CALL_SUCCEEDED && with_result)
+        json_object_set_new(o, "result",
+                            json_loadb(c->result, c->result_len,
+                                       JSON_DECODE_ANY, NULL));
     else if (c->slug)
         json_object_set_new(o, "error", call_problem_locked(c, false));
     json_object_set_new(o, "logs", call_lines_locked(c, 0));
     json_object_set_new(o, "logs_dropped",
                         json_integer((json_int_t)call_dropped_locked(c)));
     json_t *timing = json_object();
-    json_object_set_new(timing, "queue_ms",
-                        ms_or_null(c->created_ns, c->started_ns));
+    json_t *queue = ms_or_null(c->created_ns, c->started_ns);
+    if (json_is_real(queue)) {
+        json_decref(queue);
+        queue = server_json_ms((double)(c->started_ns - c->created_ns) / 1e6 +
+                               c->wait_ms);
+    }
+    json_object_set_new(timing, "queue_ms", queue);
     if (c->run_ms >= 0)
         json_object_set_new(timing, "run_ms", server_json_ms(c->run_ms));
     else
@@ -399,9 +464,50 @@ json_t *server_call_to_json(const server_call *c) {
                             ms_or_null(c->started_ns, c->finished_ns));
     json_object_set_new(o, "timing", timing);
     json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
-out:
+    return o;
+}
+
+json_t *server_call_to_json(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o = call_json_locked(c, true);
     pthread_mutex_unlock(call_lock(c));
     return o;
+}
+
+char *server_call_render(const server_call *c, size_t *len) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o = call_json_locked(c, false);
+    char *text = o ? json_dumps(o, SERVER_JSON_FLAGS) : NULL;
+    json_decref(o);
+    size_t n = text ? strlen(text) : 0;
+    if (text && c->state == SERVER_CALL_SUCCEEDED) {
+        /* Splice the result in before the closing brace, unparsed. */
+        static const char key[] = ",\"result\":";
+        size_t k = sizeof key - 1;
+        char *t = realloc(text, n + k + c->result_len + 1);
+        if (t) {
+            memcpy(t + n - 1, key, k);
+            memcpy(t + n - 1 + k, c->result, c->result_len);
+            t[n - 1 + k + c->result_len] = '}';
+            n += k + c->result_len;
+            t[n] = '\0';
+        } else {
+            free(text);
+        }
+        text = t;
+    }
+    pthread_mutex_unlock(call_lock(c));
+    *len = n;
+    return text;
+}
+
+size_t server_call_bytes(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    size_t n = sizeof(*c) + 3 * 64 + strlen(c->id) + strlen(c->function) +
+               c->result_len + c->log_bytes + c->problem_bytes +
+               c->lines_cap * sizeof(*c->lines);
+    pthread_mutex_unlock(call_lock(c));
+    return n;
 }
 
 static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,

@@ -23,9 +23,10 @@ typedef enum server_call_state {
 
 typedef struct server_call server_call;
 
-/* A new queued call with one reference. Steals args. max_log_lines bounds
- * the lines kept (the oldest are dropped and counted). NULL when out of
- * memory. */
+/* A new queued call with one reference. Steals args, which the call keeps
+ * as compact JSON text (a parsed tree costs many times the bytes) until it
+ * ends. max_log_lines bounds the lines kept (the oldest are dropped and
+ * counted). NULL when out of memory. */
 server_call *server_call_new(const char *id, const char *function, json_t *args,
                              int64_t timeout_ms, size_t max_log_lines);
 server_call *server_call_ref(server_call *c);
@@ -40,7 +41,12 @@ void server_call_unref(server_call *c);
 
 const char *server_call_id(const server_call *c);
 const char *server_call_function(const server_call *c);
-const json_t *server_call_args(const server_call *c); /* borrowed */
+/* The arguments as JSON text (borrowed, *len bytes), for the host; NULL
+ * once the call ended: a retained call keeps no arguments. Only the
+ * supervisor reads them, and only the call's end drops them. */
+const char *server_call_args_text(server_call *c, size_t *len);
+/* Bytes of the arguments text, from creation on (for admission budgets). */
+size_t server_call_args_bytes(const server_call *c);
 int64_t server_call_timeout_ms(const server_call *c);
 int64_t server_call_created_ns(const server_call *c); /* CLOCK_MONOTONIC */
 server_call_state server_call_get_state(const server_call *c);
@@ -55,8 +61,13 @@ bool server_call_set_running(server_call *c);
  * the re-runs. */
 bool server_call_requeue(server_call *c);
 unsigned server_call_requeues(const server_call *c);
-/* Steals result. */
-bool server_call_succeed(server_call *c, json_t *result, double run_ms);
+/* How long the call waited in the host for a worker, added to the time it
+ * waited in the server to make queue_ms. Set before the call ends. */
+void server_call_set_wait(server_call *c, double wait_ms);
+/* result is JSON text (len bytes, copied). Returns false also when out of
+ * memory (the call is then failed with function-failed). */
+bool server_call_succeed(server_call *c, const char *result, size_t len,
+                         double run_ms);
 /* Fails with a problem slug ("worker-panicked", "call-timeout", ...; the
  * slug "call-cancelled" makes the state cancelled), a human detail, and
  * optional cause and host objects (stolen, may be NULL). */
@@ -76,6 +87,14 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
  * the top level. Each log line carries the attempt that wrote it. New
  * reference. */
 json_t *server_call_to_json(const server_call *c);
+
+/* The same resource as compact JSON text (malloc'd, *len bytes), with the
+ * result text spliced in unparsed. NULL when out of memory. */
+char *server_call_render(const server_call *c, size_t *len);
+
+/* Bytes the call holds (its result, logs, problem and bookkeeping), for
+ * the retention budget. */
+size_t server_call_bytes(const server_call *c);
 
 /* The problem+json object of a failed or cancelled call (NULL otherwise):
  * type, title, status, detail, id, function, cause, logs, host. */

@@ -33,6 +33,7 @@ typedef struct entry {
     bool queued;         /* in the change queue */
     bool settling;       /* claimed by a settle: never queued again */
     int64_t done_ns;
+    size_t bytes; /* what the finished call holds */
 } entry;
 
 struct server_calltable {
@@ -44,8 +45,10 @@ struct server_calltable {
     entry *qhead, *qtail;
     entry *dhead, *dtail;
     size_t ndone;
+    size_t done_bytes;
     int64_t retain_ns;
     size_t retain_max;
+    size_t retain_bytes;
     bool stopping;
     pthread_t thread;
     server_calltable_done_fn on_done;
@@ -125,6 +128,7 @@ static void dequeue_locked(server_calltable *t, entry *e) {
 static entry *collect_evicted_locked(server_calltable *t, int64_t now) {
     entry *out = NULL, **tail = &out;
     while (t->dhead && (t->ndone > t->retain_max ||
+                        t->done_bytes > t->retain_bytes ||
                         now - t->dhead->done_ns >= t->retain_ns)) {
         if (t->dhead->queued)
             dequeue_locked(t, t->dhead);
@@ -133,6 +137,7 @@ static entry *collect_evicted_locked(server_calltable *t, int64_t now) {
         if (!t->dhead)
             t->dtail = NULL;
         t->ndone--;
+        t->done_bytes -= e->bytes;
         unlink_locked(t, e);
         e->dnext = NULL;
         *tail = e;
@@ -192,10 +197,13 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     if (w)
         server_call_watch_remove(call, w);
     t->on_done(t->udata, call);
+    size_t bytes = server_call_bytes(call);
 
     pthread_mutex_lock(&t->lock);
     int64_t now = now_ns();
     e->done_ns = now;
+    e->bytes = bytes;
+    t->done_bytes += bytes;
     e->dnext = NULL;
     if (t->dtail)
         t->dtail->dnext = e;
@@ -270,8 +278,8 @@ static void *table_thread(void *arg) {
 }
 
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
-                         server_calltable_done_fn on_done, void *udata,
-                         server_calltable **out) {
+                         size_t retain_bytes, server_calltable_done_fn on_done,
+                         void *udata, server_calltable **out) {
     server_calltable *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
@@ -281,6 +289,7 @@ int server_calltable_new(int64_t retain_ms, size_t retain_max,
         goto fail_buckets;
     t->retain_ns = retain_ms * 1000000;
     t->retain_max = retain_max;
+    t->retain_bytes = retain_bytes;
     t->on_done = on_done;
     t->udata = udata;
     pthread_condattr_t ca;

@@ -3,7 +3,8 @@
  * every call's end. Each call is watched from the moment it is added; when
  * it finishes the table "settles" it exactly once (runs the on_done hook:
  * metrics, log line) and keeps it for retain_ms, at most retain_max
- * finished calls, evicting the oldest first. A background thread settles
+ * finished calls holding at most retain_bytes (server_call_bytes),
+ * evicting the oldest first. A background thread settles
  * calls nobody is waiting for (async calls) and expires old ones.
  */
 #ifndef SERVER_CALLTABLE_H
@@ -22,8 +23,8 @@ typedef void (*server_calltable_done_fn)(void *udata, server_call *call);
 
 /* Returns 0 and sets *out, or a negative errno. */
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
-                         server_calltable_done_fn on_done, void *udata,
-                         server_calltable **out);
+                         size_t retain_bytes, server_calltable_done_fn on_done,
+                         void *udata, server_calltable **out);
 /* Stops the thread, unwatches and releases every call. */
 void server_calltable_free(server_calltable *t);
 

@@ -14,10 +14,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum opt_kind {
     OPT_INT,    /* integer in [min, max] */
-    OPT_BYTES,  /* integer with an optional K, M or G suffix */
+    OPT_BYTES,  /* integer with an optional K, M or G suffix; "auto" (-1)
+                   where min is -1 */
     OPT_CHOICE, /* one of choices, stored as its index */
     OPT_BOOL,   /* a flag without value; env: 1/0, true/false, yes/no */
     OPT_STRING,
@@ -74,10 +77,14 @@ static const opt options[] = {
      "S", "the restart window"},
     {"restart-cooldown-s", OPT_INT, OFF(restart_cooldown_s), 0, 86400, NULL,
      "10", "S", "how long the pool stays unavailable after too many failures"},
-    {"host-memory-limit", OPT_BYTES, OFF(host_memory_limit), 0, I64MAX, NULL,
-     "0", "BYTES", "address-space cap of the host process (K/M/G); 0: none"},
+    {"host-memory-limit", OPT_BYTES, OFF(host_memory_limit), -1, I64MAX, NULL,
+     "auto", "BYTES",
+     "address-space cap of the host process (K/M/G); a call that allocates "
+     "past it fails alone (500, out-of-memory); auto: half the memory of "
+     "the machine or of the container's cgroup, at least 1G + 128M per "
+     "worker; 0: none"},
     {"max-abandoned-hosts", OPT_INT, OFF(max_abandoned_hosts), 0, 1000, NULL,
-     "4", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
+     "32", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
     {"enable-fault-injection", OPT_BOOL, OFF(fault_injection), 0, 0, NULL,
      "off", NULL, "register the `faults` module (panic, crash, hang, ...)"},
     {"plugin", OPT_PLUGIN, 0, 0, 0, NULL, "none", "PATH",
@@ -118,10 +125,27 @@ static const opt options[] = {
      "a live log stream sends a comment after this long without an event"},
     {"max-queue", OPT_INT, OFF(max_queue), 1, 100000000, NULL, "4096", "N",
      "queued plus running calls before 503 overloaded"},
+    {"max-calls-per-client", OPT_INT, OFF(max_calls_per_client), 0, 100000000,
+     NULL, "0", "N",
+     "queued plus running calls of one client (its token name, else its "
+     "address) before 503 overloaded; 0: a quarter of --max-queue"},
+    {"max-inflight-bytes", OPT_BYTES, OFF(max_inflight_bytes), 1, I64MAX, NULL,
+     "1G", "BYTES",
+     "arguments of queued plus running calls before 503 overloaded"},
+    {"max-retained-bytes", OPT_BYTES, OFF(max_retained_bytes), 0, I64MAX, NULL,
+     "256M", "BYTES",
+     "bytes of finished calls kept for GET (results, logs, errors; the "
+     "oldest are evicted first)"},
     {"admin-token-file", OPT_STRING, OFF(admin_token_file), 0, 0, NULL, "none",
      "PATH",
      "file holding the bearer token of the admin routes (or set "
-     "POOLHOST_ADMIN_TOKEN); without a token they answer 403"},
+     "POOLHOST_ADMIN_TOKEN); without a token they answer 403; at most 4 KiB, "
+     "not readable by every user"},
+    {"api-token-file", OPT_STRING, OFF(api_token_file), 0, 0, NULL, "none",
+     "PATH",
+     "client tokens, one name:token a line (at most 64 KiB, not readable by "
+     "every user); when set, the call routes need one and each client sees "
+     "only its own calls"},
     {"log-format", OPT_CHOICE, OFF(log_format), 0, 0, format_choices, "text",
      "text|json", "service log format"},
     {"log-level", OPT_CHOICE, OFF(log_level), 0, 0, level_choices, "info",
@@ -266,7 +290,10 @@ static int opt_apply(server_config *cfg, const opt *o, const char *v,
     case OPT_INT:
     case OPT_BYTES: {
         int64_t x;
-        if (parse_int(v, o->kind == OPT_BYTES, &x) || x < o->min || x > o->max)
+        if (o->kind == OPT_BYTES && o->min == -1 && strcmp(v, "auto") == 0)
+            x = -1;
+        else if (parse_int(v, o->kind == OPT_BYTES, &x) || x < o->min ||
+                 x > o->max || (x == -1 && o->kind == OPT_BYTES))
             return -EINVAL;
         *(int64_t *)(base + o->offset) = x;
         return 0;
@@ -363,30 +390,6 @@ static const char *env_get(char **env, const char *name) {
     return NULL;
 }
 
-/* Reads the token file: its first line, without trailing whitespace.
- * Returns a malloc'd token or NULL (errno-style code in *rc). */
-static char *read_token_file(const char *path, int *rc) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        *rc = -errno;
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    for (n = strlen(buf); n && isspace((unsigned char)buf[n - 1]); n--)
-        buf[n - 1] = '\0';
-    if (!*buf) {
-        *rc = -EINVAL;
-        return NULL;
-    }
-    char *t = strdup(buf);
-    *rc = t ? 0 : -ENOMEM;
-    return t;
-}
-
 static int config_check(server_config *cfg, char *err, size_t errlen) {
     if (cfg->default_timeout_ms > cfg->max_timeout_ms) {
         snprintf(err, errlen,
@@ -402,24 +405,33 @@ static int config_check(server_config *cfg, char *err, size_t errlen) {
                  (long long)cfg->heartbeat_interval_ms);
         return -EINVAL;
     }
+    /* The host loads plugins (the front end never runs their code), but a
+     * path that cannot be a plugin is a mistake in the configuration. */
+    for (size_t i = 0; i < cfg->nplugins; i++) {
+        struct stat st;
+        const char *why = NULL;
+        if (stat(cfg->plugins[i], &st) != 0)
+            why = strerror(errno);
+        else if (!S_ISREG(st.st_mode))
+            why = "not a regular file";
+        else if (access(cfg->plugins[i], R_OK) != 0)
+            why = strerror(errno);
+        if (why) {
+            snprintf(err, errlen, "--plugin %s: %s", cfg->plugins[i], why);
+            return -EINVAL;
+        }
+    }
     return 0;
 }
 
-static int load_token(server_config *cfg, char **env, char *err,
-                      size_t errlen) {
+/* Takes POOLHOST_ADMIN_TOKEN; its file, when given, wins (server_auth_new).
+ * Returns 0 or -ENOMEM. */
+static int load_token(server_config *cfg, char **env) {
     const char *env_token = env_get(env, "POOLHOST_ADMIN_TOKEN");
-    int rc = 0;
-    if (cfg->admin_token_file) {
-        cfg->admin_token = read_token_file(cfg->admin_token_file, &rc);
-        if (rc)
-            snprintf(err, errlen, "--admin-token-file: %s: %s",
-                     cfg->admin_token_file,
-                     rc == -EINVAL ? "empty token" : strerror(-rc));
-    } else if (env_token && *env_token) {
-        cfg->admin_token = strdup(env_token);
-        rc = cfg->admin_token ? 0 : -ENOMEM;
-    }
-    return rc;
+    if (!env_token || !*env_token)
+        return 0;
+    cfg->admin_token = strdup(env_token);
+    return cfg->admin_token ? 0 : -ENOMEM;
 }
 
 /* True when argv sets option o: its environment variable is then not
@@ -498,8 +510,7 @@ int server_config_parse(server_config *cfg, int argc, char **argv, char **env,
             goto fail;
         }
     }
-    if ((rc = config_check(cfg, err, errlen)) ||
-        (rc = load_token(cfg, env, err, errlen)))
+    if ((rc = config_check(cfg, err, errlen)) || (rc = load_token(cfg, env)))
         goto fail;
     return SERVER_CONFIG_OK;
 fail:
@@ -515,11 +526,47 @@ void server_config_free(server_config *cfg) {
     cfg->admin_token_file = NULL;
     free(cfg->cors_origin);
     cfg->cors_origin = NULL;
+    free(cfg->api_token_file);
+    cfg->api_token_file = NULL;
     if (cfg->admin_token) {
-        memset(cfg->admin_token, 0, strlen(cfg->admin_token));
+        explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
         free(cfg->admin_token);
         cfg->admin_token = NULL;
     }
+}
+
+/* The memory the service may use: the cgroup's limit (v2, then v1) when
+ * there is one below the machine's, else the machine's. */
+static int64_t service_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int64_t mem = pages > 0 && page > 0 ? (int64_t)pages * page : 0;
+    static const char *const files[] = {
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        long long v;
+        int got = fscanf(f, "%lld", &v);
+        fclose(f);
+        if (got == 1 && v > 0 && (mem == 0 || v < mem))
+            mem = v;
+        break;
+    }
+    return mem;
+}
+
+/* --host-memory-limit auto: half the service's memory, the other half
+ * being the front end's and the system's, but never below what the host
+ * needs to start its workers (address space: stacks and malloc arenas). */
+static int64_t auto_memory_limit(uint32_t threads) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t n = threads ? threads : ncpu > 0 ? ncpu : 1;
+    int64_t floor = (1LL << 30) + n * (128LL << 20);
+    int64_t half = service_memory() / 2;
+    return half > floor ? half : floor;
 }
 
 void server_config_to_sup(const server_config *cfg, const char *exe_path,
@@ -536,12 +583,19 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
     sup->restart_max = (int)cfg->restart_max;
     sup->restart_window_s = (int)cfg->restart_window_s;
     sup->restart_cooldown_s = (int)cfg->restart_cooldown_s;
-    sup->host_memory_limit = cfg->host_memory_limit;
+    sup->host_memory_limit = cfg->host_memory_limit >= 0
+                                 ? cfg->host_memory_limit
+                                 : auto_memory_limit(sup->threads);
     sup->fault_injection = cfg->fault_injection;
     sup->plugins = (const char *const *)cfg->plugins;
     sup->nplugins = cfg->nplugins;
     sup->max_queue = (size_t)cfg->max_queue;
+    sup->max_calls_per_client = cfg->max_calls_per_client
+                                    ? (size_t)cfg->max_calls_per_client
+                                    : (sup->max_queue + 3) / 4;
+    sup->max_inflight_bytes = (size_t)cfg->max_inflight_bytes;
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
+    sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
      * may be larger than requests. */
     int64_t payload = cfg->max_body_bytes * 4 + (1 << 20);

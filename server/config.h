@@ -32,7 +32,7 @@ typedef struct server_config {
     int64_t restart_max;
     int64_t restart_window_s;
     int64_t restart_cooldown_s;
-    int64_t host_memory_limit;
+    int64_t host_memory_limit; /* -1: auto */
     int64_t max_abandoned_hosts;
     bool fault_injection;
     char **plugins;
@@ -53,13 +53,17 @@ typedef struct server_config {
     int64_t sse_keepalive_s;
     char *cors_origin; /* NULL: no CORS headers */
     int64_t max_queue;
+    int64_t max_calls_per_client; /* 0: max_queue / 4 */
+    int64_t max_inflight_bytes;
+    int64_t max_retained_bytes;
     int64_t drain_timeout_ms;
 
     char *admin_token_file;
-    char *admin_token;  /* read from the file or POOLHOST_ADMIN_TOKEN; NULL:
-                           admin routes answer 403 */
-    int64_t log_format; /* 0 text, 1 json */
-    int64_t log_level;  /* server_log_level */
+    char *admin_token;    /* POOLHOST_ADMIN_TOKEN, NULL when unset; the files
+                             are read by server_auth_new */
+    char *api_token_file; /* client tokens, one name:token a line */
+    int64_t log_format;   /* 0 text, 1 json */
+    int64_t log_level;    /* server_log_level */
 } server_config;
 
 enum {

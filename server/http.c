@@ -22,6 +22,7 @@
 #include "problem.h"
 #include "routes.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,20 +52,20 @@ static const route routes[] = {
     {"/v1/calls",
      ALLOW_POST,
      "application/json",
-     {{"POST", server_route_calls_create, BODY_JSON}}},
+     {{"POST", server_route_calls_create, BODY_JSON | SERVER_NEED_CLIENT}}},
     {"/v1/calls/*",
      "GET, HEAD, DELETE, OPTIONS",
      "application/json",
-     {{"GET", server_route_calls_get, 0},
-      {"DELETE", server_route_calls_delete, 0}}},
+     {{"GET", server_route_calls_get, SERVER_NEED_CLIENT},
+      {"DELETE", server_route_calls_delete, SERVER_NEED_CLIENT}}},
     {"/v1/calls/*/logs",
      ALLOW_GET,
      NULL,
-     {{"GET", server_route_calls_logs, NEGOTIATE}}},
+     {{"GET", server_route_calls_logs, NEGOTIATE | SERVER_NEED_CLIENT}}},
     {"/v1/batch",
      ALLOW_POST,
      "application/json",
-     {{"POST", server_route_batch, BODY_JSON}}},
+     {{"POST", server_route_batch, BODY_JSON | SERVER_NEED_CLIENT}}},
     {"/v1/functions",
      ALLOW_GET,
      "application/json",
@@ -72,15 +73,15 @@ static const route routes[] = {
     {"/v1/pool",
      ALLOW_GET,
      "application/json",
-     {{"GET", server_route_pool, 0}}},
+     {{"GET", server_route_pool, SERVER_NEED_ANY}}},
     {"/v1/pool/restart",
      ALLOW_POST,
      "application/json",
-     {{"POST", server_route_pool_restart, 0}}},
+     {{"POST", server_route_pool_restart, SERVER_NEED_ADMIN}}},
     {"/v1/pool/stop",
      ALLOW_POST,
      "application/json",
-     {{"POST", server_route_pool_stop, 0}}},
+     {{"POST", server_route_pool_stop, SERVER_NEED_ADMIN}}},
     {"/livez", ALLOW_GET, "application/json", {{"GET", server_route_livez, 0}}},
     {"/readyz",
      ALLOW_GET,
@@ -141,6 +142,14 @@ bool server_req_suspend(server_req *req) {
     req->suspended = true;
     atomic_fetch_add(&req->http->suspended, 1);
     MHD_suspend_connection(req->conn);
+    if (req->hangup) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* Without the socket in the set, the call only misses the early
+         * cancel: it still ends by its deadline. */
+        if (ci)
+            server_hangup_arm(req->http->hangup, req->hangup, ci->connect_fd);
+    }
     pthread_mutex_unlock(&req->lock);
     return true;
 }
@@ -150,12 +159,21 @@ void server_req_wake(void *udata) {
     pthread_mutex_lock(&req->lock);
     if (req->suspended) {
         req->suspended = false;
+        /* Out of the set before libmicrohttpd may close the socket. */
+        if (req->hangup)
+            server_hangup_disarm(req->http->hangup, req->hangup);
         MHD_resume_connection(req->conn);
         atomic_fetch_sub(&req->http->suspended, 1);
     } else {
         req->wake = true;
     }
     pthread_mutex_unlock(&req->lock);
+}
+
+int server_req_cancel_on_hangup(server_req *req, server_call *const *calls,
+                                size_t n) {
+    req->hangup = server_hangup_add(req->http->hangup, calls, n);
+    return req->hangup ? 0 : -ENOMEM;
 }
 
 /* ---- the access handler ----------------------------------------------- */
@@ -200,6 +218,8 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
 }
 
 static void req_free(server_req *req) {
+    if (req->hangup)
+        server_hangup_release(req->http->hangup, req->hangup);
     if (req->free_state)
         req->free_state(req);
     atomic_fetch_sub(&req->http->active, 1);
@@ -284,9 +304,9 @@ static enum MHD_Result answer_405(server_req *req, const route *r) {
     char detail[160];
     snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
              r->allow, req->method);
-    json_t *p = server_problem_new("method-not-allowed", detail);
     req->close = req->has_body;
-    return server_req_problem_header(req, p, "Allow", r->allow);
+    return server_req_problem_header(req, "method-not-allowed", detail,
+                                     "Allow", r->allow);
 }
 
 /* The checks that need only the request line and the headers, then
@@ -343,6 +363,11 @@ static enum MHD_Result req_begin(server_req *req) {
         return answer_405(req, r);
     req->handler = m->fn;
     req->vary_accept = (m->flags & NEGOTIATE) != 0;
+    enum MHD_Result denied;
+    unsigned need = m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN |
+                                SERVER_NEED_ANY);
+    if (need && !server_req_authorize(req, need, &denied))
+        return denied;
     if (r->produces && server_req_accepts(req, r->produces, NULL) == 0) {
         char detail[96];
         snprintf(detail, sizeof detail, "%s is only available as %s",
@@ -428,8 +453,10 @@ enum MHD_Result server__http_access(void *cls, struct MHD_Connection *conn,
         server_conn_body_bytes(req->tcp, n);
         return req->responded ? MHD_YES : req_body(req, data, n);
     }
-    if (req->has_body)
+    if (req->has_body && !req->body_read) {
+        req->body_read = true;
         server_conn_body_done(req->tcp);
+    }
     if (req->responded)
         return MHD_YES;
     if (req->early) {

@@ -8,13 +8,14 @@
 #ifndef SERVER_HTTP_H
 #define SERVER_HTTP_H
 
+#include "auth.h"
 #include "calltable.h"
 #include "config.h"
 #include "guard.h"
+#include "hangup.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
-#include "pool/registry.h"
 #include "supervisor.h"
 
 #include <jansson.h>
@@ -25,14 +26,14 @@
 #include <stdint.h>
 
 /* The front end and what its routes use. The caller fills the first five
- * fields (borrowed) and ids, then calls server_http_start. */
+ * fields (borrowed), then calls server_http_start. */
 typedef struct server_http {
     const server_config *cfg;
     server_sup *sup;
-    const pool_registry_t *reg;
     server_metrics *metrics;
     server_calltable *calls;
-    server_ids ids;
+    server_auth *auth;
+    server_hangup *hangup; /* sync calls of clients that leave */
     unsigned http_threads;
     atomic_bool draining;
     atomic_size_t active;    /* requests begun and not yet completed */
@@ -45,6 +46,23 @@ typedef struct server_http {
 
 typedef struct server_req server_req;
 typedef enum MHD_Result (*server_req_fn)(server_req *req);
+
+/* Who sent a request, as far as its route asked (server_req_authorize). */
+typedef enum server_req_caller {
+    SERVER_CALLER_ANONYMOUS = 0, /* no token, or none was needed */
+    SERVER_CALLER_CLIENT,        /* a client token */
+    SERVER_CALLER_ADMIN,         /* the admin token */
+} server_req_caller;
+
+/* What a route needs from its caller; route flags (http.c). */
+enum {
+    /* /v1/calls*, /v1/batch: a client or the admin token when client
+     * tokens are configured, nothing otherwise */
+    SERVER_NEED_CLIENT = 1u << 4,
+    SERVER_NEED_ADMIN = 1u << 5, /* the admin token */
+    /* a token is looked at when one is sent and tokens are configured */
+    SERVER_NEED_ANY = 1u << 6,
+};
 
 /* One request, from its headers to its completion. */
 struct server_req {
@@ -64,6 +82,7 @@ struct server_req {
     char *body;
     size_t body_len, body_cap;
     bool has_body;    /* the headers announce one */
+    bool body_read;   /* ... and it has been read to its end */
     json_t *early;    /* a problem decided before the body, answered once
                          the body has been read and dropped */
     uint64_t dropped; /* body bytes dropped for it */
@@ -71,6 +90,12 @@ struct server_req {
     bool vary_accept; /* the answer depends on Accept */
     server_req_fn handler;
     bool responded;
+    int retry_after_s; /* for a 503 overloaded; 0: the pool's */
+    server_req_caller caller;
+    /* The calls' client: the token's name (SERVER_AUTH_ADMIN_NAME for the
+     * admin), else the source address. */
+    char client[SERVER_AUTH_NAME_MAX];
+    uint64_t hangup; /* server_req_cancel_on_hangup's watch, 0: none */
 
     /* waiting for a call: see server_req_suspend */
     pthread_mutex_t lock;
@@ -113,13 +138,13 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
  * NULL. */
 enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
                                 const char *content_type);
+/* A JSON text body (malloc'd, len bytes, stolen) as application/json, or
+ * content_type when not NULL. */
+enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
+                                size_t len, const char *content_type);
 /* A problem object (stolen): its status, application/problem+json, and
  * Retry-After on 503. */
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);
-/* The same with one more header (Allow, WWW-Authenticate). */
-enum MHD_Result server_req_problem_header(server_req *req, json_t *problem,
-                                          const char *header,
-                                          const char *value);
 /* A problem answered on the socket itself, for when libmicrohttpd cannot
  * queue an answer (mid-upload); the connection is then dropped, and
  * lingers. Returns MHD_NO, for the caller to return. */
@@ -127,6 +152,12 @@ enum MHD_Result server_req_problem_raw(server_req *req, json_t *problem);
 enum MHD_Result server_req_problem(server_req *req, const char *slug,
                                    const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The problem slug with detail, plus one response header (Allow,
+ * WWW-Authenticate, Retry-After). */
+enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
+                                          const char *detail,
+                                          const char *header,
+                                          const char *value);
 
 /* Suspends the connection until server_req_wake. Returns true when it
  * suspended (the route returns MHD_YES and req->resume runs later), or
@@ -135,5 +166,22 @@ enum MHD_Result server_req_problem(server_req *req, const char *slug,
 bool server_req_suspend(server_req *req);
 /* A server_call_watch_fn: resumes the request (udata) if suspended. */
 void server_req_wake(void *req);
+/* While the request is suspended, a client that disconnects cancels
+ * calls[0..n) (a synchronous call or a batch). Call it once, before the
+ * first suspension. Returns 0 or -ENOMEM. */
+int server_req_cancel_on_hangup(server_req *req, server_call *const *calls,
+                                size_t n);
+
+/* ---- callers (http_auth.c) ---------------------------------------------*/
+
+/* Checks the caller against need (SERVER_NEED_*), before the body is read,
+ * and sets req->caller and req->client. Returns true when the request may
+ * go on; else false, answered (401 unauthorized, 403 forbidden or 429
+ * too-many-requests), with the answer's result in *r. */
+bool server_req_authorize(server_req *req, unsigned need, enum MHD_Result *r);
+/* True when the caller may read and cancel call: always without client
+ * tokens (the id is the capability), else the admin or the call's client.
+ */
+bool server_req_owns(const server_req *req, const server_call *call);
 
 #endif

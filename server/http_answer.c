@@ -61,9 +61,14 @@ enum MHD_Result server_req_send(server_req *req, unsigned status,
     server_http *h = req->http;
     if (!resp)
         return MHD_NO;
-    if (!req->rid[0])
-        server_ids_next(&h->ids, req->rid);
-    MHD_add_response_header(resp, "X-Request-Id", req->rid);
+    /* A fresh random id when there is neither the client's nor a call's:
+     * it must not tell anything about any call's id. */
+    if (req->rid[0] || server_id_new(req->rid) == 0)
+        MHD_add_response_header(resp, "X-Request-Id", req->rid);
+    /* Answered before the body was read: the rest of it may be on its
+     * way, so the connection closes after the answer, by lingering. */
+    if (req->has_body && !req->body_read)
+        req->close = true;
     if (!MHD_get_response_header(resp, "Cache-Control"))
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     const char *origin = cors_origin(req);
@@ -118,12 +123,28 @@ enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
     return resp ? server_req_send(req, status, resp) : MHD_NO;
 }
 
-/* The Retry-After of a 503 problem of this type. */
-static int retry_after(server_http *h, const char *type) {
+enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
+                                size_t len, const char *content_type) {
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type",
+                            content_type ? content_type : "application/json");
+    return server_req_send(req, status, resp);
+}
+
+/* The Retry-After of a 503 problem of this type: the request's own for
+ * overloaded (from how fast the queue drains), else the pool's. */
+static int retry_after(server_req *req, const char *type) {
     if (type && strcmp(type, "/problems/overloaded") == 0)
-        return 1;
+        return req->retry_after_s > 0 ? req->retry_after_s : 1;
     server_sup_stats st;
-    server_sup_get_stats(h->sup, &st);
+    server_sup_get_stats(req->http->sup, &st);
     return st.retry_after_s > 0 ? st.retry_after_s : 1;
 }
 
@@ -132,15 +153,16 @@ static int problem_status(const json_t *problem) {
     return status < 400 || status > 599 ? 500 : status;
 }
 
-enum MHD_Result server_req_problem_header(server_req *req, json_t *problem,
-                                          const char *header,
-                                          const char *value) {
+/* Answers problem (stolen), with one more header when header is not
+ * NULL. */
+static enum MHD_Result problem_send(server_req *req, json_t *problem,
+                                    const char *header, const char *value) {
     if (!problem)
         return MHD_NO;
     int status = problem_status(problem);
     int after =
         status == 503
-            ? retry_after(req->http,
+            ? retry_after(req,
                           json_string_value(json_object_get(problem, "type")))
             : 0;
     struct MHD_Response *resp =
@@ -158,7 +180,14 @@ enum MHD_Result server_req_problem_header(server_req *req, json_t *problem,
 }
 
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
-    return server_req_problem_header(req, problem, NULL, NULL);
+    return problem_send(req, problem, NULL, NULL);
+}
+
+enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
+                                          const char *detail,
+                                          const char *header,
+                                          const char *value) {
+    return problem_send(req, server_problem_new(slug, detail), header, value);
 }
 
 enum MHD_Result server_req_problem(server_req *req, const char *slug,
@@ -178,7 +207,7 @@ enum MHD_Result server_req_problem_raw(server_req *req, json_t *problem) {
         return MHD_NO;
     }
     if (!req->rid[0])
-        server_ids_next(&h->ids, req->rid);
+        server_id_new(req->rid);
     int status = problem_status(problem);
     char *body = json_dumps(problem, SERVER_JSON_FLAGS);
     json_decref(problem);

@@ -121,6 +121,13 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     h->http_threads = cfg->http_threads ? (unsigned)cfg->http_threads
                                         : (unsigned)(cpus > 0 ? cpus : 1);
+    if ((rc = server_hangup_new(h->sup, &h->hangup))) {
+        server_guard_free(h->guard);
+        h->guard = NULL;
+        snprintf(err, errlen, "cannot watch for clients that leave: %s",
+                 strerror(-rc));
+        return rc;
+    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     if (cfg->listen_addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -149,6 +156,8 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, server__http_access, h,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!h->daemon) {
+        server_hangup_free(h->hangup);
+        h->hangup = NULL;
         server_guard_free(h->guard);
         h->guard = NULL;
         snprintf(err, errlen,
@@ -193,6 +202,9 @@ void server_http_stop(server_http *h) {
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
     h->listen_fd = MHD_INVALID_SOCKET;
+    /* After the daemon: completing requests release their watches. */
+    server_hangup_free(h->hangup);
+    h->hangup = NULL;
     server_guard_free(h->guard);
     h->guard = NULL;
 }

@@ -1,35 +1,63 @@
 /*
- * Identifiers (ids.h). The prefix comes from getrandom, so two runs of the
- * service (or two replicas) never hand out the same call id.
+ * Identifiers (ids.h). Each id is 16 bytes from getrandom: no counter and
+ * no per-process prefix, so ids seen by one client say nothing about the
+ * ids of other clients' calls.
  */
 #include "ids.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
-int server_ids_init(server_ids *ids) {
-    unsigned char r[8];
-    size_t got = 0;
-    while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
+/* Random bytes drawn ahead, per thread: one getrandom for 16 ids rather
+ * than one per id (a system call costs about as much as the rest of a small
+ * request's id handling). Each byte is used once. */
+#define CACHE 256
+static _Thread_local unsigned char cache[CACHE];
+static _Thread_local size_t cache_left;
+
+/* Fills r with n <= CACHE random bytes. Returns 0 or a negative errno. */
+static int ids__random(unsigned char *r, size_t n) {
+    if (cache_left < n) {
+        size_t got = 0;
+        /* Requests of at most 256 bytes are never cut short once the
+         * kernel's pool is initialised; the loop is for boot-time EINTR. */
+        while (got < CACHE) {
+            ssize_t k = getrandom(cache + got, CACHE - got, 0);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            got += (size_t)k;
         }
-        got += (size_t)n;
+        cache_left = CACHE;
     }
-    for (size_t i = 0; i < sizeof r; i++)
-        snprintf(ids->prefix + 2 * i, 3, "%02x", r[i]);
-    atomic_init(&ids->next, 1);
+    unsigned char *from = cache + CACHE - cache_left;
+    memcpy(r, from, n);
+    explicit_bzero(from, n);
+    cache_left -= n;
     return 0;
 }
 
-void server_ids_next(server_ids *ids, char *buf) {
-    uint64_t n = atomic_fetch_add_explicit(&ids->next, 1, memory_order_relaxed);
-    snprintf(buf, SERVER_ID_MAX, "%s-%llu", ids->prefix, (unsigned long long)n);
+int server_id_new(char *buf) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    buf[0] = '\0';
+    int rc = ids__random(r, sizeof r);
+    if (rc)
+        return rc;
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* variant 10 */
+    char *p = buf;
+    for (size_t i = 0; i < sizeof r; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[r[i] >> 4];
+        *p++ = hex[r[i] & 15];
+    }
+    *p = '\0';
+    return 0;
 }
 
 bool server_request_id_valid(const char *s) {

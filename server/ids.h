@@ -1,29 +1,21 @@
 /*
- * Identifiers: call ids unique across restarts of the service (a random
- * per-process prefix plus a counter) and X-Request-Id validation.
+ * Identifiers: call ids that cannot be guessed (a call id is the
+ * capability to read and cancel that call) and X-Request-Id validation.
  */
 #ifndef SERVER_IDS_H
 #define SERVER_IDS_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-/* Room for an id and its terminator. */
-#define SERVER_ID_MAX 48
+/* Room for an id (36 characters) and its terminator. */
+#define SERVER_ID_MAX 37
 
-typedef struct server_ids {
-    char prefix[17];
-    atomic_uint_fast64_t next;
-} server_ids;
-
-/* Draws the random prefix. Returns 0 or a negative errno. */
-int server_ids_init(server_ids *ids);
-
-/* Writes the next id ("<16 hex>-<n>") to buf (SERVER_ID_MAX bytes).
- * Thread-safe. */
-void server_ids_next(server_ids *ids, char *buf);
+/* Writes a new id to buf (SERVER_ID_MAX bytes): a random UUID (version 4,
+ * 122 bits from getrandom), in its lowercase 8-4-4-4-12 form. Every id is
+ * drawn afresh, so that no id, a call's or a response's X-Request-Id, tells
+ * anything about another. Thread-safe. Returns 0, or a negative errno when
+ * the kernel gives no random bytes (buf is then ""). */
+int server_id_new(char *buf);
 
 /* True for a usable client X-Request-Id: 1..128 printable ASCII
  * characters. */

@@ -1,12 +1,18 @@
 /*
  * Prometheus metrics (metrics.h): the counters the front end feeds (calls by
- * function and outcome, call durations, HTTP responses by code), guarded by
- * one mutex, and the text exposition rendered from them plus the
- * supervisor's gauges at scrape time.
+ * function and outcome, call durations, HTTP responses by code) and the
+ * text exposition rendered from them plus the supervisor's gauges at scrape
+ * time. HTTP counters are atomics, taken on every response without a lock;
+ * the call series are guarded by one mutex, which a scrape holds only to
+ * copy them, never while it formats.
  */
 #include "metrics.h"
 
+#include "problem.h"
+
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,8 +33,11 @@ static const char *const bucket_labels[] = {
 static const char *const restart_reasons[SERVER_RESTART_REASON_COUNT] = {
     "panic", "crash", "unresponsive", "timeout", "admin", "start_failed"};
 
-/* Label sets are client-influenced (function names, outcomes), so each
- * family is capped; further label values are counted under OVERFLOW. */
+/* A function label is a registered function's name or UNKNOWN_LABEL, and
+ * an outcome is "succeeded" or a problem slug, so that no client can add
+ * series. Plugins may register many functions: each family is also capped,
+ * further label values being counted under OVERFLOW_LABEL. */
+#define UNKNOWN_LABEL "unknown"
 #define MAX_SERIES 1024
 #define OVERFLOW_LABEL "_other"
 
@@ -49,12 +58,14 @@ typedef struct metrics__histogram {
 } metrics__histogram;
 
 struct server_metrics {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* the fields up to http */
     metrics__call_series *calls;
     size_t ncalls, calls_cap;
     metrics__histogram *hists;
     size_t nhists, hists_cap;
-    uint64_t http[MAX_CODE - MIN_CODE + 1];
+    char **functions; /* registered names, sorted */
+    size_t nfunctions;
+    atomic_uint_fast64_t http[MAX_CODE - MIN_CODE + 1];
 };
 
 server_metrics *server_metrics_new(void) {
@@ -65,7 +76,47 @@ server_metrics *server_metrics_new(void) {
         free(m);
         return NULL;
     }
+    for (size_t i = 0; i < MAX_CODE - MIN_CODE + 1; i++)
+        atomic_init(&m->http[i], 0);
     return m;
+}
+
+static void metrics__names_free(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static int metrics__strcmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int server_metrics_set_functions(server_metrics *m, const char *const *names,
+                                 size_t n) {
+    char **set = calloc(n ? n : 1, sizeof *set);
+    if (!set)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(set[i] = strdup(names[i]))) {
+            metrics__names_free(set, i);
+            return -ENOMEM;
+        }
+    qsort(set, n, sizeof *set, metrics__strcmp);
+    size_t k = 0; /* duplicates dropped */
+    for (size_t i = 0; i < n; i++) {
+        if (k && strcmp(set[k - 1], set[i]) == 0)
+            free(set[i]);
+        else
+            set[k++] = set[i];
+    }
+    pthread_mutex_lock(&m->lock);
+    char **old = m->functions;
+    size_t nold = m->nfunctions;
+    m->functions = set;
+    m->nfunctions = k;
+    pthread_mutex_unlock(&m->lock);
+    metrics__names_free(old, nold);
+    return 0;
 }
 
 void server_metrics_free(server_metrics *m) {
@@ -79,6 +130,7 @@ void server_metrics_free(server_metrics *m) {
         free(m->hists[i].function);
     free(m->calls);
     free(m->hists);
+    metrics__names_free(m->functions, m->nfunctions);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -144,13 +196,15 @@ static metrics__histogram *metrics__histogram_get(server_metrics *m,
 
 void server_metrics_call_done(server_metrics *m, const char *function,
                               const char *outcome, double seconds) {
-    if (!function)
-        function = "";
-    if (!outcome)
-        outcome = "";
+    if (!outcome ||
+        (strcmp(outcome, "succeeded") != 0 && !server_problem_find(outcome)))
+        outcome = UNKNOWN_LABEL;
     if (!(seconds >= 0))
         seconds = 0;
     pthread_mutex_lock(&m->lock);
+    if (!function || !bsearch(&function, m->functions, m->nfunctions,
+                              sizeof *m->functions, metrics__strcmp))
+        function = UNKNOWN_LABEL;
     metrics__call_series *s = metrics__call_series_get(m, function, outcome);
     if (s)
         s->count++;
@@ -170,9 +224,8 @@ void server_metrics_call_done(server_metrics *m, const char *function,
 void server_metrics_http_response(server_metrics *m, unsigned code) {
     if (code < MIN_CODE || code > MAX_CODE)
         return;
-    pthread_mutex_lock(&m->lock);
-    m->http[code - MIN_CODE]++;
-    pthread_mutex_unlock(&m->lock);
+    atomic_fetch_add_explicit(&m->http[code - MIN_CODE], 1,
+                              memory_order_relaxed);
 }
 
 /* A label value per the text format: backslash, quote and newline escaped. */
@@ -196,23 +249,53 @@ static void metrics__family(FILE *out, const char *name, const char *type,
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The counters; lock held. */
-static void metrics__render_counters(server_metrics *m, FILE *out) {
+/* A copy of the call series, taken under the lock and formatted without
+ * it. The label strings are borrowed: a series is never removed, so they
+ * live as long as the metrics. */
+typedef struct metrics__snapshot {
+    metrics__call_series *calls;
+    size_t ncalls;
+    metrics__histogram *hists;
+    size_t nhists;
+} metrics__snapshot;
+
+/* Returns 0 or -ENOMEM. */
+static int metrics__snapshot_take(server_metrics *m, metrics__snapshot *s) {
+    pthread_mutex_lock(&m->lock);
+    s->ncalls = m->ncalls;
+    s->nhists = m->nhists;
+    s->calls = malloc((s->ncalls ? s->ncalls : 1) * sizeof *s->calls);
+    s->hists = malloc((s->nhists ? s->nhists : 1) * sizeof *s->hists);
+    if (s->calls && s->hists) {
+        memcpy(s->calls, m->calls, s->ncalls * sizeof *s->calls);
+        memcpy(s->hists, m->hists, s->nhists * sizeof *s->hists);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (s->calls && s->hists)
+        return 0;
+    free(s->calls);
+    free(s->hists);
+    return -ENOMEM;
+}
+
+static void metrics__render_counters(server_metrics *m,
+                                     const metrics__snapshot *snap, FILE *out) {
     metrics__family(out, "poolhost_calls_total", "counter",
                     "Calls that ended, by function and outcome (succeeded "
-                    "or the problem slug).");
-    for (size_t i = 0; i < m->ncalls; i++) {
+                    "or the problem slug); function=\"unknown\" for names "
+                    "no module registered.");
+    for (size_t i = 0; i < snap->ncalls; i++) {
         fputs("poolhost_calls_total{function=", out);
-        metrics__label(out, m->calls[i].function);
+        metrics__label(out, snap->calls[i].function);
         fputs(",outcome=", out);
-        metrics__label(out, m->calls[i].outcome);
-        fprintf(out, "} %llu\n", (unsigned long long)m->calls[i].count);
+        metrics__label(out, snap->calls[i].outcome);
+        fprintf(out, "} %llu\n", (unsigned long long)snap->calls[i].count);
     }
 
     metrics__family(out, "poolhost_call_duration_seconds", "histogram",
                     "Time from a call's arrival to its end, by function.");
-    for (size_t i = 0; i < m->nhists; i++) {
-        const metrics__histogram *h = &m->hists[i];
+    for (size_t i = 0; i < snap->nhists; i++) {
+        const metrics__histogram *h = &snap->hists[i];
         uint64_t cum = 0;
         for (size_t b = 0; b <= NBOUNDS; b++) {
             cum += b < NBOUNDS ? h->buckets[b] : 0;
@@ -232,10 +315,13 @@ static void metrics__render_counters(server_metrics *m, FILE *out) {
 
     metrics__family(out, "poolhost_http_requests_total", "counter",
                     "HTTP responses sent, by status code.");
-    for (unsigned c = MIN_CODE; c <= MAX_CODE; c++)
-        if (m->http[c - MIN_CODE])
+    for (unsigned c = MIN_CODE; c <= MAX_CODE; c++) {
+        uint64_t n =
+            atomic_load_explicit(&m->http[c - MIN_CODE], memory_order_relaxed);
+        if (n)
             fprintf(out, "poolhost_http_requests_total{code=\"%u\"} %llu\n", c,
-                    (unsigned long long)m->http[c - MIN_CODE]);
+                    (unsigned long long)n);
+    }
 }
 
 static void metrics__render_supervisor(const server_sup_stats *st, FILE *out) {
@@ -263,14 +349,20 @@ static void metrics__render_supervisor(const server_sup_stats *st, FILE *out) {
 
 char *server_metrics_render(server_metrics *m, const server_sup_stats *stats,
                             size_t *len) {
+    metrics__snapshot snap;
+    if (metrics__snapshot_take(m, &snap))
+        return NULL;
     char *buf = NULL;
     size_t n = 0;
     FILE *out = open_memstream(&buf, &n);
-    if (!out)
+    if (!out) {
+        free(snap.calls);
+        free(snap.hists);
         return NULL;
-    pthread_mutex_lock(&m->lock);
-    metrics__render_counters(m, out);
-    pthread_mutex_unlock(&m->lock);
+    }
+    metrics__render_counters(m, &snap, out);
+    free(snap.calls);
+    free(snap.hists);
     server_sup_stats none = {.heartbeat_age_s = -1};
     metrics__render_supervisor(stats ? stats : &none, out);
     metrics__family(out, "poolhost_build_info", "gauge",

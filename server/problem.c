@@ -20,14 +20,20 @@ static const server_problem_type problem_types[] = {
      "which case the connection is closed after the answer. The detail says "
      "where the problem is."},
     {"unauthorized", 401, "Unauthorized",
-     "An admin route was called without the right bearer token in the "
-     "Authorization header."},
+     "The route needs a bearer token (Authorization: Bearer <token>) and "
+     "none, or a wrong one, was sent: the admin routes take the admin token; "
+     "when client tokens are configured (--api-token-file), the call routes "
+     "take a client's token or the admin token. Wrong tokens are counted "
+     "against the address they come from."},
     {"forbidden", 403, "Forbidden",
-     "Admin routes are disabled because no admin token is configured "
-     "(--admin-token-file or POOLHOST_ADMIN_TOKEN)."},
+     "The admin routes are disabled because no admin token is configured "
+     "(--admin-token-file or POOLHOST_ADMIN_TOKEN), or the token sent is a "
+     "client's, which does not open them."},
     {"not-found", 404, "Not found",
      "No resource at this path. For a call id this also means the call "
-     "finished longer ago than the retention period and was evicted."},
+     "finished longer ago than the retention period and was evicted, or, "
+     "when client tokens are configured, that it belongs to another "
+     "client."},
     {"unknown-function", 404, "Unknown function",
      "The call names a function that no loaded module provides. GET "
      "/v1/functions lists the functions this service can run."},
@@ -53,6 +59,11 @@ static const server_problem_type problem_types[] = {
      "The request is well-formed JSON but a field has the wrong type or "
      "value, or the function refused its arguments. The detail names the "
      "field and what was expected."},
+    {"too-many-requests", 429, "Too many requests",
+     "Too many wrong bearer tokens came from this address in a short time: "
+     "10 at once, then one a second. Until the time in Retry-After has "
+     "passed, every request from it that needs a token gets this answer, "
+     "whatever the token."},
     {"not-implemented", 501, "Not implemented",
      "The request uses an HTTP feature this service does not implement: a "
      "transfer coding other than chunked. The connection is closed, since "

@@ -5,7 +5,8 @@
  * The runnable calls are admitted as one unit: a batch the pool cannot
  * take whole (overloaded, unavailable, draining) is a 503 problem, and
  * none of its calls runs. A body that is not a batch fails the whole
- * request.
+ * request. The calls belong to the batch's client, and are cancelled if it
+ * disconnects before they end.
  */
 #include "problem.h"
 #include "request.h"
@@ -68,22 +69,39 @@ static enum MHD_Result batch_resume(server_req *req) {
         if (server_req_suspend(req))
             return MHD_YES;
     }
-    json_t *results = json_array();
-    for (i = 0; i < b->n; i++) {
+    /* {"results":[...]} from each call's rendered text, results spliced
+     * in unparsed. */
+    char *body = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&body, &len);
+    if (!out)
+        return MHD_NO;
+    bool ok = fputs("{\"results\":[", out) >= 0;
+    for (i = 0; ok && i < b->n; i++) {
         server_calltable_settle(req->http->calls, b->calls[i]);
-        json_array_append_new(results, server_call_to_json(b->calls[i]));
+        size_t n;
+        char *text = server_call_render(b->calls[i], &n);
+        ok = text && (i == 0 || fputc(',', out) != EOF) &&
+             fwrite(text, 1, n, out) == n;
+        free(text);
     }
-    return server_req_json(req, 200, json_pack("{s:o}", "results", results),
-                           NULL);
+    ok = ok && fputs("]}", out) >= 0;
+    if (fclose(out) != 0 || !ok) {
+        free(body);
+        return MHD_NO;
+    }
+    return server_req_text(req, 200, body, len, NULL);
 }
 
-/* A new call for element r, failed already when it cannot run. NULL
- * when out of memory. */
-static server_call *batch_call(server_http *h, server_call_request *r) {
+/* A new call of client for element r, failed already when it cannot run.
+ * NULL when out of memory or random bytes. */
+static server_call *batch_call(server_http *h, const char *client,
+                               server_call_request *r) {
     char id[SERVER_ID_MAX];
-    server_ids_next(&h->ids, id);
+    if (server_id_new(id))
+        return NULL;
     bool known =
-        !r->error.slug && pool_registry_find(h->reg, r->function, NULL);
+        !r->error.slug && server_sup_has_function(h->sup, r->function);
     json_t *args = r->args ? r->args : json_object();
     r->args = NULL;
     server_call *call = server_call_new(
@@ -92,6 +110,10 @@ static server_call *batch_call(server_http *h, server_call_request *r) {
         (size_t)h->cfg->max_log_lines);
     if (!call)
         return NULL;
+    if (server_call_set_client(call, client)) {
+        server_call_unref(call);
+        return NULL;
+    }
     if (r->error.slug) {
         server_call_fail(call, r->error.slug, r->error.detail, NULL, NULL, 0);
     } else if (!known) {
@@ -163,33 +185,37 @@ enum MHD_Result server_route_batch(server_req *req) {
     atomic_init(&b->pending, n + 1);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++)
-        ok = (b->calls[i] = batch_call(h, &reqs[i])) != NULL;
+        ok = (b->calls[i] = batch_call(h, req->client, &reqs[i])) != NULL;
     server_batch_request_free(reqs, n);
     if (!ok)
         return MHD_NO;
     int rc = batch_submit(h, b);
-    if (rc == SERVER_SUP_EOVERLOADED)
-        return server_req_problem(req, "overloaded",
-                                  "the batch's %zu calls do not fit in the "
-                                  "queue (--max-queue)",
-                                  n);
-    if (rc)
+    if (rc == SERVER_SUP_EUNAVAILABLE)
         return server_req_problem(req, "pool-unavailable", "%s",
                                   atomic_load(&h->draining)
                                       ? "the service is shutting down"
                                       : "the pool is unavailable");
+    if (rc) {
+        req->retry_after_s = server_sup_retry_after(h->sup, req->client);
+        return server_req_problem(req, "overloaded",
+                                  "the batch's %zu calls do not fit in what "
+                                  "the pool admits now (--max-queue, the "
+                                  "client's share, the byte budget)",
+                                  n);
+    }
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
         server_calltable_add(h->calls, b->calls[i]);
-        ok = (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
-                                                        &b->slots[i])) != NULL;
+        ok = (b->watches[i] = server_call_watch_add_end(
+                  b->calls[i], slot_ended, &b->slots[i])) != NULL;
         /* A call that ended before its watch was added is counted here. */
         if (ok && server_call_is_done(b->calls[i]))
             slot_ended(&b->slots[i]);
     }
+    ok = ok && server_req_cancel_on_hangup(req, b->calls, n) == 0;
     if (!ok) {
         for (size_t i = 0; i < n; i++)
-            server_sup_cancel(h->sup, b->calls[i]);
+            server_sup_cancel(h->sup, b->calls[i], NULL);
         return MHD_NO;
     }
     req->resume = batch_resume;

@@ -2,7 +2,9 @@
  * The call routes: POST /v1/calls (sync or async), GET and DELETE
  * /v1/calls/{id}, GET /v1/calls/{id}/logs. A sync call, and a DELETE until
  * the call has ended, suspend their connection and are resumed by a
- * watcher on the call's end.
+ * watcher on the call's end; a sync call whose client disconnects is
+ * cancelled. Every call belongs to the client that made it; with client
+ * tokens, another client's call is answered exactly as an unknown id.
  */
 #include "problem.h"
 #include "request.h"
@@ -36,7 +38,9 @@ static enum MHD_Result answer_call(server_req *req, server_call *call,
     server_calltable_settle(req->http->calls, call);
     if (as_problem && server_call_get_state(call) != SERVER_CALL_SUCCEEDED)
         return server_req_problem_json(req, server_call_problem(call));
-    return server_req_json(req, ok_status, server_call_to_json(call), NULL);
+    size_t len;
+    char *text = server_call_render(call, &len);
+    return server_req_text(req, ok_status, text, len, NULL);
 }
 
 static enum MHD_Result call_wait_resume(server_req *req) {
@@ -49,7 +53,8 @@ static enum MHD_Result call_wait_resume(server_req *req) {
     }
 }
 
-/* Answers once call has ended; takes the reference to call. */
+/* Answers once call has ended; takes the reference to call. A sync call
+ * (as_problem) is cancelled if its client leaves before. */
 static enum MHD_Result wait_for(server_req *req, server_call *call,
                                 bool as_problem) {
     call_wait *w = calloc(1, sizeof *w);
@@ -61,6 +66,9 @@ static enum MHD_Result wait_for(server_req *req, server_call *call,
     w->as_problem = as_problem;
     req->state = w;
     req->free_state = call_wait_free;
+    if (as_problem && !server_call_is_done(call) &&
+        server_req_cancel_on_hangup(req, &call, 1))
+        return MHD_NO;
     if (!(w->watch = server_call_watch_add_end(call, server_req_wake, req)))
         return MHD_NO;
     req->resume = call_wait_resume;
@@ -91,7 +99,7 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         server_call_request_clear(&r);
         return server_req_problem(req, r.error.slug, "%s", r.error.detail);
     }
-    if (!pool_registry_find(h->reg, r.function, NULL)) {
+    if (!server_sup_has_function(h->sup, r.function)) {
         json_t *p = server_problem_new("unknown-function", NULL);
         char detail[300];
         snprintf(detail, sizeof detail, "no function named '%.200s'",
@@ -102,7 +110,10 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         return server_req_problem_json(req, p);
     }
     char id[SERVER_ID_MAX];
-    server_ids_next(&h->ids, id);
+    if (server_id_new(id)) {
+        server_call_request_clear(&r);
+        return MHD_NO;
+    }
     if (!req->rid[0])
         snprintf(req->rid, sizeof req->rid, "%s", id);
     server_call *call = server_call_new(id, r.function, r.args, r.timeout_ms,
@@ -111,28 +122,25 @@ enum MHD_Result server_route_calls_create(server_req *req) {
     server_call_request_clear(&r);
     if (!call)
         return MHD_NO;
+    if (server_call_set_client(call, req->client)) {
+        server_call_unref(call);
+        return MHD_NO;
+    }
     int rc = server_sup_submit(h->sup, call);
-    if (rc == SERVER_SUP_EOVERLOADED)
-        server_call_fail(call, "overloaded",
-                         "too many calls queued or running (--max-queue)", NULL,
-                         NULL, 0);
-    else if (rc)
-        server_call_fail(call, "pool-unavailable",
-                         atomic_load(&h->draining)
-                             ? "the service is shutting down"
-                             : "the pool is unavailable",
-                         NULL, NULL, 0);
+    if (rc) {
+        server_sup_refused(h->sup, call, rc);
+        if (rc != SERVER_SUP_EUNAVAILABLE)
+            req->retry_after_s =
+                server_sup_retry_after(h->sup, server_call_client(call));
+    }
     server_calltable_add(h->calls, call);
     if (rc == 0 && wants_async(req)) {
-        struct MHD_Response *resp;
-        char *text = NULL;
-        json_t *o = server_call_to_json(call);
-        if (o)
-            text = json_dumps(o, SERVER_JSON_FLAGS);
-        json_decref(o);
-        resp = text ? MHD_create_response_from_buffer(strlen(text), text,
-                                                      MHD_RESPMEM_MUST_FREE)
-                    : NULL;
+        size_t len;
+        char *text = server_call_render(call, &len);
+        struct MHD_Response *resp =
+            text ? MHD_create_response_from_buffer(len, text,
+                                                   MHD_RESPMEM_MUST_FREE)
+                 : NULL;
         server_call_unref(call);
         if (!resp) {
             free(text);
@@ -148,9 +156,14 @@ enum MHD_Result server_route_calls_create(server_req *req) {
 }
 
 /* The call named by the path (its id becomes the X-Request-Id unless the
- * client sent one), or a 404 answer (NULL). */
+ * client sent one), or a 404 answer (NULL), the same for an unknown id and
+ * for another client's call. */
 static server_call *path_call(server_req *req, enum MHD_Result *r) {
     server_call *call = server_calltable_get(req->http->calls, req->param);
+    if (call && !server_req_owns(req, call)) {
+        server_call_unref(call);
+        call = NULL;
+    }
     if (call && !req->rid[0])
         snprintf(req->rid, sizeof req->rid, "%s", server_call_id(call));
     if (!call)
@@ -177,7 +190,7 @@ enum MHD_Result server_route_calls_delete(server_req *req) {
     if (!call)
         return r;
     if (!server_call_is_done(call))
-        server_sup_cancel(req->http->sup, call);
+        server_sup_cancel(req->http->sup, call, NULL);
     return wait_for(req, call, false);
 }
 

@@ -45,7 +45,7 @@ enum MHD_Result server_route_root(server_req *req) {
 enum MHD_Result server_route_functions(server_req *req) {
     return server_req_json(req, 200,
                            json_pack("{s:o}", "functions",
-                                     pool_registry_list_json(req->http->reg)),
+                                     server_sup_functions(req->http->sup)),
                            NULL);
 }
 

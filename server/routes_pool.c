@@ -1,16 +1,31 @@
 /*
  * GET /v1/pool and the admin routes POST /v1/pool/restart and
- * /v1/pool/stop, which need `Authorization: Bearer <token>`: 403 when no
- * token is configured, 401 with WWW-Authenticate when it is missing or
- * wrong. The token is compared in constant time.
+ * /v1/pool/stop, whose bearer token the access handler checked
+ * (server_req_authorize). GET /v1/pool names the calls the workers run only
+ * to whom may see them: the admin, and with client tokens, each call's own
+ * client.
  */
 #include "problem.h"
 #include "routes.h"
 
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
+
+/* Replaces obj[key], a call id, with null unless the caller may see that call:
+ * an id is the capability to read and cancel a call. */
+static void redact_id(server_req *req, json_t *obj, const char *key) {
+    const char *id = json_string_value(json_object_get(obj, key));
+    if (!id || req->caller == SERVER_CALLER_ADMIN)
+        return;
+    bool shown = false;
+    if (req->caller == SERVER_CALLER_CLIENT) {
+        server_call *call = server_calltable_get(req->http->calls, id);
+        shown = call && server_req_owns(req, call);
+        server_call_unref(call);
+    }
+    if (!shown)
+        json_object_set_new(obj, key, json_null());
+}
 
 enum MHD_Result server_route_pool(server_req *req) {
     server_http *h = req->http;
@@ -23,52 +38,13 @@ enum MHD_Result server_route_pool(server_req *req) {
             json_string(h->cfg->isolation ? "thread" : "process"));
     if (!json_object_get(o, "threads"))
         json_object_set_new(o, "threads", json_integer(h->cfg->threads));
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(o, "workers"), i, w)
+        redact_id(req, w, "call");
+    redact_id(req, json_object_get(json_object_get(o, "last_failure"), "cause"),
+              "culprit");
     return server_req_json(req, 200, o, NULL);
-}
-
-/* Compares without an early exit, so that the time taken does not reveal
- * how much of the token matched. */
-static bool token_equal(const char *given, const char *token) {
-    size_t lg = strlen(given), lt = strlen(token);
-    unsigned char diff = lg != lt;
-    for (size_t i = 0; i < lt; i++)
-        diff |= (unsigned char)((i < lg ? given[i] : 0) ^ token[i]);
-    return diff == 0;
-}
-
-/* False when the request may use the admin routes; else true, with the
- * answer (403 or 401) sent and its result in *r. */
-static bool admin_denied(server_req *req, enum MHD_Result *r) {
-    const char *token = req->http->cfg->admin_token;
-    if (!token) {
-        *r = server_req_problem(req, "forbidden",
-                                "admin routes are disabled: no admin token "
-                                "is configured");
-        return true;
-    }
-    const char *auth = server_req_header(req, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
-        token_equal(auth + 7, token))
-        return false;
-    json_t *p = server_problem_new(
-        "unauthorized",
-        auth ? "wrong bearer token" : "missing Authorization: Bearer <token>");
-    char *text = p ? json_dumps(p, SERVER_JSON_FLAGS) : NULL;
-    json_decref(p);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text,
-                                               MHD_RESPMEM_MUST_FREE)
-             : NULL;
-    if (!resp) {
-        free(text);
-        *r = MHD_NO;
-        return true;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-    MHD_add_response_header(resp, "WWW-Authenticate",
-                            "Bearer realm=\"poolhost\"");
-    *r = server_req_send(req, 401, resp);
-    return true;
 }
 
 /* True once the supervisor has carried out the action asked when the
@@ -85,9 +61,6 @@ static bool admin_done(const char *action, const server_sup_stats *before,
 
 static enum MHD_Result admin(server_req *req, const char *action,
                              int (*fn)(server_sup *)) {
-    enum MHD_Result r;
-    if (admin_denied(req, &r))
-        return r;
     server_sup_stats before, now;
     server_sup_get_stats(req->http->sup, &before);
     int rc = fn(req->http->sup);

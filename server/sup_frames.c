@@ -1,10 +1,13 @@
 /*
  * Frames from the pool host, as the supervisor handles them: READY,
- * RESULT, ERROR, LOG, HEARTBEAT and PANIC. Supervisor thread only.
+ * RESULT, ERROR, LOG and PANIC. Supervisor thread only.
  */
 #include "sup_internal.h"
 
 #include "log.h"
+
+#include "json_scan.h"
+#include "pool/wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,60 +26,86 @@ static void on_ready(server_sup *sup, json_t *p, int64_t now) {
     if (sup->phase != SERVER_PHASE_STARTING)
         return;
     sup->phase = SERVER_PHASE_READY;
-    sup->heartbeat_ns = now;
     double start_ms = (double)(now - sup->started_ns) / 1e6;
+    json_t *fn = json_object_get(p, "functions");
+    if (!json_is_array(fn))
+        fn = NULL;
+    if (fn && sup->cfg.on_functions)
+        sup->cfg.on_functions(sup->cfg.udata, fn);
     pthread_mutex_lock(&sup->lock);
     sup->state = SERVER_SUP_READY;
-    sup->last_heartbeat_ns = now;
+    sup->ready_ns = now;
+    sup->view = sup->host->shm;
+    sup->view_workers = sup->threads;
     sup->last_start_ms = start_ms;
+    sup->start_error[0] = '\0';
+    if (fn) {
+        json_decref(sup->functions);
+        sup->functions = json_incref(fn);
+    }
+    pthread_cond_broadcast(&sup->started_cond);
     pthread_mutex_unlock(&sup->lock);
-    json_t *fn = json_object_get(p, "functions");
     server_log(
         SERVER_LOG_INFO, "host_ready",
         json_pack("{s:I, s:o, s:o, s:I}", "generation",
                   (json_int_t)sup->host->generation, "pid",
-                  sup->host->pid ? json_integer(sup->host->pid) : json_null(),
+                  json_integer(sup->host->pid ? sup->host->pid : -1),
                   "start_ms", server_json_ms(start_ms), "functions",
                   (json_int_t)json_array_size(fn)));
 }
 
-static void on_result(server_sup *sup, uint64_t id, json_t *p) {
-    server_sup_entry *e = server__running_find(sup, id);
+static void on_result(server_sup *sup, const pool_frame_t *f) {
+    server_sup_entry *e = server__running_find(sup, f->call_id);
     if (!e)
         return;
+    pool_wire_result r;
+    json_t *hold = NULL;
+    server_json_error jerr;
     server__running_remove(sup, e);
-    json_t *r = json_object_get(p, "result");
     server__entry_ended(sup, e); /* counted out before anyone sees it end */
-    server_call_succeed(e->call, json_incref(r ? r : json_null()),
-                        json_number_value(json_object_get(p, "run_ms")));
+    /* The result goes into answers unparsed: it must be JSON, whatever
+     * the host (which runs user code) sent. */
+    if (pool_wire_result_decode(f->payload, f->len, &r, &hold) < 0 ||
+        server_json_scan(r.result, r.result_len, SIZE_MAX, NULL, NULL,
+                         &jerr) < 0) {
+        server_call_fail(e->call, "function-failed",
+                         "the host sent a malformed result", NULL, NULL, 0);
+        json_decref(hold);
+    } else {
+        server_call_set_wait(e->call, r.wait_ms);
+        server_call_succeed(e->call, r.result, r.result_len, r.run_ms);
+        json_decref(hold);
+    }
     server__entry_free(sup, e);
 }
 
-static void on_error(server_sup *sup, uint64_t id, json_t *p) {
-    server_sup_entry *e = server__running_find(sup, id);
+static void on_error(server_sup *sup, const pool_frame_t *f) {
+    server_sup_entry *e = server__running_find(sup, f->call_id);
     if (!e)
         return;
     server__running_remove(sup, e);
-    const char *kind = json_string_value(json_object_get(p, "kind"));
-    const char *msg = json_string_value(json_object_get(p, "message"));
-    double run_ms = json_number_value(json_object_get(p, "run_ms"));
-    if (!kind)
-        kind = "function-failed";
-    if (!msg)
-        msg = kind;
+    pool_wire_error err;
+    json_t *hold;
+    if (pool_wire_error_decode(f->payload, f->len, &err, &hold) < 0)
+        err = (pool_wire_error){.kind = "function-failed",
+                                .message = "the host sent a malformed error"};
     server__entry_ended(sup, e);
+    server_call_set_wait(e->call, err.wait_ms);
     /* The host cancels at the deadline we sent it, maybe a hair before our
      * own timer: a cancellation nobody asked for is the deadline's. */
-    if (strcmp(kind, "call-cancelled") == 0 &&
+    if (strcmp(err.kind, "call-cancelled") == 0 &&
         !server_call_cancel_requested(e->call)) {
         char detail[160];
         snprintf(detail, sizeof(detail),
                  "the call did not finish within its timeout of %lld ms",
                  (long long)server_call_timeout_ms(e->call));
-        server_call_fail(e->call, "call-timeout", detail, NULL, NULL, run_ms);
+        server_call_fail(e->call, "call-timeout", detail, NULL, NULL,
+                         err.run_ms);
     } else {
-        server_call_fail(e->call, kind, msg, NULL, NULL, run_ms);
+        server_call_fail(e->call, err.kind, err.message, NULL, NULL,
+                         err.run_ms);
     }
+    json_decref(hold);
     server__entry_free(sup, e);
 }
 
@@ -97,37 +126,6 @@ static void on_log(server_sup *sup, json_t *p) {
     }
 }
 
-static void on_heartbeat(server_sup *sup, json_t *p, int64_t now) {
-    sup->heartbeat_ns = now;
-    json_t *workers = json_array();
-    uint32_t busy = 0;
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(p, "workers"), i, w) {
-        bool b = json_is_true(json_object_get(w, "busy"));
-        busy += b;
-        json_int_t call = json_integer_value(json_object_get(w, "call"));
-        server_sup_entry *e =
-            call ? server__running_find(sup, (uint64_t)call) : NULL;
-        json_array_append_new(
-            workers,
-            json_pack("{s:I, s:b, s:o, s:O*, s:o*}", "index", (json_int_t)i,
-                      "busy", b, "call",
-                      e ? json_string(server_call_id(e->call)) : json_null(),
-                      "jobs", json_object_get(w, "jobs"), "busy_ms",
-                      json_object_get(w, "busy_ms")
-                          ? server_json_ms(json_number_value(
-                                json_object_get(w, "busy_ms")))
-                          : NULL));
-    }
-    pthread_mutex_lock(&sup->lock);
-    sup->last_heartbeat_ns = now;
-    sup->workers_busy = busy;
-    json_decref(sup->workers);
-    sup->workers = workers;
-    pthread_mutex_unlock(&sup->lock);
-}
-
 /* A panic report: in process mode the host exits by itself; in thread mode
  * the worker is parked and the host is given up. */
 static void on_panic(server_sup *sup, uint64_t id, json_t *p, int64_t now) {
@@ -145,6 +143,14 @@ static void on_panic(server_sup *sup, uint64_t id, json_t *p, int64_t now) {
 /* Handles one frame; returns false on a payload the host should never
  * send. */
 static bool handle_frame(server_sup *sup, const pool_frame_t *f, int64_t now) {
+    if (f->type == POOL_FRAME_RESULT) {
+        on_result(sup, f);
+        return true;
+    }
+    if (f->type == POOL_FRAME_ERROR) {
+        on_error(sup, f);
+        return true;
+    }
     const char *err = NULL;
     json_t *p = pool_frame_json(f, &err);
     if (!p)
@@ -153,17 +159,8 @@ static bool handle_frame(server_sup *sup, const pool_frame_t *f, int64_t now) {
     case POOL_FRAME_READY:
         on_ready(sup, p, now);
         break;
-    case POOL_FRAME_RESULT:
-        on_result(sup, f->call_id, p);
-        break;
-    case POOL_FRAME_ERROR:
-        on_error(sup, f->call_id, p);
-        break;
     case POOL_FRAME_LOG:
         on_log(sup, p);
-        break;
-    case POOL_FRAME_HEARTBEAT:
-        on_heartbeat(sup, p, now);
         break;
     case POOL_FRAME_PANIC:
         on_panic(sup, f->call_id, p, now);

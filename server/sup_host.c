@@ -264,11 +264,19 @@ int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
             return -ENOMEM;
         len = strlen(text);
     }
-    int rc = 0;
-    if (len > h->max_payload) {
-        rc = -EMSGSIZE;
-        goto out;
-    }
+    int rc = server_host_send2(h, type, id, text, len, NULL, 0);
+    free(text);
+    return rc;
+}
+
+int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
+                      const void *a, size_t alen, const void *b,
+                      size_t blen) {
+    if (!h->chan)
+        return -EPIPE;
+    if (alen > h->max_payload || blen > h->max_payload - alen)
+        return -EMSGSIZE;
+    size_t len = alen + blen;
     size_t need = h->out_len + POOL_FRAME_HEADER_SIZE + len;
     if (h->out_off > 0 && need > h->out_cap) {
         memmove(h->out, h->out + h->out_off, h->out_len - h->out_off);
@@ -281,20 +289,19 @@ int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
         while (cap < need)
             cap *= 2;
         uint8_t *p = realloc(h->out, cap);
-        if (!p) {
-            rc = -ENOMEM;
-            goto out;
-        }
+        if (!p)
+            return -ENOMEM;
         h->out = p;
         h->out_cap = cap;
     }
-    pool_frame_header(h->out + h->out_len, type, id, (uint32_t)len);
-    if (len)
-        memcpy(h->out + h->out_len + POOL_FRAME_HEADER_SIZE, text, len);
+    uint8_t *at = h->out + h->out_len;
+    pool_frame_header(at, type, id, (uint32_t)len);
+    if (alen)
+        memcpy(at + POOL_FRAME_HEADER_SIZE, a, alen);
+    if (blen)
+        memcpy(at + POOL_FRAME_HEADER_SIZE + alen, b, blen);
     h->out_len += POOL_FRAME_HEADER_SIZE + len;
-out:
-    free(text);
-    return rc;
+    return 0;
 }
 
 int server_host_flush(server_host *h) {
@@ -383,6 +390,11 @@ void server_host_drain_rings(server_host *h, server_host_log_fn fn,
             for (size_t i = 0; i < got; i++)
                 fn(udata, &buf[i]);
     }
+}
+
+int64_t server_host_heartbeat_ns(server_host *h) {
+    return atomic_load_explicit(&pool_shm_heartbeat_of(h->shm)->mono_ns,
+                                memory_order_acquire);
 }
 
 const pool_crash_record *server_host_crash(server_host *h) {

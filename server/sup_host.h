@@ -56,6 +56,14 @@ int server_host_spawn(const server_host_opts *o, uint64_t generation,
 int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
                      const json_t *payload);
 
+/* Queues a frame whose payload is a then b (either may be empty). Returns
+ * as server_host_send. */
+int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
+                      const void *a, size_t alen, const void *b, size_t blen);
+
+/* CLOCK_MONOTONIC of the host's last heartbeat, 0 before the first. */
+int64_t server_host_heartbeat_ns(server_host *h);
+
 /* Writes queued output until the socket is full. Returns 0 or a negative
  * errno (-EPIPE when the host is gone). */
 int server_host_flush(server_host *h);

@@ -1,8 +1,8 @@
 /*
  * The supervisor (supervisor.h): the public API, the supervisor thread's
- * event loop, and starting and stopping hosts. The call table is in
- * sup_calls.c, frames from the host in sup_frames.c, failures in
- * sup_fail.c.
+ * event loop, and starting and stopping hosts. Admission is in
+ * sup_admit.c, the calls in sup_calls.c, frames from the host in
+ * sup_frames.c, failures and blame in sup_fail.c.
  */
 #include "sup_internal.h"
 
@@ -16,7 +16,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define SUP_MS 1000000LL
 #define SUP_STOP_WAIT_MS 1000 /* a host gets this long to stop when asked */
 
 static const char *const state_names[] = {
@@ -55,19 +54,33 @@ void server_sup_config_defaults(server_sup_config *cfg) {
         .plugins = NULL,
         .nplugins = 0,
         .max_queue = 4096,
-        .max_abandoned_hosts = 8,
+        .max_calls_per_client = 1024,
+        .max_inflight_bytes = (size_t)1 << 30,
+        .max_abandoned_hosts = 32,
         .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
         .exe_path = "/proc/self/exe",
     };
 }
 
-static void sup_wake(server_sup *sup) {
+void server__wake(server_sup *sup) {
     uint64_t one = 1;
     ssize_t n = write(sup->wake_fd, &one, sizeof(one));
     (void)n; /* only fails when the counter is saturated: still readable */
 }
 
 /* ---- hosts ---- */
+
+json_t *server__init_json(const server_sup *sup, uint64_t generation) {
+    json_t *plugins = json_array();
+    for (size_t i = 0; i < sup->cfg.nplugins; i++)
+        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
+    return json_pack(
+        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
+        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
+        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
+        (json_int_t)sup->cfg.host_memory_limit, "generation",
+        (json_int_t)generation);
+}
 
 /* Spawns a host and sends INIT; a spawn failure counts against the restart
  * policy like any failed start. */
@@ -83,14 +96,7 @@ static void host_start(server_sup *sup, int64_t now) {
     pthread_mutex_unlock(&sup->lock);
     server_host *h = NULL;
     int rc = server_host_spawn(&o, gen, &h);
-    json_t *plugins = json_array();
-    for (size_t i = 0; i < sup->cfg.nplugins; i++)
-        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
-    json_t *init = json_pack(
-        "{s:i, s:b, s:o, s:i, s:I, s:I}", "threads", (int)sup->threads,
-        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
-        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
-        (json_int_t)sup->cfg.host_memory_limit, "generation", (json_int_t)gen);
+    json_t *init = server__init_json(sup, gen);
     if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
         rc = -ENOMEM;
     json_decref(init);
@@ -103,11 +109,19 @@ static void host_start(server_sup *sup, int64_t now) {
                              "error", msg));
         if (h)
             server_host_free(h, false);
-        json_t *cause = json_pack("{s:s, s:s}", "kind", "exit", "message", msg);
+        json_t *cause = json_pack("{s:s, s:s, s:n}", "kind", "exit", "message",
+                                  msg, "culprit");
         server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
-        int64_t delay =
-            server__policy_decide(sup, SERVER_RESTART_START_FAILED, now);
-        server__policy_announce(sup, SERVER_RESTART_START_FAILED, delay);
+        json_decref(cause);
+        pthread_mutex_lock(&sup->lock);
+        sup->restarts[SERVER_RESTART_START_FAILED]++;
+        snprintf(sup->start_error, sizeof(sup->start_error), "%s", msg);
+        sup->start_failures++;
+        pthread_cond_broadcast(&sup->started_cond);
+        pthread_mutex_unlock(&sup->lock);
+        if (server__policy_failure(sup, SERVER_RESTART_START_FAILED, msg,
+                                   now) < 0)
+            server__fail_unavailable(sup);
         return;
     }
     sup->host = h;
@@ -123,8 +137,8 @@ static void host_start(server_sup *sup, int64_t now) {
                          sup->cfg.isolation == SERVER_ISOLATION_THREAD
                              ? "thread"
                              : "process",
-                         "pid", h->pid ? json_integer(h->pid) : json_null(),
-                         "threads", (int)sup->threads));
+                         "pid", json_integer(h->pid ? h->pid : -1), "threads",
+                         (int)sup->threads));
 }
 
 /* Asks the host to stop (idle, admin stop, shutdown). */
@@ -147,6 +161,17 @@ static void host_stopped(server_sup *sup) {
     server_host_reap(h);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
                    (!h->gone || h->exit_code != 0);
+    /* Readers of the status let go of the region before it is unmapped. */
+    pthread_mutex_lock(&sup->lock);
+    sup->host_stops++;
+    sup->host_pid = 0;
+    sup->ready_ns = 0;
+    sup->view = NULL;
+    if (abandon)
+        sup->abandoned_hosts++;
+    if (sup->state != SERVER_SUP_UNAVAILABLE)
+        sup->state = SERVER_SUP_STOPPED;
+    pthread_mutex_unlock(&sup->lock);
     if (abandon)
         server__abandon_host(sup, h);
     else
@@ -154,18 +179,6 @@ static void host_stopped(server_sup *sup) {
     sup->host = NULL;
     sup->phase = SERVER_PHASE_NONE;
     sup->retiring = false;
-    pthread_mutex_lock(&sup->lock);
-    sup->host_stops++;
-    sup->host_pid = 0;
-    sup->last_heartbeat_ns = 0;
-    sup->workers_busy = 0;
-    json_decref(sup->workers);
-    sup->workers = NULL;
-    if (abandon)
-        sup->abandoned_hosts++;
-    if (sup->state != SERVER_SUP_UNAVAILABLE)
-        sup->state = SERVER_SUP_STOPPED;
-    pthread_mutex_unlock(&sup->lock);
 }
 
 /* ---- the event loop ---- */
@@ -203,16 +216,20 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
                               0, msg);
         }
         break;
-    case SERVER_PHASE_READY:
-        if (now - sup->heartbeat_ns >=
-            (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS) {
+    case SERVER_PHASE_READY: {
+        /* The host's own thread beats into the shared region; its age is
+         * read there, so no frame in between can make it look late. */
+        int64_t hb = server_host_heartbeat_ns(sup->host);
+        if (hb < sup->started_ns)
+            hb = sup->started_ns;
+        int64_t dead_at = hb + (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS;
+        if (now >= dead_at) {
             server__host_fail(sup, now, SERVER_RESTART_UNRESPONSIVE,
                               "heartbeat", 0, NULL);
             break;
         }
-        WAKE_AT(sup->heartbeat_ns +
-                (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS);
-        if (sup->queued.n + sup->running.n > 0) {
+        WAKE_AT(dead_at);
+        if (sup->rr || sup->running.n > 0) {
             sup->idle_since_ns = 0;
         } else if (sup->cfg.idle_shutdown_ms >= 0) {
             if (!sup->idle_since_ns)
@@ -225,6 +242,7 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
                 WAKE_AT(at);
         }
         break;
+    }
     case SERVER_PHASE_STOPPING:
         if (now >= sup->phase_deadline_ns)
             host_stopped(sup);
@@ -264,14 +282,14 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
         }
         int64_t blocked = sup->unavailable_until ? sup->unavailable_until
                                                  : sup->backoff_until;
+        bool start = sup->start_req;
+        sup->start_req = false;
         pthread_mutex_unlock(&sup->lock);
         if (blocked) {
             if (sup->unavailable_until)
-                server__fail_all(sup, "pool-unavailable",
-                                 "the pool is unavailable after repeated "
-                                 "host failures");
+                server__fail_unavailable(sup);
             WAKE_AT(blocked);
-        } else if (sup->queued.n > 0) {
+        } else if (sup->rr || start) {
             host_start(sup, now);
             if (sup->phase == SERVER_PHASE_STARTING)
                 WAKE_AT(sup->phase_deadline_ns);
@@ -403,11 +421,13 @@ static void *sup_main(void *arg) {
 static void sup_destroy(server_sup *sup) {
     server__release_abandoned(sup);
     server_restart_destroy(&sup->policy);
-    free(sup->buckets);
+    server_htab_destroy(&sup->running_ids);
+    server_htab_destroy(&sup->clients);
     if (sup->wake_fd >= 0)
         close(sup->wake_fd);
+    pthread_cond_destroy(&sup->started_cond);
     pthread_mutex_destroy(&sup->lock);
-    json_decref(sup->workers);
+    json_decref(sup->functions);
     json_decref(sup->last_failure);
     if (sup->plugins)
         for (size_t i = 0; i < sup->cfg.nplugins; i++)
@@ -425,6 +445,7 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
     sup->wake_fd = -1;
     sup->last_start_ms = -1;
     pthread_mutex_init(&sup->lock, NULL);
+    pthread_cond_init(&sup->started_cond, NULL);
     int rc = -ENOMEM;
     sup->exe_path = strdup(cfg->exe_path ? cfg->exe_path : "/proc/self/exe");
     sup->plugins = calloc(cfg->nplugins + 1, sizeof(*sup->plugins));
@@ -442,7 +463,8 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
     if ((rc = server_restart_init(&sup->policy, cfg->restart_max,
                                   cfg->restart_window_s,
                                   cfg->restart_cooldown_s)) < 0 ||
-        (rc = server__running_init(sup)) < 0)
+        (rc = server_htab_init(&sup->running_ids, 256)) < 0 ||
+        (rc = server_htab_init(&sup->clients, 64)) < 0)
         goto fail;
     sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (sup->wake_fd < 0) {
@@ -459,13 +481,52 @@ fail:
     return rc;
 }
 
+int server_sup_start(server_sup *sup, const volatile bool *cancel, char *err,
+                     size_t errlen) {
+    /* A thread host loads plugins inside the server: try them in a
+     * process first, where a crash or a hang costs only the probe. */
+    if (sup->cfg.isolation == SERVER_ISOLATION_THREAD && sup->cfg.nplugins) {
+        int rc = server__probe_plugins(sup, cancel, err, errlen);
+        if (rc)
+            return rc;
+    }
+    pthread_mutex_lock(&sup->lock);
+    uint64_t failures = sup->start_failures;
+    sup->start_req = true;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+    int rc = 0;
+    pthread_mutex_lock(&sup->lock);
+    while (!sup->ready_ns && sup->start_failures == failures) {
+        if (cancel && *cancel) {
+            rc = -ECANCELED;
+            break;
+        }
+        /* Short waits, so that a signal that set *cancel is seen soon. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * SUP_MS;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&sup->started_cond, &sup->lock, &ts);
+    }
+    if (rc == 0 && !sup->ready_ns) {
+        snprintf(err, errlen, "%s", sup->start_error);
+        rc = -EIO;
+    }
+    pthread_mutex_unlock(&sup->lock);
+    return rc;
+}
+
 void server_sup_free(server_sup *sup) {
     if (!sup)
         return;
     pthread_mutex_lock(&sup->lock);
     sup->quitting = true;
     pthread_mutex_unlock(&sup->lock);
-    sup_wake(sup);
+    server__wake(sup);
     pthread_join(sup->thread, NULL);
     while (sup->cancels) {
         server_sup_cancel_req *r = sup->cancels;
@@ -482,31 +543,18 @@ int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
     size_t made = 0;
     while (e && made < n && (e[made] = calloc(1, sizeof(**e))))
         made++;
-    int rc = SERVER_SUP_OK;
-    if (made < n)
-        rc = SERVER_SUP_EOVERLOADED;
-    int64_t now = server__now_ns();
-    pthread_mutex_lock(&sup->lock);
-    if (rc == SERVER_SUP_OK &&
-        (sup->quitting || sup->draining ||
-         (sup->unavailable_until && now < sup->unavailable_until)))
-        rc = SERVER_SUP_EUNAVAILABLE;
-    else if (rc == SERVER_SUP_OK && n > sup->cfg.max_queue - sup->in_flight)
-        rc = SERVER_SUP_EOVERLOADED;
-    if (rc == SERVER_SUP_OK) {
-        for (size_t i = 0; i < n; i++) {
-            e[i]->call = server_call_ref(calls[i]);
-            server__list_push(&sup->inbox, e[i]);
-        }
-        sup->in_flight += n;
+    int rc = SERVER_SUP_EOVERLOADED;
+    if (made == n) {
+        pthread_mutex_lock(&sup->lock);
+        rc = server__admit_locked(sup, calls, e, n, server__now_ns());
+        pthread_mutex_unlock(&sup->lock);
     }
-    pthread_mutex_unlock(&sup->lock);
     if (rc != SERVER_SUP_OK)
         for (size_t i = 0; i < made; i++)
             free(e[i]);
     free(e);
     if (rc == SERVER_SUP_OK && n > 0)
-        sup_wake(sup);
+        server__wake(sup);
     return rc;
 }
 
@@ -514,9 +562,11 @@ int server_sup_submit(server_sup *sup, server_call *call) {
     return server_sup_submit_batch(sup, &call, 1);
 }
 
-void server_sup_cancel(server_sup *sup, server_call *call) {
-    if (!server_call_fail(call, "call-cancelled", "the call was cancelled",
-                          NULL, NULL, 0))
+void server_sup_cancel(server_sup *sup, server_call *call,
+                       const char *detail) {
+    if (!server_call_fail(call, "call-cancelled",
+                          detail ? detail : "the call was cancelled", NULL,
+                          NULL, 0))
         return;
     server_sup_cancel_req *r = malloc(sizeof(*r));
     if (!r)
@@ -526,37 +576,72 @@ void server_sup_cancel(server_sup *sup, server_call *call) {
     r->next = sup->cancels;
     sup->cancels = r;
     pthread_mutex_unlock(&sup->lock);
-    sup_wake(sup);
+    server__wake(sup);
+}
+
+/* Sets one of the admin request flags and wakes the supervisor. */
+static int sup_request(server_sup *sup, bool *flag) {
+    pthread_mutex_lock(&sup->lock);
+    *flag = true;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+    return 0;
 }
 
 int server_sup_restart(server_sup *sup) {
-    pthread_mutex_lock(&sup->lock);
-    sup->restart_req = true;
-    pthread_mutex_unlock(&sup->lock);
-    sup_wake(sup);
-    return 0;
+    return sup_request(sup, &sup->restart_req);
 }
 
 int server_sup_reload(server_sup *sup) {
-    pthread_mutex_lock(&sup->lock);
-    sup->reload_req = true;
-    pthread_mutex_unlock(&sup->lock);
-    sup_wake(sup);
-    return 0;
+    return sup_request(sup, &sup->reload_req);
 }
 
 int server_sup_stop(server_sup *sup) {
-    pthread_mutex_lock(&sup->lock);
-    sup->stop_req = true;
-    pthread_mutex_unlock(&sup->lock);
-    sup_wake(sup);
-    return 0;
+    return sup_request(sup, &sup->stop_req);
 }
 
 void server_sup_drain(server_sup *sup) {
     pthread_mutex_lock(&sup->lock);
     sup->draining = true;
     pthread_mutex_unlock(&sup->lock);
+}
+
+int server_sup_retry_after(server_sup *sup, const char *client) {
+    pthread_mutex_lock(&sup->lock);
+    int s = server__retry_after_locked(sup, client);
+    pthread_mutex_unlock(&sup->lock);
+    return s;
+}
+
+void server_sup_unavailable_detail(server_sup *sup, char *buf, size_t len) {
+    int64_t now = server__now_ns();
+    pthread_mutex_lock(&sup->lock);
+    bool on = sup->unavailable_until && now < sup->unavailable_until;
+    snprintf(buf, len, "%s", on ? sup->unavailable_detail : "");
+    pthread_mutex_unlock(&sup->lock);
+}
+
+json_t *server_sup_functions(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    json_t *f = sup->functions ? json_deep_copy(sup->functions) : json_array();
+    pthread_mutex_unlock(&sup->lock);
+    return f;
+}
+
+bool server_sup_has_function(server_sup *sup, const char *name) {
+    bool found = false;
+    size_t i;
+    json_t *f;
+    pthread_mutex_lock(&sup->lock);
+    json_array_foreach(sup->functions, i, f) {
+        const char *n = json_string_value(json_object_get(f, "name"));
+        if (n && strcmp(n, name) == 0) {
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sup->lock);
+    return found;
 }
 
 /* Seconds until calls are taken again (at least 1). Under lock. */
@@ -568,26 +653,52 @@ static int retry_after_locked(const server_sup *sup, int64_t now) {
     return (int)((until - now + 999999999LL) / 1000000000LL);
 }
 
+/* Workers busy in the current host, from its region. Under lock. */
+static uint32_t workers_busy_locked(const server_sup *sup) {
+    uint32_t busy = 0;
+    for (uint32_t i = 0; sup->view && i < sup->view_workers; i++)
+        busy += atomic_load_explicit(
+                    &pool_shm_worker_of(sup->view, i)->busy_since_ns,
+                    memory_order_relaxed) != 0;
+    return busy;
+}
+
+/* Heartbeat age of the current host in ns, -1 when none is ready. */
+static int64_t heartbeat_age_locked(const server_sup *sup, int64_t now) {
+    if (!sup->view)
+        return -1;
+    int64_t hb = atomic_load_explicit(&pool_shm_heartbeat_of(sup->view)->mono_ns,
+                                      memory_order_acquire);
+    if (hb < sup->ready_ns)
+        hb = sup->ready_ns;
+    return now > hb ? now - hb : 0;
+}
+
 void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
     int64_t now = server__now_ns();
     pthread_mutex_lock(&sup->lock);
     bool unavailable = sup->unavailable_until && now < sup->unavailable_until;
+    bool full = sup->in_flight >= sup->cfg.max_queue ||
+                sup->inflight_bytes >= sup->cfg.max_inflight_bytes;
+    int64_t age = heartbeat_age_locked(sup, now);
     *out = (server_sup_stats){
         .state = sup->state,
-        .ready = !unavailable && !sup->draining && !sup->quitting,
+        .ready = !unavailable && !sup->draining && !sup->quitting && !full,
+        .full = full,
         .live = sup->abandoned_hosts <=
                 (uint64_t)(sup->cfg.max_abandoned_hosts < 0
                                ? 0
                                : sup->cfg.max_abandoned_hosts),
         .retry_after_s = retry_after_locked(sup, now),
         .in_flight = sup->in_flight,
+        .queued = sup->queued,
+        .inflight_bytes = sup->inflight_bytes,
+        .clients = sup->nclients,
         .cancelling = sup->cancelling,
         .host_pid = sup->host_pid,
         .generation = sup->generation,
-        .heartbeat_age_s = sup->last_heartbeat_ns
-                               ? (double)(now - sup->last_heartbeat_ns) / 1e9
-                               : -1,
-        .workers_busy = sup->workers_busy,
+        .heartbeat_age_s = age >= 0 ? (double)age / 1e9 : -1,
+        .workers_busy = workers_busy_locked(sup),
         .abandoned_hosts = sup->abandoned_hosts,
         .host_starts = sup->host_starts,
         .host_stops = sup->host_stops,
@@ -604,25 +715,26 @@ json_t *server_sup_status_json(server_sup *sup) {
     for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
         json_object_set_new(restarts, reason_names[i],
                             json_integer((json_int_t)sup->restarts[i]));
-    /* -1: no host process (none running, or thread isolation). */
-    json_t *host =
-        sup->generation
-            ? json_pack("{s:I, s:I}", "pid",
-                        (json_int_t)(sup->host_pid > 0 ? sup->host_pid : -1),
-                        "generation", (json_int_t)sup->generation)
-            : json_null();
+    int64_t age = heartbeat_age_locked(sup, now);
+    json_t *host = sup->generation
+                       ? json_pack("{s:I, s:I}", "pid",
+                                   (json_int_t)(sup->host_pid > 0 ? sup->host_pid
+                                                              : -1),
+                                   "generation", (json_int_t)sup->generation)
+                       : json_null();
+    json_t *workers =
+        sup->view ? server__workers_json(sup, sup->view, sup->view_workers, now)
+                  : json_array();
     json_t *st = json_pack(
-        "{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b, s:I}", "state",
-        server_sup_state_name(sup->state), "isolation",
+        "{s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:b, s:I}",
+        "state", server_sup_state_name(sup->state), "isolation",
         sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
         "threads", (int)sup->threads, "host", host, "heartbeat_age_ms",
-        json_integer(sup->last_heartbeat_ns
-                         ? (now - sup->last_heartbeat_ns) / SUP_MS
-                         : -1),
-        "workers", sup->workers ? json_deep_copy(sup->workers) : json_array(),
-        "restarts", restarts, "last_failure",
+        json_integer(age >= 0 ? age / SUP_MS : -1), "workers",
+        workers, "restarts", restarts, "last_failure",
         sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),
-        "in_flight", (json_int_t)sup->in_flight, "abandoned_hosts",
+        "in_flight", (json_int_t)sup->in_flight, "queued",
+        (json_int_t)sup->queued, "abandoned_hosts",
         (json_int_t)sup->abandoned_hosts, "draining", sup->draining,
         "generation", (json_int_t)sup->generation);
     pthread_mutex_unlock(&sup->lock);

@@ -1,9 +1,12 @@
 /*
- * The supervisor: starts the pool host on demand, forwards calls to it,
- * watches its heartbeats and its exit, applies the restart policy, and fails
- * or re-runs the calls of a failed host, so that no caller is left waiting.
- * One supervisor thread owns the host; the other functions only queue work
- * for it and are safe from any thread.
+ * The supervisor: admits calls (per-client limits and a byte budget),
+ * starts the pool host, forwards calls to it round-robin across clients,
+ * watches its heartbeat and its exit, and when a host fails decides blame:
+ * the call that caused the failure gets a 500, the others are re-run (only
+ * when a culprit is known) or get a 503, so that no caller is left waiting
+ * and a bad call costs only its caller. One supervisor thread owns the
+ * host; the other functions only queue work for it and are safe from any
+ * thread.
  */
 #ifndef SERVER_SUPERVISOR_H
 #define SERVER_SUPERVISOR_H
@@ -46,9 +49,20 @@ typedef struct server_sup_config {
     const char *const *plugins;
     size_t nplugins;
     size_t max_queue;             /* queued + running calls, 4096 */
+    size_t max_calls_per_client;  /* queued + running per client */
+    size_t max_inflight_bytes;    /* arguments of queued + running calls */
     int max_abandoned_hosts;      /* thread mode: /livez fails beyond */
     uint32_t max_payload;         /* frame payload limit */
     const char *exe_path;         /* binary spawned with POOL_HOST_FLAG */
+    /* Calls' clients are authenticated (client tokens): a failure may then
+     * name another call of the same client. Without tokens a call id is
+     * the capability to read and cancel the call, and no call's failure
+     * names another call. */
+    bool clients_authenticated;
+    /* Called on the supervisor thread with the function list of a host
+     * that became ready (borrowed), before any call runs on it. */
+    void (*on_functions)(void *udata, const json_t *functions);
+    void *udata;
 } server_sup_config;
 
 /* The defaults above. */
@@ -60,6 +74,13 @@ typedef struct server_sup server_sup;
  * 0 and sets *out, or a negative errno. */
 int server_sup_new(const server_sup_config *cfg, server_sup **out);
 
+/* Starts the first host and waits up to its start timeout for it to be
+ * ready, returning early when *cancel becomes true (a signal). Returns 0,
+ * -ECANCELED, or -EIO with why the start failed in err (the plugin that
+ * crashed or hung while loading, with the signal or the timeout). */
+int server_sup_start(server_sup *sup, const volatile bool *cancel, char *err,
+                     size_t errlen);
+
 /* Stops the host (SHUTDOWN, then SIGKILL after a grace period), fails the
  * calls still queued or running with pool-unavailable, and frees. */
 void server_sup_free(server_sup *sup);
@@ -70,12 +91,20 @@ enum {
     SERVER_SUP_EOVERLOADED = -1,  /* queue full: 503 overloaded */
     SERVER_SUP_EUNAVAILABLE = -2, /* restart intensity exceeded or stopping:
                                      503 pool-unavailable */
+    SERVER_SUP_ECLIENT = -3,      /* the client's own limit: 503 overloaded */
+    SERVER_SUP_EBYTES = -4,       /* the byte budget: 503 overloaded */
 };
+
+/* Fails a call that submission refused with rc (one of the errors above),
+ * with the problem and a detail that names the limit. */
+void server_sup_refused(server_sup *sup, server_call *call, int rc);
 
 /* Queues a call (takes a reference) and starts the host if it is stopped.
  * The call then always ends: succeeded, failed (with a slug) or cancelled,
- * by its deadline at the latest. Returns SERVER_SUP_OK or an error above,
- * in which case the call was not taken. */
+ * by its deadline at the latest. Admission counts the call against
+ * max_queue, its client's max_calls_per_client (server_call_client) and
+ * the byte budget. Returns SERVER_SUP_OK or an error above, in which case
+ * the call was not taken. */
 int server_sup_submit(server_sup *sup, server_call *call);
 
 /* Queues n calls as one unit: all are taken, or none (with the error of
@@ -83,10 +112,24 @@ int server_sup_submit(server_sup *sup, server_call *call);
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
                             size_t n);
 
-/* Cancels a queued or running call: it ends cancelled at once; the host is
- * told to cancel and recycled if the call's jobs do not stop within
- * cancel_grace_ms. No-op for a finished call. */
-void server_sup_cancel(server_sup *sup, server_call *call);
+/* Cancels a queued or running call: it ends cancelled at once, with detail
+ * (NULL: "the call was cancelled") saying why; the host is told to cancel
+ * and recycled if the call's jobs do not stop within cancel_grace_ms.
+ * No-op for a finished call. */
+void server_sup_cancel(server_sup *sup, server_call *call, const char *detail);
+
+/* Why the pool is unavailable (how many failures, the last cause, when it
+ * lifts) into buf; "" when it is not. */
+void server_sup_unavailable_detail(server_sup *sup, char *buf, size_t len);
+
+/* Seconds a client refused with overloaded should wait, from how fast the
+ * queue drains (at least 1). */
+int server_sup_retry_after(server_sup *sup, const char *client);
+
+/* The functions of the last host that became ready (a new reference to a
+ * JSON array, [] before any), and whether one is named name. */
+json_t *server_sup_functions(server_sup *sup);
+bool server_sup_has_function(server_sup *sup, const char *name);
 
 /* Admin: recycle the host now (its calls are innocents and re-run), or stop
  * it (queued and running calls fail with pool-unavailable; the next call
@@ -118,9 +161,13 @@ const char *server_restart_reason_name(int reason); /* "panic", ... */
 typedef struct server_sup_stats {
     server_sup_state state;
     bool ready;          /* /readyz: can take calls now (or start a host) */
+    bool full;           /* the queue or the byte budget is full */
     bool live;           /* /livez: abandoned hosts within the bound */
     int retry_after_s;   /* for 503s while unavailable or backing off */
     size_t in_flight;    /* queued + running */
+    size_t queued;       /* not sent to a host yet */
+    size_t inflight_bytes;
+    size_t clients;      /* with calls in flight */
     size_t cancelling;   /* ended calls whose jobs the host still runs */
     int64_t host_pid;    /* 0 when no host or thread mode */
     uint64_t generation; /* hosts started so far */

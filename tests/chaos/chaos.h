@@ -70,6 +70,7 @@ typedef struct chaos_run {
     long next_seq;
     int in_flight; /* requests sent and not yet finished */
     long requests, responses, transport_errors, kills, kill_attempts;
+    long kill_victims; /* calls in flight when a kill came: 503, no culprit */
     long calls[CHAOS_NKINDS], right[CHAOS_NKINDS];
     char wrong[CHAOS_MAX_WRONG][320];
     int nwrong;

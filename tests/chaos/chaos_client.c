@@ -223,10 +223,24 @@ void chaos_client_resume(chaos_run *run, chaos_client *c) {
     send_request(run, c, "GET", c->location, NULL);
 }
 
+/* A call in flight when the host was killed from outside: nobody can be
+ * blamed, so it is answered 503 host-crashed with no culprit and not
+ * re-run, whatever it was. */
+static bool kill_victim(json_t *body, long status, const char *slug) {
+    json_t *cause = json_object_get(body, "cause");
+    return status == 503 && strcmp(slug, "host-crashed") == 0 &&
+           strcmp(cause_field(body, "kind"), "killed") == 0 &&
+           json_is_null(json_object_get(cause, "culprit"));
+}
+
 static bool check(chaos_run *run, chaos_client *c, long status, json_t *body) {
     const char *slug = slug_of(body);
     bool thread_mode = strcmp(run->opt.isolation, "thread") == 0;
     char tag[32];
+    if (run->opt.kill_ms > 0 && kill_victim(body, status, slug)) {
+        run->kill_victims++;
+        return right(run, c);
+    }
     switch (c->kind) {
     case CHAOS_OK:
         if (status != 200)

@@ -246,8 +246,10 @@ def run_main(c, binary):
         '{"function": "sleep", "args": {"ms": 30000}}')))
     t.start()
     hid = None
+    admin = {"Authorization": "Bearer " + TOKEN}
     for _ in range(3000):
-        for w in request(srv, "GET", "/v1/pool").json().get("workers", []):
+        for w in request(srv, "GET", "/v1/pool",
+                         headers=admin).json().get("workers", []):
             if w.get("call") and request(
                     srv, "GET", calls + "/" + w["call"]).json().get(
                         "function") == "sleep":
@@ -367,11 +369,45 @@ def run_limits(c, binary):
         c.failures.append("the limits server did not exit 0")
 
 
+def run_tokens(c, binary):
+    """Client tokens: 401 without one, another client's call is 404, and
+    wrong tokens end in 429."""
+    fd, path = tempfile.mkstemp(prefix="ph-contract-tokens-")
+    os.write(fd, b"alice:alice-token-0123456789\nbob:bob-token-0123456789\n")
+    os.close(fd)
+    os.chmod(path, 0o600)
+    srv = Server(binary, "--api-token-file", path)
+    os.unlink(path)
+    alice = {"Authorization": "Bearer alice-token-0123456789"}
+    bob = {"Authorization": "Bearer bob-token-0123456789"}
+    body = '{"function": "fib", "args": {"n": 3}}'
+    c.check(request(srv, "POST", "/v1/calls", body), 401)
+    a = request(srv, "POST", "/v1/calls", body, headers=alice)
+    c.check(a, 200)
+    one = "/v1/calls/" + a.json()["id"]
+    c.check(request(srv, "GET", one, headers=alice), 200)
+    c.check(request(srv, "GET", one, headers=bob), 404)
+    c.check(request(srv, "GET", one + "/logs", headers=bob), 404)
+    c.check(request(srv, "DELETE", one, headers=bob), 404)
+    c.check(request(srv, "GET", "/v1/pool", headers=alice), 200)
+    wrong = {"Authorization": "Bearer nope"}
+    last = None
+    for _ in range(30):
+        last = request(srv, "GET", one, headers=wrong)
+        if last.status == 429:
+            break
+        c.check(last, 401)
+    c.check(last, 429)
+    if srv.stop() != 0:
+        c.failures.append("the tokens server did not exit 0")
+
+
 def main():
     binary, spec = sys.argv[1], sys.argv[2]
     c = Contract(spec)
     run_main(c, binary)
     run_limits(c, binary)
+    run_tokens(c, binary)
     for f in c.failures:
         print("FAIL", f)
     print("%d passed, %d failed" % (c.passed, len(c.failures)))

@@ -153,6 +153,37 @@ int ph_server_stop(ph_server *s) {
     return ph_server_stop_sig(s, SIGTERM, 60);
 }
 
+int ph_run(const char *const *args, const char *env, char *out, size_t len) {
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        if (env)
+            putenv((char *)env);
+        const char *argv[16] = {getenv("POOLHOST_BIN")};
+        for (size_t i = 0; args[i] && i < 14; i++)
+            argv[i + 1] = args[i];
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < len && (got = read(fds[0], out + n, len - n - 1)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* ---- HTTP ------------------------------------------------------------ */
 
 typedef struct buf {

@@ -35,6 +35,12 @@ int ph_server_stop(ph_server *s); /* SIGTERM, 60 s */
 /* The server's stderr so far (malloc'd, NUL-terminated). */
 char *ph_server_log(const ph_server *s);
 
+/* Runs poolhost with args (NULL-terminated, at most 14) and env (one
+ * "NAME=value" entry added to the environment, or NULL) to its exit; its
+ * stdout and stderr go to out (len bytes, NUL-terminated). Returns the exit
+ * code, or -1 when it could not run or died of a signal. */
+int ph_run(const char *const *args, const char *env, char *out, size_t len);
+
 /* ---- HTTP ---------------------------------------------------------------*/
 
 typedef struct ph_resp {

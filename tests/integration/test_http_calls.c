@@ -16,8 +16,12 @@
 
 static ph_server srv;
 
+/* The admin token sees the ids of the calls the workers run. */
+#define ADMIN_TOKEN "calls-admin"
+
 static void start_with(const char *const *args) {
-    cr_assert_eq(ph_server_start(&srv, args, NULL), 0, "server did not start");
+    const char *env[] = {"POOLHOST_ADMIN_TOKEN=" ADMIN_TOKEN, NULL};
+    cr_assert_eq(ph_server_start(&srv, args, env), 0, "server did not start");
 }
 
 static void start(void) {
@@ -202,13 +206,16 @@ Test(http_calls, cancel_async) {
 }
 
 /* Waits until a worker runs call `want` (any call when NULL), as the pool
- * status names each busy worker's call; copies its id to out ("" when
- * none ever showed). */
+ * status names each busy worker's call, to the admin; copies its id to out
+ * ("" when none ever showed). */
 static void busy_call(const char *want, char *out, size_t cap) {
+    char pool[128];
+    snprintf(pool, sizeof pool, "%s/v1/pool", srv.url);
+    const char *admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
     out[0] = '\0';
     for (int i = 0; i < 6000 && !out[0]; i++) {
         ph_resp r;
-        cr_assert_eq(ph_get(&srv, "/v1/pool", &r), 0);
+        cr_assert_eq(ph_http("GET", pool, NULL, NULL, admin, &r), 0);
         size_t k;
         json_t *w;
         json_array_foreach(json_object_get(r.json, "workers"), k, w) {

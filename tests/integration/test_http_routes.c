@@ -479,44 +479,12 @@ Test(http_routes, request_log_lines) {
 
 /* ---- configuration ---------------------------------------------------- */
 
-/* Runs poolhost with args and extra env entries to its exit; its stdout
- * and stderr go to out. Returns the exit code. */
-static int run_poolhost(const char *const *args, const char *env, char *out,
-                        size_t len) {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        if (env)
-            putenv((char *)env);
-        const char *argv[16] = {getenv("POOLHOST_BIN")};
-        for (size_t i = 0; args[i] && i < 14; i++)
-            argv[i + 1] = args[i];
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t got;
-    while (n + 1 < len && (got = read(fds[0], out + n, len - n - 1)) > 0)
-        n += (size_t)got;
-    out[n] = '\0';
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 TestSuite(http_config, .timeout = 120);
 
 Test(http_config, help_lists_every_flag_with_env_and_default) {
     static char out[1 << 16];
     const char *args[] = {"--help", NULL};
-    cr_assert_eq(run_poolhost(args, NULL, out, sizeof out), 0);
+    cr_assert_eq(ph_run(args, NULL, out, sizeof out), 0);
     static const char *const flags[] = {"listen",
                                         "threads",
                                         "http-threads",
@@ -587,13 +555,13 @@ Test(http_config, bad_values_are_refused_naming_the_flag) {
     char out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *args[] = {cases[i][0], cases[i][1], NULL};
-        cr_expect_eq(run_poolhost(args, NULL, out, sizeof out), 2, "%s %s",
+        cr_expect_eq(ph_run(args, NULL, out, sizeof out), 2, "%s %s",
                      cases[i][0], cases[i][1]);
         cr_expect(strstr(out, cases[i][2]), "%s %s: %s", cases[i][0],
                   cases[i][1], out);
     }
     const char *none[] = {NULL};
-    cr_expect_eq(run_poolhost(none, "POOLHOST_MAX_QUEUE=-4", out, sizeof out),
+    cr_expect_eq(ph_run(none, "POOLHOST_MAX_QUEUE=-4", out, sizeof out),
                  2);
     cr_expect(strstr(out, "POOLHOST_MAX_QUEUE") && strstr(out, "--max-queue"),
               "%s", out);

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The load-balancer test (#5): HAProxy, configured by the repository's
+# The load-balancer test (#5, #9): HAProxy, configured by the repository's
 # docker/haproxy.cfg rewritten to loopback ports, in front of three poolhost
 # processes. A steady stream of calls goes through HAProxy while one
 # replica's host is crashed repeatedly (calls sent straight to it) until its
 # pool is unavailable, twice. Asserted: every call through HAProxy is
 # answered 200 with the right result, HAProxy marks the replica DOWN and then
 # UP again, it retried calls away from the failed replica, async calls stay
-# on the replica that holds them (even while it is DOWN).
+# on the replica that holds them (even while it is DOWN). And HAProxy never
+# replays a call a replica may still run: the configuration's server timeout
+# exceeds the replicas' largest deadline and it retries only 503s and failed
+# connections; a panicking call (500) and a call past its deadline (504, the
+# replica's own answer) run on exactly one replica.
 #
 #   test_lb.sh POOLHOST HAPROXY HAPROXY_CFG
 #
@@ -104,9 +108,10 @@ start_replica() {
     die "$name did not log its listening port"
 }
 
-start_replica ph1
+# Every replica has the faults module, for the panic and deadline checks.
+start_replica ph1 --enable-fault-injection
 p1=$port
-start_replica ph2
+start_replica ph2 --enable-fault-injection
 p2=$port
 # The victim: fault injection on, and a restart budget small enough that a
 # few crashes make its pool unavailable for a short cooldown.
@@ -265,6 +270,86 @@ done
     pass "6 async calls: every GET through HAProxy reached the replica holding the call"
 [ -n "$victim_call" ] || fail "no async call landed on $victim (round robin)"
 
+# ---- no call is replayed while a replica may still run it ------------------
+
+# Milliseconds of an HAProxy time value (100, 100ms, 10s, 5m, 2h, 1d).
+haproxy_ms() {
+    local v=$1 n unit
+    n=${v%%[a-z]*}
+    unit=${v#"$n"}
+    case $unit in
+    "" | ms) echo "$n" ;;
+    s) echo $((n * 1000)) ;;
+    m) echo $((n * 60000)) ;;
+    h) echo $((n * 3600000)) ;;
+    d) echo $((n * 86400000)) ;;
+    *) echo 0 ;;
+    esac
+}
+
+max_timeout=$("$poolhost" --help | grep -A1 -e '--max-timeout-ms' |
+    grep -oE 'default: [0-9]+' | grep -oE '[0-9]+')
+server_timeout=$(awk '$1 == "timeout" && $2 == "server" { print $3 }' \
+    "$cfg_src" | tail -n1)
+server_ms=$(haproxy_ms "${server_timeout:-0}")
+if [ -n "$max_timeout" ] && [ "$server_ms" -gt "$max_timeout" ]; then
+    pass "timeout server $server_timeout is above the largest call deadline (--max-timeout-ms $max_timeout)"
+else
+    fail "timeout server '${server_timeout:-none}' is not above --max-timeout-ms '${max_timeout:-?}': HAProxy would give up on calls that still run"
+fi
+retry_on=$(awk '$1 == "retry-on" { $1 = ""; print }' "$cfg_src")
+unsafe=
+for cond in response-timeout empty-response junk-response 500 501 502 504 \
+    all-retryable-errors; do
+    case " $retry_on " in *" $cond "*) unsafe="$unsafe $cond" ;; esac
+done
+case " $retry_on " in
+*" 503 "*) has503=1 ;;
+*) has503=0 ;;
+esac
+if [ "$has503" = 1 ] && [ -z "$unsafe" ]; then
+    pass "retry-on$retry_on: 503s and failed connections only"
+else
+    fail "retry-on '$retry_on' replays calls that may still run:${unsafe:- (no 503)}"
+fi
+
+# The sum over the replicas of a poolhost_calls_total series.
+calls_total() {
+    local name p sum=0 v
+    for name in ph1 ph2 ph3; do
+        eval "p=\$p${name#ph}"
+        v=$(curl -s --max-time 10 "http://127.0.0.1:$p/metrics" |
+            awk -v s="poolhost_calls_total{function=\"$1\",outcome=\"$2\"}" \
+                '$1 == s { print $2 }')
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+retries_total() {
+    stats_csv | awk -F, '$1 == "poolhost" && $2 ~ /^ph/ { n += $16 } END { print n + 0 }'
+}
+
+before=$(retries_total)
+code=$(post_call "$url" "$work/panic.body" \
+    '{"function":"panic","args":{"message":"lb culprit"}}')
+ran=$(calls_total panic worker-panicked)
+if [ "$code" = 500 ] && grep -q 'worker-panicked' "$work/panic.body" &&
+    [ "$ran" = 1 ] && [ "$(retries_total)" = "$before" ]; then
+    pass "a panicking call through HAProxy: 500, run on one replica, not retried"
+else
+    fail "panicking call: HTTP $code, ran on $ran replicas, retries $before -> $(retries_total): $(head -c 300 "$work/panic.body")"
+fi
+code=$(post_call "$url" "$work/deadline.body" \
+    '{"function":"hang","args":{"ms":60000,"cooperative":true},"timeout_ms":1500}')
+ran=$(calls_total hang call-timeout)
+if [ "$code" = 504 ] && grep -q '/problems/call-timeout' "$work/deadline.body" &&
+    [ "$ran" = 1 ]; then
+    pass "a call past its deadline through HAProxy: the replica's 504, run on one replica"
+else
+    fail "call past its deadline: HTTP $code, ran on $ran replicas: $(head -c 300 "$work/deadline.body")"
+fi
+
 # ---- steady stream of calls through HAProxy --------------------------------
 
 # Sends sum_squares calls until the stop file appears (or the run's deadline)
@@ -292,33 +377,46 @@ for ((w = 0; w < workers; w++)); do
     pids+=("$!")
 done
 
-# ---- crash the victim into pool-unavailable, twice -------------------------
+# ---- kill the victim's host into pool-unavailable, twice --------------------
 
 victim_unavailable() {
     [ "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
         "http://127.0.0.1:$pv/readyz")" = 503 ]
 }
 
+# The pid of the victim's pool host, empty while it has none.
+victim_host_pid() {
+    curl -s --max-time 10 "http://127.0.0.1:$pv/v1/pool" |
+        grep -o '"host":{"pid":[0-9]*' | grep -o '[0-9]*$'
+}
+
+# A call that crashes only costs its caller a 500: a crashing call never
+# makes a replica unavailable. Kills from outside, which nobody can be
+# blamed for, do, once there are more than --restart-max of them.
+crash=$(post_call "http://127.0.0.1:$pv" "$work/crash.body" \
+    '{"function":"crash","args":{"signal":"segv"}}')
+if [ "$crash" = 500 ] && grep -q 'host-crashed' "$work/crash.body" &&
+    ! victim_unavailable; then
+    pass "a crashing call: 500 host-crashed for it, $victim stays ready"
+else
+    fail "a crashing call: HTTP $crash: $(head -c 300 "$work/crash.body")"
+fi
 for round in 1 2; do
-    crashes=0
-    unavailable=0
+    kills=0
     for ((i = 0; i < 30; i++)); do
-        code=$(post_call "http://127.0.0.1:$pv" "$work/crash.body" \
-            '{"function":"crash","args":{"signal":"segv"}}')
-        if grep -q 'pool-unavailable' "$work/crash.body"; then
-            unavailable=1
-            break
+        victim_unavailable && break
+        code=$(post_call "http://127.0.0.1:$pv" "$work/kill.body" \
+            '{"function":"sum_squares","args":{"n":10}}')
+        pid=$(victim_host_pid)
+        if [ -n "$pid" ] && [ "$pid" -gt 0 ] && kill -9 "$pid" 2>/dev/null; then
+            kills=$((kills + 1))
         fi
-        if [ "$code" = 500 ] && grep -q 'host-crashed' "$work/crash.body"; then
-            crashes=$((crashes + 1))
-        else
-            fail "round $round: crash call answered $code: $(head -c 300 "$work/crash.body")"
-        fi
+        sleep 0.1
     done
-    if [ "$unavailable" = 1 ] && [ "$crashes" -ge 1 ]; then
-        pass "round $round: $crashes host crashes made $victim's pool unavailable"
+    if victim_unavailable && [ "$kills" -ge 1 ]; then
+        pass "round $round: $kills hosts killed from outside made $victim's pool unavailable"
     else
-        die "round $round: $victim not unavailable after $crashes crashes"
+        die "round $round: $victim not unavailable after $kills kills"
     fi
     victim_unavailable && pass "round $round: $victim's /readyz answers 503"
 

@@ -114,8 +114,8 @@ static inline int mr_call_deadline(const char *name, const char *args_json,
 static inline json_t *mr_ok(const char *name, const char *args_json) {
     json_t *result = NULL;
     int rc = mr_call_deadline(name, args_json, 0, &result);
-    cr_assert_eq(rc, PH_OK, "%s(%s) failed with %d: %s", name, args_json, rc,
-                 mr_call.fail_message);
+    cr_assert_eq(rc, PH_OK, "%s(%s) failed with %d: %s", name,
+                 args_json ? args_json : "", rc, mr_call.fail_message);
     return result;
 }
 
@@ -124,8 +124,8 @@ static inline json_int_t mr_ok_int(const char *name, const char *args_json,
                                    const char *key) {
     json_t *result = mr_ok(name, args_json);
     json_t *v = json_object_get(result, key);
-    cr_assert(json_is_integer(v), "%s(%s): no integer \"%s\"", name, args_json,
-              key);
+    cr_assert(json_is_integer(v), "%s(%s): no integer \"%s\"", name,
+              args_json ? args_json : "", key);
     json_int_t n = json_integer_value(v);
     json_decref(result);
     return n;
@@ -135,6 +135,8 @@ static inline json_int_t mr_ok_int(const char *name, const char *args_json,
 static inline void mr_einval(const char *name, const char *args_json,
                              const char *needle) {
     int rc = mr_call_deadline(name, args_json, 0, NULL);
+    if (!args_json)
+        args_json = "";
     cr_assert_eq(rc, PH_EINVAL, "%s(%s) gave %d, not PH_EINVAL", name,
                  args_json, rc);
     cr_assert_eq(atomic_load(&mr_call.fail_code), PH_EINVAL);

@@ -227,7 +227,7 @@ static inline void m_cancel(server_isolation iso) {
         sup_t_submit(m.s, "hang", "{\"cooperative\": true}", 60000);
     sup_t_wait_running(c);
     server_call_request_cancel(c);
-    server_sup_cancel(m.s, c);
+    server_sup_cancel(m.s, c, NULL);
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_CANCELLED);
     cr_assert_str_eq(server_call_slug(c), "call-cancelled");
     server_call_unref(c);
@@ -247,7 +247,7 @@ static inline void m_oom(server_isolation iso, const char *bytes) {
     char args[64];
     snprintf(args, sizeof(args), "{\"bytes\": %s}", bytes);
     server_call *c = sup_t_run(m.s, "alloc", args, 30000);
-    sup_t_expect_problem(c, "worker-panicked", 500, "oom");
+    sup_t_expect_problem(c, "worker-panicked", 500, "out-of-memory");
     json_t *p = sup_t_problem(c);
     cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "out of memory"),
                        "detail: %s", sup_t_str(p, "detail", NULL));

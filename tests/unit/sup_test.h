@@ -146,6 +146,26 @@ static inline server_call *sup_t_submit(server_sup *s, const char *fn,
     return c;
 }
 
+/* Waits until GET /v1/pool's view shows a worker running call c. */
+static inline void sup_t_wait_worker(server_sup *s, server_call *c) {
+    for (int waited = 0; waited < SUP_T_WAIT_MS; waited += 5) {
+        json_t *st = server_sup_status_json(s);
+        size_t i;
+        json_t *w;
+        bool busy = false;
+        json_array_foreach(json_object_get(st, "workers"), i, w) {
+            const char *call = json_string_value(json_object_get(w, "call"));
+            busy |= call && strcmp(call, server_call_id(c)) == 0 &&
+                    json_is_true(json_object_get(w, "busy"));
+        }
+        json_decref(st);
+        if (busy)
+            return;
+        usleep(5000);
+    }
+    cr_assert_fail("call %s never seen on a worker", server_call_id(c));
+}
+
 /* Runs a call to its end and returns it (the caller unrefs). */
 static inline server_call *sup_t_run(server_sup *s, const char *fn,
                                      const char *args, int64_t timeout_ms) {

@@ -5,6 +5,7 @@
 #include "server/call.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 static server_call *new_call(size_t max_lines) {
@@ -19,7 +20,7 @@ Test(call, succeeds_once_and_ignores_late_outcomes) {
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_QUEUED);
     cr_assert(server_call_set_running(c));
     cr_assert_not(server_call_set_running(c));
-    cr_assert(server_call_succeed(c, json_integer(2), 1.5));
+    cr_assert(server_call_succeed(c, "2", 1, 1.5));
     cr_assert_not(server_call_fail(c, "call-timeout", "late", NULL, NULL, 0));
     cr_assert_not(server_call_requeue(c));
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_SUCCEEDED);
@@ -32,6 +33,31 @@ Test(call, succeeds_once_and_ignores_late_outcomes) {
     cr_assert_float_eq(json_real_value(run), 1.5, 1e-9);
     json_decref(o);
     cr_assert_null(server_call_problem(c));
+    server_call_unref(c);
+}
+
+/* The arguments are kept as text until the call ends, and the rendered
+ * resource splices the result text in unparsed. */
+Test(call, args_dropped_at_the_end_and_result_spliced) {
+    server_call *c = new_call(10);
+    size_t len;
+    const char *args = server_call_args_text(c, &len);
+    cr_assert_str_eq(args, "{\"n\":3}");
+    cr_assert_eq(len, 7);
+    cr_assert_eq(server_call_args_bytes(c), 7);
+    cr_assert(server_call_set_running(c));
+    cr_assert(server_call_succeed(c, "{\"value\":[1, 2]}", 16, 2.0));
+    cr_assert_null(server_call_args_text(c, &len));
+    char *text = server_call_render(c, &len);
+    cr_assert_eq(strlen(text), len);
+    cr_assert_not_null(strstr(text, ",\"result\":{\"value\":[1, 2]}}"),
+                       "%s", text);
+    json_t *o = json_loads(text, 0, NULL);
+    cr_assert_not_null(o, "not JSON: %s", text);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "status")),
+                     "succeeded");
+    json_decref(o);
+    free(text);
     server_call_unref(c);
 }
 

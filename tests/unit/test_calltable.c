@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static atomic_int done_count;
@@ -36,7 +37,7 @@ static void wait_done(int n) {
 Test(calltable, get_and_settle_once) {
     atomic_store(&done_count, 0);
     server_calltable *t;
-    cr_assert_eq(server_calltable_new(60000, 100, on_done, NULL, &t), 0);
+    cr_assert_eq(server_calltable_new(60000, 100, SIZE_MAX, on_done, NULL, &t), 0);
     server_call *c = new_call(1);
     cr_assert_eq(server_calltable_add(t, c), 0);
     cr_expect_eq(server_calltable_add(t, c), -EEXIST);
@@ -47,7 +48,7 @@ Test(calltable, get_and_settle_once) {
 
     server_calltable_settle(t, c); /* not done: nothing */
     cr_expect_eq(atomic_load(&done_count), 0);
-    server_call_succeed(c, json_integer(1), 1.0);
+    server_call_succeed(c, "1", 1, 1.0);
     server_calltable_settle(t, c);
     server_calltable_settle(t, c);
     wait_done(1);
@@ -60,7 +61,7 @@ Test(calltable, get_and_settle_once) {
 Test(calltable, unwatched_calls_are_settled_by_the_table) {
     atomic_store(&done_count, 0);
     server_calltable *t;
-    cr_assert_eq(server_calltable_new(60000, 1000, on_done, NULL, &t), 0);
+    cr_assert_eq(server_calltable_new(60000, 1000, SIZE_MAX, on_done, NULL, &t), 0);
     server_call *calls[50];
     for (int i = 0; i < 50; i++) {
         calls[i] = new_call(i);
@@ -69,7 +70,7 @@ Test(calltable, unwatched_calls_are_settled_by_the_table) {
     for (int i = 0; i < 50; i++) {
         server_call_add_log(calls[i], 0, 0, "info", "line");
         if (i % 2)
-            server_call_succeed(calls[i], json_null(), 0);
+            server_call_succeed(calls[i], "null", 4, 0);
         else
             server_call_fail(calls[i], "function-failed", "no", NULL, NULL, 0);
     }
@@ -83,12 +84,12 @@ Test(calltable, unwatched_calls_are_settled_by_the_table) {
 Test(calltable, retention_by_count_evicts_oldest) {
     atomic_store(&done_count, 0);
     server_calltable *t;
-    cr_assert_eq(server_calltable_new(60000, 3, on_done, NULL, &t), 0);
+    cr_assert_eq(server_calltable_new(60000, 3, SIZE_MAX, on_done, NULL, &t), 0);
     server_call *running = new_call(100);
     cr_assert_eq(server_calltable_add(t, running), 0);
     for (int i = 0; i < 5; i++) {
         server_call *c = new_call(i);
-        server_call_succeed(c, json_null(), 0);
+        server_call_succeed(c, "null", 4, 0);
         cr_assert_eq(server_calltable_add(t, c), 0);
         server_call_unref(c);
     }
@@ -111,13 +112,43 @@ Test(calltable, retention_by_count_evicts_oldest) {
     server_calltable_free(t);
 }
 
+/* Finished calls are kept within a byte budget: big results push the
+ * oldest out, whatever their count. */
+Test(calltable, retention_by_bytes_evicts_oldest) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 1000, 3 << 20, on_done, NULL, &t),
+                 0);
+    size_t big = 1 << 20;
+    char *result = malloc(big + 2);
+    memset(result, 'x', big + 2);
+    result[0] = result[big + 1] = '"';
+    for (int i = 0; i < 5; i++) {
+        server_call *c = new_call(i);
+        cr_assert(server_call_succeed(c, result, big + 2, 0));
+        cr_assert_gt(server_call_bytes(c), big);
+        cr_assert_eq(server_calltable_add(t, c), 0);
+        server_call_unref(c);
+    }
+    wait_done(5);
+    cr_expect_null(server_calltable_get(t, "c-0"));
+    cr_expect_null(server_calltable_get(t, "c-1"));
+    cr_expect_null(server_calltable_get(t, "c-2"));
+    server_call *c4 = server_calltable_get(t, "c-4");
+    cr_expect_not_null(c4);
+    server_call_unref(c4);
+    cr_expect_eq(server_calltable_count(t), 2);
+    free(result);
+    server_calltable_free(t);
+}
+
 Test(calltable, retention_by_age) {
     atomic_store(&done_count, 0);
     server_calltable *t;
-    cr_assert_eq(server_calltable_new(20, 1000, on_done, NULL, &t), 0);
+    cr_assert_eq(server_calltable_new(20, 1000, SIZE_MAX, on_done, NULL, &t), 0);
     server_call *c = new_call(1);
     cr_assert_eq(server_calltable_add(t, c), 0);
-    server_call_succeed(c, json_null(), 0);
+    server_call_succeed(c, "null", 4, 0);
     server_call_unref(c);
     wait_done(1);
     server_call *got = c;

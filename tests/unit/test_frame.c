@@ -86,7 +86,7 @@ Test(frame, header_layout_is_little_endian) {
 
 Test(frame, names_and_messages) {
     cr_assert_str_eq(pool_frame_type_name(POOL_FRAME_CALL), "call");
-    cr_assert_str_eq(pool_frame_type_name(POOL_FRAME_HEARTBEAT), "heartbeat");
+    cr_assert_str_eq(pool_frame_type_name(POOL_FRAME_PANIC), "panic");
     cr_assert_str_eq(pool_frame_type_name(0), "unknown");
     cr_assert_str_eq(pool_frame_type_name(POOL_FRAME_TYPE_MAX + 1), "unknown");
     cr_assert_str_eq(pool_frame_strerror(POOL_FRAME_ETOOBIG),
@@ -333,7 +333,7 @@ Test(chan, round_trip_every_type_with_concurrent_reader, .timeout = 60) {
                                    sizes[s]};
     /* Then the limit itself, and small frames after a big one. */
     want[k++] = (frame_spec){POOL_FRAME_RESULT, 1, MAX_PAYLOAD};
-    want[k++] = (frame_spec){POOL_FRAME_HEARTBEAT, 2, 3};
+    want[k++] = (frame_spec){POOL_FRAME_LOG, 2, 3};
     want[k++] = (frame_spec){POOL_FRAME_SHUTDOWN, 0, 0};
     cr_assert_eq(k, n);
 

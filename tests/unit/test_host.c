@@ -1,13 +1,15 @@
 /*
  * The pool host over its wire protocol, playing the supervisor's side of
  * the socketpair: a thread-mode host in a pthread for the call paths (INIT,
- * READY, results, errors, logs, heartbeats, cancel, shutdown), and the real
+ * READY, results, errors, logs, cancel, shutdown, and the heartbeat and
+ * worker progress in the shared region), and the real
  * binary spawned with --pool-host for panics and crashes, which end the
  * process.
  */
 #include "pool/frame.h"
 #include "pool/host.h"
 #include "pool/shm.h"
+#include "pool/wire.h"
 
 #include <criterion/criterion.h>
 
@@ -42,7 +44,8 @@ typedef struct sup_side {
     pid_t pid;
 } sup_side;
 
-/* A received frame with its payload parsed (NULL when empty). */
+/* A received frame with its payload parsed (NULL when empty); a RESULT as
+ * {"result", "run_ms", "wait_ms"}. */
 typedef struct rx {
     pool_frame_type type;
     uint64_t id;
@@ -64,7 +67,19 @@ static void recv_frame(sup_side *s, rx *out) {
             out->type = f.type;
             out->id = f.call_id;
             out->json = NULL;
-            if (f.len > 0) {
+            if (f.type == POOL_FRAME_RESULT) {
+                pool_wire_result r;
+                json_t *hold;
+                cr_assert_eq(
+                    pool_wire_result_decode(f.payload, f.len, &r, &hold), 0);
+                json_t *result =
+                    json_loadb(r.result, r.result_len, JSON_DECODE_ANY, NULL);
+                cr_assert_not_null(result, "result is not JSON");
+                out->json = json_pack("{s:o, s:f, s:f}", "result", result,
+                                      "run_ms", r.run_ms, "wait_ms",
+                                      r.wait_ms);
+                json_decref(hold);
+            } else if (f.len > 0) {
                 const char *err = NULL;
                 out->json = pool_frame_json(&f, &err);
                 cr_assert_not_null(out->json, "%s frame: %s",
@@ -82,7 +97,7 @@ static void recv_frame(sup_side *s, rx *out) {
 }
 
 /* Waits for the next frame of type `type` (and id, for call frames),
- * skipping heartbeats; LOG records are appended to logs if not NULL. */
+ * skipping LOG frames, whose records are appended to logs if not NULL. */
 static void recv_until(sup_side *s, pool_frame_type type, uint64_t id,
                        json_t *logs, rx *out) {
     for (;;) {
@@ -91,8 +106,7 @@ static void recv_until(sup_side *s, pool_frame_type type, uint64_t id,
             return;
         if (out->type == POOL_FRAME_LOG && logs)
             json_array_extend(logs, json_object_get(out->json, "records"));
-        cr_assert(out->type == POOL_FRAME_LOG ||
-                      out->type == POOL_FRAME_HEARTBEAT,
+        cr_assert(out->type == POOL_FRAME_LOG,
                   "unexpected %s frame while waiting for %s",
                   pool_frame_type_name(out->type), pool_frame_type_name(type));
         rx_clear(out);
@@ -108,9 +122,8 @@ static void recv_reply(sup_side *s, uint64_t id, json_t *logs, rx *out) {
             return;
         if (out->type == POOL_FRAME_LOG && logs)
             json_array_extend(logs, json_object_get(out->json, "records"));
-        cr_assert(out->type == POOL_FRAME_LOG ||
-                      out->type == POOL_FRAME_HEARTBEAT,
-                  "unexpected %s frame", pool_frame_type_name(out->type));
+        cr_assert(out->type == POOL_FRAME_LOG, "unexpected %s frame",
+                  pool_frame_type_name(out->type));
         rx_clear(out);
     }
 }
@@ -125,14 +138,23 @@ static void send_init(sup_side *s, bool faults, int hb_ms,
     json_decref(init);
 }
 
+/* A CALL frame: the header line, then the arguments as text. Steals
+ * args. */
 static void send_call(sup_side *s, uint64_t id, const char *fn, json_t *args,
                       int timeout_ms) {
     char sid[32];
     snprintf(sid, sizeof(sid), "call-%llu", (unsigned long long)id);
-    json_t *call = json_pack("{s:s, s:o, s:s, s:i}", "function", fn, "args",
-                             args, "id", sid, "timeout_ms", timeout_ms);
-    cr_assert_eq(pool_chan_send_json(s->ch, POOL_FRAME_CALL, id, call), 0);
-    json_decref(call);
+    pool_wire_call c = {.function = fn, .id = sid, .timeout_ms = timeout_ms};
+    size_t hlen;
+    char *head = pool_wire_call_header(&c, &hlen);
+    char *text = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+    cr_assert(head && text);
+    cr_assert_eq(pool_chan_send2(s->ch, POOL_FRAME_CALL, id, head, hlen, text,
+                                 strlen(text)),
+                 0);
+    free(head);
+    free(text);
+    json_decref(args);
 }
 
 /* Runs one call to its reply; returns the reply type, with the payload in
@@ -271,8 +293,7 @@ Test(host, many_concurrent_calls_all_answered, .timeout = 120) {
         rx r;
         recv_frame(&s, &r);
         if (r.type != POOL_FRAME_RESULT) {
-            cr_assert(r.type == POOL_FRAME_LOG ||
-                      r.type == POOL_FRAME_HEARTBEAT);
+            cr_assert(r.type == POOL_FRAME_LOG);
             k--;
             rx_clear(&r);
             continue;
@@ -321,47 +342,41 @@ Test(host, logs_arrive_before_the_result, .timeout = 120) {
     cr_assert(json_is_integer(json_object_get(rec, "ts_ns")));
     cr_assert_not_null(
         strstr(json_string_value(json_object_get(rec, "message")), "log:"));
-    /* Two heartbeats later (each drains the rings first) nothing more. */
+    /* Nothing more of it comes later: not before the next call's result,
+     * after a few log intervals. */
+    usleep(100 * 1000);
     json_t *after = json_array();
-    for (int hb = 0; hb < 2; hb++) {
-        rx r;
-        recv_until(&s, POOL_FRAME_HEARTBEAT, 0, after, &r);
-        rx_clear(&r);
-    }
+    cr_assert_eq(call(&s, 12, "sleep", json_pack("{s:i}", "ms", 1), after, &p),
+                 POOL_FRAME_RESULT);
+    json_decref(p);
     cr_assert_eq(count_records(after, 11), 0);
     json_decref(after);
     json_decref(logs);
     cr_assert_eq(stop_thread_host(&s), 0);
 }
 
-/* Waits until `beats` heartbeats in a row show a worker busy with call id;
- * fails if the call finishes first. */
-static void await_busy_heartbeats(sup_side *s, uint64_t id, int beats) {
+/* Waits until `beats` heartbeats in a row, read from the shared region
+ * every other interval, find a worker busy with call id and the beat
+ * moving; fails if that takes more than WAIT_MS. */
+static void await_busy_heartbeats(sup_side *s, uint64_t id, int beats,
+                                  int hb_ms) {
+    pool_shm_heartbeat *hb = pool_shm_heartbeat_of(s->shm);
+    uint64_t last = atomic_load(&hb->seq);
     int seen = 0;
-    while (seen < beats) {
-        rx r;
-        recv_frame(s, &r);
-        cr_assert(r.type == POOL_FRAME_LOG || r.type == POOL_FRAME_HEARTBEAT,
-                  "%s frame while the call should run",
-                  pool_frame_type_name(r.type));
-        if (r.type == POOL_FRAME_HEARTBEAT) {
-            const json_t *workers = json_object_get(r.json, "workers");
-            cr_assert_eq(json_array_size(workers), THREADS);
-            bool busy = false;
-            size_t i;
-            const json_t *w;
-            json_array_foreach(workers, i, w) {
-                if (json_is_true(json_object_get(w, "busy")) &&
-                    (uint64_t)json_integer_value(json_object_get(w, "call")) ==
-                        id) {
-                    busy = true;
-                    cr_assert(json_is_number(json_object_get(w, "busy_ms")));
-                    cr_assert(json_is_integer(json_object_get(w, "jobs")));
-                }
-            }
-            seen = busy ? seen + 1 : 0;
+    for (int waited = 0; seen < beats; waited += 2 * hb_ms) {
+        cr_assert_lt(waited, WAIT_MS, "call %llu never seen busy",
+                     (unsigned long long)id);
+        usleep((useconds_t)hb_ms * 2000);
+        uint64_t seq = atomic_load(&hb->seq);
+        bool busy = false;
+        for (uint32_t w = 0; w < THREADS; w++) {
+            pool_shm_worker *pw = pool_shm_worker_of(s->shm, w);
+            if (atomic_load(&pw->call_id) == id &&
+                atomic_load(&pw->busy_since_ns) != 0)
+                busy = true;
         }
-        rx_clear(&r);
+        seen = busy && seq > last ? seen + 1 : 0;
+        last = seq;
     }
 }
 
@@ -369,7 +384,7 @@ Test(host, heartbeats_continue_during_a_long_call, .timeout = 120) {
     sup_side s;
     json_decref(start_thread_host(&s, true, 10));
     send_call(&s, 21, "sleep", json_pack("{s:i}", "ms", 3000), 0);
-    await_busy_heartbeats(&s, 21, 3);
+    await_busy_heartbeats(&s, 21, 3, 10);
     rx r;
     recv_reply(&s, 21, NULL, &r);
     cr_assert_eq(r.type, POOL_FRAME_RESULT);
@@ -381,7 +396,7 @@ Test(host, cancel_stops_a_cooperative_hang, .timeout = 120) {
     sup_side s;
     json_decref(start_thread_host(&s, true, 10));
     send_call(&s, 31, "hang", json_pack("{s:b}", "cooperative", 1), 0);
-    await_busy_heartbeats(&s, 31, 2);
+    await_busy_heartbeats(&s, 31, 2, 10);
     cr_assert_eq(pool_chan_send(s.ch, POOL_FRAME_CANCEL, 31, NULL, 0), 0);
     rx r;
     recv_reply(&s, 31, NULL, &r);
@@ -414,7 +429,7 @@ Test(host, shutdown_cancels_running_cooperative_calls, .timeout = 120) {
     sup_side s;
     json_decref(start_thread_host(&s, true, 10));
     send_call(&s, 51, "hang", json_pack("{s:b}", "cooperative", 1), 0);
-    await_busy_heartbeats(&s, 51, 1);
+    await_busy_heartbeats(&s, 51, 1, 10);
     cr_assert_eq(stop_thread_host(&s), 0);
 }
 
@@ -609,7 +624,8 @@ Test(host, process_memory_limit_reports_oom, .timeout = 120) {
     rx r;
     recv_until(&s, POOL_FRAME_PANIC, 0, NULL, &r);
     cr_assert_eq(r.id, 99);
-    cr_assert_str_eq(json_string_value(json_object_get(r.json, "kind")), "oom");
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "kind")),
+                     "out-of-memory");
     rx_clear(&r);
     int status = reap(&s);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == POOL_HOST_EXIT_OOM,
@@ -634,8 +650,7 @@ static void crash_with(const char *name, int signo) {
             break;
         pool_frame_t f;
         while (pool_chan_next(s.ch, &f) == POOL_FRAME_OK)
-            cr_assert(f.type == POOL_FRAME_LOG ||
-                          f.type == POOL_FRAME_HEARTBEAT,
+            cr_assert(f.type == POOL_FRAME_LOG,
                       "unexpected %s frame: %.*s", pool_frame_type_name(f.type),
                       (int)f.len, f.payload);
     }

@@ -1,16 +1,29 @@
 /*
  * Unit tests for the Prometheus metrics (server/metrics.c): counters move,
  * histogram buckets are cumulative, label values are escaped, every family
- * is present, and the exposition parses line by line.
+ * is present, the exposition parses line by line, and only registered
+ * function names and known outcomes become label values.
  */
 #include "server/metrics.h"
 
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* New metrics that know the functions names[] (NULL-terminated). */
+static server_metrics *with_functions(const char *const *names) {
+    server_metrics *m = server_metrics_new();
+    cr_assert_not_null(m);
+    size_t n = 0;
+    while (names[n])
+        n++;
+    cr_assert_eq(server_metrics_set_functions(m, names, n), 0);
+    return m;
+}
 
 static char *render(server_metrics *m, const server_sup_stats *st) {
     size_t len = 0;
@@ -144,7 +157,7 @@ Test(metrics, empty_exposition_has_every_family) {
 }
 
 Test(metrics, counters_move) {
-    server_metrics *m = server_metrics_new();
+    server_metrics *m = with_functions((const char *[]){"fib", "sort", NULL});
     server_metrics_call_done(m, "fib", "succeeded", 0.002);
     server_metrics_call_done(m, "fib", "succeeded", 0.004);
     server_metrics_call_done(m, "fib", "worker-panicked", 0.1);
@@ -187,7 +200,7 @@ Test(metrics, histogram_is_cumulative) {
     static const char *const les[] = {
         "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
         "1",     "2.5",   "5",    "10",    "30",   "60",  "+Inf"};
-    server_metrics *m = server_metrics_new();
+    server_metrics *m = with_functions((const char *[]){"f", NULL});
     /* one sample on a bound (le is inclusive), one inside, one past 60 s */
     server_metrics_call_done(m, "f", "succeeded", 0.005);
     server_metrics_call_done(m, "f", "succeeded", 0.2);
@@ -231,7 +244,7 @@ Test(metrics, histogram_is_cumulative) {
 }
 
 Test(metrics, label_values_are_escaped) {
-    server_metrics *m = server_metrics_new();
+    server_metrics *m = with_functions((const char *[]){"a\"b\\c\nd", NULL});
     server_metrics_call_done(m, "a\"b\\c\nd", "succeeded", 0.01);
     char *text = render(m, NULL);
     check_exposition(text);
@@ -284,13 +297,38 @@ static void *hammer(void *arg) {
     return NULL;
 }
 
+/* Scrapes until done, while the hammers count. */
+typedef struct scraper {
+    server_metrics *m;
+    atomic_bool done;
+    unsigned scrapes;
+} scraper;
+
+static void *scrape(void *arg) {
+    scraper *s = arg;
+    do { /* at least once, however late the thread starts */
+        size_t len;
+        char *text = server_metrics_render(s->m, NULL, &len);
+        cr_assert_not_null(text);
+        free(text);
+        s->scrapes++;
+    } while (!atomic_load(&s->done));
+    return NULL;
+}
+
 Test(metrics, concurrent_updates_are_all_counted) {
-    server_metrics *m = server_metrics_new();
-    pthread_t t[THREADS];
+    server_metrics *m = with_functions((const char *[]){"odd", "even", NULL});
+    pthread_t t[THREADS], st;
+    scraper sc = {.m = m};
+    atomic_init(&sc.done, false);
+    cr_assert_eq(pthread_create(&st, NULL, scrape, &sc), 0);
     for (int i = 0; i < THREADS; i++)
         cr_assert_eq(pthread_create(&t[i], NULL, hammer, m), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
+    atomic_store(&sc.done, true);
+    pthread_join(st, NULL);
+    cr_assert_gt(sc.scrapes, 0);
     char *text = render(m, NULL);
     check_exposition(text);
     double half = THREADS * PER_THREAD / 2;
@@ -308,12 +346,17 @@ Test(metrics, concurrent_updates_are_all_counted) {
 }
 
 Test(metrics, label_cardinality_is_bounded) {
-    server_metrics *m = server_metrics_new();
-    char name[32];
+    /* Even registered names: a plugin may register very many. */
+    static char names[1100][16];
+    const char *list[1100];
     for (int i = 0; i < 1100; i++) {
-        snprintf(name, sizeof name, "fn%d", i);
-        server_metrics_call_done(m, name, "succeeded", 0.001);
+        snprintf(names[i], sizeof names[i], "fn%d", i);
+        list[i] = names[i];
     }
+    server_metrics *m = server_metrics_new();
+    cr_assert_eq(server_metrics_set_functions(m, list, 1100), 0);
+    for (int i = 0; i < 1100; i++)
+        server_metrics_call_done(m, names[i], "succeeded", 0.001);
     char *text = render(m, NULL);
     check_exposition(text);
     cr_assert_eq(sample(text, "poolhost_calls_total{function=\"fn0\","
@@ -325,6 +368,63 @@ Test(metrics, label_cardinality_is_bounded) {
     cr_assert_eq(sample(text, "poolhost_calls_total{function=\"_other\","
                               "outcome=\"_other\"}"),
                  1100 - 1024);
+    free(text);
+    server_metrics_free(m);
+}
+
+Test(metrics, unregistered_names_and_outcomes_are_unknown) {
+    server_metrics *m = with_functions((const char *[]){"fib", "fib", NULL});
+    char name[64];
+    for (int i = 0; i < 500; i++) {
+        snprintf(name, sizeof name, "made-up-%d", i);
+        server_metrics_call_done(m, name, "unknown-function", 0);
+    }
+    server_metrics_call_done(m, NULL, "succeeded", 0);
+    server_metrics_call_done(m, "fib", "no-such-slug", 0);
+    server_metrics_call_done(m, "fib", NULL, 0);
+    char *text = render(m, NULL);
+    check_exposition(text);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"unknown\","
+                              "outcome=\"unknown-function\"}"),
+                 500);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"unknown\","
+                              "outcome=\"succeeded\"}"),
+                 1);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"fib\","
+                              "outcome=\"unknown\"}"),
+                 2);
+    cr_assert_null(strstr(text, "made-up"));
+    cr_assert_null(strstr(text, "no-such-slug"));
+    cr_assert_lt(strlen(text), 8192, "%zu bytes", strlen(text));
+    free(text);
+
+    /* A new list (a host reported other functions) applies to the calls
+     * that end from now on; counted series stay. */
+    cr_assert_eq(
+        server_metrics_set_functions(m, (const char *[]){"made-up-7"}, 1), 0);
+    server_metrics_call_done(m, "made-up-7", "succeeded", 0);
+    server_metrics_call_done(m, "fib", "succeeded", 0);
+    text = render(m, NULL);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"made-up-7\","
+                              "outcome=\"succeeded\"}"),
+                 1);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"unknown\","
+                              "outcome=\"succeeded\"}"),
+                 2);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"fib\","
+                              "outcome=\"unknown\"}"),
+                 2);
+    free(text);
+    server_metrics_free(m);
+}
+
+Test(metrics, without_a_list_every_name_is_unknown) {
+    server_metrics *m = server_metrics_new();
+    server_metrics_call_done(m, "fib", "succeeded", 0);
+    char *text = render(m, NULL);
+    cr_assert_eq(sample(text, "poolhost_calls_total{function=\"unknown\","
+                              "outcome=\"succeeded\"}"),
+                 1);
     free(text);
     server_metrics_free(m);
 }

@@ -9,7 +9,10 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const server_request_limits lim = {
     .max_depth = 8, .default_timeout_ms = 30000, .max_timeout_ms = 60000};
@@ -179,10 +182,23 @@ Test(config, listen) {
                      "%s", bad[i]);
 }
 
+/* A file the configuration accepts as a plugin path (it only checks that
+ * it is a readable regular file: the host loads it). */
+static void temp_plugin(char *path) {
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
 Test(config, env_flags_and_errors) {
     server_config cfg;
     char err[256];
-    char *env[] = {"POOLHOST_MAX_QUEUE=7", "POOLHOST_PLUGINS=/a.so::/b.so",
+    char a[] = "/tmp/ph-a-XXXXXX", b[] = "/tmp/ph-b-XXXXXX";
+    temp_plugin(a);
+    temp_plugin(b);
+    char plugins[96];
+    snprintf(plugins, sizeof plugins, "POOLHOST_PLUGINS=%s::%s", a, b);
+    char *env[] = {"POOLHOST_MAX_QUEUE=7", plugins,
                    "POOLHOST_ENABLE_FAULT_INJECTION=yes",
                    "POOLHOST_MAX_BODY_BYTES=2K", NULL};
     char *argv[] = {"poolhost", "--max-queue=9", "--isolation", "thread", NULL};
@@ -194,8 +210,15 @@ Test(config, env_flags_and_errors) {
     cr_expect(cfg.fault_injection);
     cr_expect_eq(cfg.max_body_bytes, 2048);
     cr_assert_eq(cfg.nplugins, 2);
-    cr_expect_str_eq(cfg.plugins[1], "/b.so");
+    cr_expect_str_eq(cfg.plugins[1], b);
     server_config_free(&cfg);
+    unlink(a);
+    unlink(b);
+    char *missing[] = {"poolhost", "--plugin", "/nonexistent/x.so", NULL};
+    cr_expect_eq(
+        server_config_parse(&cfg, 3, missing, NULL, out, err, sizeof err),
+        -EINVAL);
+    cr_expect(strstr(err, "--plugin /nonexistent/x.so"), "%s", err);
 
     char *bad[] = {"poolhost", "--retain-ms", NULL};
     cr_expect_eq(server_config_parse(&cfg, 2, bad, NULL, out, err, sizeof err),

@@ -67,9 +67,10 @@ static bool host_up(const server_sup_stats *st) {
     return st->host_pid > 0 && st->state == SERVER_SUP_READY;
 }
 
-/* kill -9 from outside: no culprit, so every call in flight is innocent and
- * re-runs on the next host. */
-Test(supervisor, kill9_innocents_rerun) {
+/* kill -9 from outside: no call can be blamed, so every call in flight
+ * gets 503 host-crashed at once, and none is re-run (any of them may be
+ * what made the host die). */
+Test(supervisor, kill9_fails_calls_in_flight_without_rerun) {
     sup_m m;
     m_begin(&m, PROC);
     m_start(&m);
@@ -84,42 +85,81 @@ Test(supervisor, kill9_innocents_rerun) {
     cr_assert_eq(kill((pid_t)st.host_pid, SIGKILL), 0);
     for (int i = 0; i < 4; i++) {
         sup_t_wait_done(c[i]);
-        cr_assert_eq(server_call_get_state(c[i]), SERVER_CALL_SUCCEEDED);
-        cr_assert_eq(server_call_requeues(c[i]), 1);
+        sup_t_expect_problem(c[i], "host-crashed", 503, "killed");
+        cr_assert_eq(server_call_requeues(c[i]), 0);
+        json_t *p = sup_t_problem(c[i]);
+        cr_assert_str_eq(sup_t_str(p, "cause", "signal"), "SIGKILL");
+        cr_assert(json_is_null(
+            json_object_get(json_object_get(p, "cause"), "culprit")));
+        cr_assert_eq(json_integer_value(
+                         json_object_get(json_object_get(p, "host"), "pid")),
+                     st.host_pid);
+        json_decref(p);
         server_call_unref(c[i]);
     }
+    sup_t_expect_success(m.s);
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.generation, 2);
     cr_assert_eq(st.restarts[SERVER_RESTART_CRASH], 1);
     m_end(&m);
 }
 
-/* With re-runs turned off, kill -9 fails the calls in flight: host-crashed,
- * killed by SIGKILL, no culprit. */
-Test(supervisor, kill9_without_retries) {
+/* A panic with innocents in flight and re-runs turned off: the culprit
+ * gets 500, the innocents 503 host-crashed naming the culprit, since they
+ * belong to the same authenticated client. */
+Test(supervisor, panic_victims_without_retries_name_the_culprit) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.innocent_retries = 0;
+    m.cfg.clients_authenticated = true;
+    m_start(&m);
+    server_call *inn[2];
+    for (int i = 0; i < 2; i++) {
+        inn[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
+        sup_t_wait_running(inn[i]);
+    }
+    server_call *bad = sup_t_run(m.s, "panic", "{\"message\": \"mine\"}", 30000);
+    sup_t_expect_problem(bad, "worker-panicked", 500, "panic");
+    for (int i = 0; i < 2; i++) {
+        sup_t_wait_done(inn[i]);
+        sup_t_expect_problem(inn[i], "host-crashed", 503, "panic");
+        json_t *p = sup_t_problem(inn[i]);
+        cr_assert_str_eq(sup_t_str(p, "cause", "culprit"),
+                         server_call_id(bad));
+        json_decref(p);
+        server_call_unref(inn[i]);
+    }
+    server_call_unref(bad);
+    m_end(&m);
+}
+
+/* Without client tokens an id is the capability to read and cancel a
+ * call: a victim's problem says another call caused the failure, but not
+ * which. */
+Test(supervisor, victims_of_another_client_do_not_learn_its_id) {
     sup_m m;
     m_begin(&m, PROC);
     m.cfg.innocent_retries = 0;
     m_start(&m);
-    server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
-    sup_t_wait_running(c);
-    cr_assert(sup_t_stats_until(m.s, host_up));
-    server_sup_stats st;
-    server_sup_get_stats(m.s, &st);
-    cr_assert_eq(kill((pid_t)st.host_pid, SIGKILL), 0);
-    sup_t_wait_done(c);
-    sup_t_expect_problem(c, "host-crashed", 503, "killed");
-    json_t *p = sup_t_problem(c);
-    cr_assert_str_eq(sup_t_str(p, "cause", "signal"), "SIGKILL");
-    cr_assert(
-        json_is_null(json_object_get(json_object_get(p, "cause"), "culprit")));
-    cr_assert_eq(
-        json_integer_value(json_object_get(json_object_get(p, "host"), "pid")),
-        st.host_pid);
+    server_call *inn = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
+    sup_t_wait_running(inn);
+    server_call *bad = sup_t_run(m.s, "crash", "{\"signal\": \"segv\"}",
+                                 30000);
+    sup_t_expect_problem(bad, "host-crashed", 500, "signal");
+    sup_t_wait_done(inn);
+    sup_t_expect_problem(inn, "host-crashed", 503, "signal");
+    json_t *p = sup_t_problem(inn);
+    cr_assert(json_is_null(json_object_get(json_object_get(p, "cause"),
+                                           "culprit")));
+    const char *detail = sup_t_str(p, "detail", NULL);
+    cr_assert_null(strstr(detail, server_call_id(bad)), "%s", detail);
+    cr_assert_not_null(strstr(detail, "another call"), "%s", detail);
     json_decref(p);
-    server_call_unref(c);
-    sup_t_expect_success(m.s);
-    cr_assert_eq(sup_t_generation(m.s), 2);
+    p = sup_t_problem(bad);
+    cr_assert_str_eq(sup_t_str(p, "cause", "culprit"), server_call_id(bad));
+    json_decref(p);
+    server_call_unref(inn);
+    server_call_unref(bad);
     m_end(&m);
 }
 
@@ -128,19 +168,40 @@ Test(supervisor, kill9_without_retries) {
 Test(supervisor, sigstop_unresponsive) {
     sup_m m;
     m_begin(&m, PROC);
-    m.cfg.innocent_retries = 0;
     m.cfg.heartbeat_timeout_ms = 500;
     m_start(&m);
     server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 10000}", 60000);
-    sup_t_wait_running(c);
-    cr_assert(sup_t_stats_until(m.s, host_up));
+    sup_t_wait_worker(m.s, c);
     server_sup_stats st;
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(kill((pid_t)st.host_pid, SIGSTOP), 0);
     sup_t_wait_done(c);
+    /* No culprit: not re-run, whatever --innocent-retries says. */
     sup_t_expect_problem(c, "host-unresponsive", 503, "heartbeat");
+    cr_assert_eq(server_call_requeues(c), 0);
     json_t *p = sup_t_problem(c);
-    cr_assert_not_null(strstr(sup_t_str(p, "detail", NULL), "heartbeat"));
+    const char *detail = sup_t_str(p, "detail", NULL);
+    cr_assert_not_null(strstr(detail, "heartbeat"), "%s", detail);
+    char running[96];
+    snprintf(running, sizeof(running), "running this call (%s) (sleep) for",
+             server_call_id(c));
+    cr_assert_not_null(strstr(detail, running), "%s", detail);
+    json_t *cause = json_object_get(p, "cause");
+    cr_assert_geq(json_number_value(json_object_get(cause, "heartbeat_age_ms")),
+                  500);
+    bool named = false;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(cause, "workers"), i, w) {
+        const char *call = json_string_value(json_object_get(w, "call"));
+        if (call && strcmp(call, server_call_id(c)) == 0) {
+            named = true;
+            cr_assert(json_is_true(json_object_get(w, "busy")));
+            cr_assert_str_eq(sup_t_str(w, "function", NULL), "sleep");
+            cr_assert_gt(json_number_value(json_object_get(w, "busy_ms")), 0);
+        }
+    }
+    cr_assert(named, "the workers do not name the running call");
     json_decref(p);
     server_call_unref(c);
     /* The stopped process was killed and reaped. */
@@ -156,8 +217,10 @@ static bool available(const server_sup_stats *st) {
     return st->ready;
 }
 
-/* More than restart_max failures in the window: pool-unavailable until the
- * cooldown ends, then calls run again. */
+/* More than restart_max failures nobody can be blamed for (kills from
+ * outside) in the window: pool-unavailable until the cooldown ends, with a
+ * detail that says how many, the last cause and when it lifts; then calls
+ * run again. */
 Test(supervisor, restart_intensity_and_recovery) {
     sup_m m;
     m_begin(&m, PROC);
@@ -165,25 +228,72 @@ Test(supervisor, restart_intensity_and_recovery) {
     m.cfg.restart_window_s = 60;
     m.cfg.restart_cooldown_s = 1;
     m_start(&m);
+    server_sup_stats st;
     for (int i = 0; i < 3; i++) {
-        server_call *c =
-            sup_t_run(m.s, "crash", "{\"signal\": \"abort\"}", 20000);
-        sup_t_expect_problem(c, "host-crashed", 500, "signal");
+        server_call *c = sup_t_submit(m.s, "sleep", "{\"ms\": 5000}", 60000);
+        sup_t_wait_running(c);
+        cr_assert(sup_t_stats_until(m.s, host_up));
+        server_sup_get_stats(m.s, &st);
+        cr_assert_eq(kill((pid_t)st.host_pid, SIGKILL), 0);
+        sup_t_wait_done(c);
+        cr_assert(strcmp(server_call_slug(c), "host-crashed") == 0 ||
+                      strcmp(server_call_slug(c), "pool-unavailable") == 0,
+                  "%s", server_call_slug(c));
         server_call_unref(c);
     }
-    server_sup_stats st;
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.state, SERVER_SUP_UNAVAILABLE);
     cr_assert_not(st.ready);
     cr_assert_geq(st.retry_after_s, 1);
     server_call *c = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
-    cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_EUNAVAILABLE);
+    int rc = server_sup_submit(m.s, c);
+    cr_assert_eq(rc, SERVER_SUP_EUNAVAILABLE);
+    server_sup_refused(m.s, c, rc);
+    json_t *p = sup_t_problem(c);
+    const char *detail = sup_t_str(p, "detail", NULL);
+    cr_assert_not_null(strstr(detail, "failed 3 times in 60 s"), "%s", detail);
+    cr_assert_not_null(strstr(detail, "killed by SIGKILL"), "%s", detail);
+    cr_assert_not_null(strstr(detail, "refused until 20"), "%s", detail);
+    json_decref(p);
     server_call_unref(c);
     cr_assert(sup_t_stats_until(m.s, available), "never recovered");
     sup_t_expect_success(m.s);
     server_sup_get_stats(m.s, &st);
     cr_assert_eq(st.state, SERVER_SUP_READY);
     cr_assert_eq(st.generation, 4);
+    m_end(&m);
+}
+
+/* Failures with a culprit never count toward the restart intensity: ten
+ * crashing calls against restart_max 2 cost each its own 500, the pool
+ * stays ready, and the next host starts at once. */
+Test(supervisor, culprits_never_make_the_pool_unavailable) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.restart_max = 2;
+    m.cfg.restart_window_s = 60;
+    m_start(&m);
+    server_sup_stats st;
+    for (int i = 0; i < 10; i++) {
+        server_call *c = sup_t_run(m.s, i % 2 ? "crash" : "panic",
+                                   i % 2 ? "{\"signal\": \"segv\"}" : "{}",
+                                   30000);
+        cr_assert(strcmp(server_call_slug(c), i % 2 ? "host-crashed"
+                                                    : "worker-panicked") == 0,
+                  "call %d: %s", i, server_call_slug(c));
+        json_t *p = sup_t_problem(c);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 500);
+        json_decref(p);
+        server_call_unref(c);
+        server_sup_get_stats(m.s, &st);
+        cr_assert(st.ready, "not ready after call %d", i);
+        cr_assert_neq(st.state, SERVER_SUP_UNAVAILABLE);
+        cr_assert_neq(st.state, SERVER_SUP_BACKOFF);
+    }
+    sup_t_expect_success(m.s);
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.restarts[SERVER_RESTART_PANIC], 5);
+    cr_assert_eq(st.restarts[SERVER_RESTART_CRASH], 5);
     m_end(&m);
 }
 
@@ -335,11 +445,138 @@ Test(supervisor, admission_bound) {
     server_call *b = sup_t_submit(m.s, "sleep", "{\"ms\": 2000}", 60000);
     server_call *c = sup_t_call("sum_squares", "{\"n\": 10}", 20000);
     cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_EOVERLOADED);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert(st.full);
+    cr_assert_not(st.ready, "/readyz must say 503 while the queue is full");
     server_call_unref(c);
     sup_t_wait_done(a);
     sup_t_wait_done(b);
     server_call_unref(a);
     server_call_unref(b);
+    m_end(&m);
+}
+
+static server_call *client_call(const char *client, const char *fn,
+                                const char *args) {
+    server_call *c = sup_t_call(fn, args, 60000);
+    cr_assert_eq(server_call_set_client(c, client), 0);
+    return c;
+}
+
+/* Each client may hold at most max_calls_per_client calls; another client
+ * is still admitted, and the refusal names the limit with a Retry-After
+ * of at least a second. */
+Test(supervisor, per_client_limit) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.max_calls_per_client = 3;
+    m_start(&m);
+    server_call *a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = client_call("flooder", "sleep", "{\"ms\": 300}");
+        cr_assert_eq(server_sup_submit(m.s, a[i]), SERVER_SUP_OK);
+    }
+    server_call *more = client_call("flooder", "sleep", "{\"ms\": 1}");
+    int rc = server_sup_submit(m.s, more);
+    cr_assert_eq(rc, SERVER_SUP_ECLIENT);
+    server_sup_refused(m.s, more, rc);
+    cr_assert_str_eq(server_call_slug(more), "overloaded");
+    json_t *p = sup_t_problem(more);
+    cr_assert_not_null(
+        strstr(sup_t_str(p, "detail", NULL), "--max-calls-per-client"));
+    json_decref(p);
+    cr_assert_geq(server_sup_retry_after(m.s, "flooder"), 1);
+    server_call *other = client_call("other", "sum_squares", "{\"n\": 10}");
+    cr_assert_eq(server_sup_submit(m.s, other), SERVER_SUP_OK);
+    sup_t_wait_done(other);
+    cr_assert_eq(server_call_get_state(other), SERVER_CALL_SUCCEEDED);
+    for (int i = 0; i < 3; i++) {
+        sup_t_wait_done(a[i]);
+        server_call_unref(a[i]);
+    }
+    server_call_unref(more);
+    server_call_unref(other);
+    /* Its calls ended: the flooder may come back. */
+    more = client_call("flooder", "sum_squares", "{\"n\": 10}");
+    cr_assert_eq(server_sup_submit(m.s, more), SERVER_SUP_OK);
+    sup_t_wait_done(more);
+    server_call_unref(more);
+    server_sup_stats st;
+    server_sup_get_stats(m.s, &st);
+    cr_assert_eq(st.clients, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.inflight_bytes, 0);
+    m_end(&m);
+}
+
+/* The arguments of the calls in flight are bounded in bytes. */
+Test(supervisor, byte_budget) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.max_inflight_bytes = 40;
+    m_start(&m);
+    server_call *a = sup_t_submit(m.s, "sleep", "{\"ms\": 300}", 60000);
+    server_call *big = sup_t_call(
+        "sort", "{\"values\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]}",
+        60000);
+    int rc = server_sup_submit(m.s, big);
+    cr_assert_eq(rc, SERVER_SUP_EBYTES);
+    server_sup_refused(m.s, big, rc);
+    cr_assert_str_eq(server_call_slug(big), "overloaded");
+    json_t *p = sup_t_problem(big);
+    cr_assert_eq(json_integer_value(json_object_get(p, "status")), 503);
+    cr_assert_not_null(
+        strstr(sup_t_str(p, "detail", NULL), "--max-inflight-bytes"));
+    json_decref(p);
+    server_call_unref(big);
+    sup_t_wait_done(a);
+    server_call_unref(a);
+    m_end(&m);
+}
+
+static int ended(server_call **calls, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += server_call_is_done(calls[i]);
+    return k;
+}
+
+/* One client's backlog never delays another client's next call beyond the
+ * calls already on the host: round-robin dispatch. With one worker (and a
+ * window of two calls on the host), the other client's call ends after at
+ * most three of the flooder's. Its queue_ms is the real wait. */
+Test(supervisor, round_robin_across_clients) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m.cfg.threads = 1;
+    m_start(&m);
+    enum { N = 20 };
+    server_call *flood[N];
+    for (int i = 0; i < N; i++) {
+        flood[i] = client_call("flooder", "sleep", "{\"ms\": 100}");
+        cr_assert_eq(server_sup_submit(m.s, flood[i]), SERVER_SUP_OK);
+    }
+    sup_t_wait_running(flood[0]);
+    server_call *mine = client_call("polite", "sum_squares", "{\"n\": 10}");
+    cr_assert_eq(server_sup_submit(m.s, mine), SERVER_SUP_OK);
+    sup_t_wait_done(mine);
+    int before = ended(flood, N);
+    cr_assert_eq(server_call_get_state(mine), SERVER_CALL_SUCCEEDED);
+    cr_assert_leq(before, 3, "%d of the flooder's calls ended first", before);
+    json_t *o = server_call_to_json(mine);
+    double queue_ms =
+        json_number_value(json_object_get(json_object_get(o, "timing"),
+                                          "queue_ms"));
+    /* It waited at least for the sleep running when it came. */
+    cr_assert_geq(queue_ms, 10.0, "queue_ms %f", queue_ms);
+    json_decref(o);
+    server_call_unref(mine);
+    for (int i = 0; i < N; i++) {
+        sup_t_wait_done(flood[i]);
+        cr_assert_eq(server_call_get_state(flood[i]), SERVER_CALL_SUCCEEDED);
+        server_call_unref(flood[i]);
+    }
     m_end(&m);
 }
 

@@ -136,6 +136,13 @@ PH_NORETURN void ph_panic_at(ph_ctx *ctx, const char *file, int line,
                              const char *fmt, ...) PH_PRINTF(4, 5);
 #define ph_panic(ctx, ...) ph_panic_at((ctx), __FILE__, __LINE__, __VA_ARGS__)
 
+/* Fails the call for lack of memory: for an allocation the function cannot
+ * do without. The call is answered 500 worker-panicked with cause kind
+ * out-of-memory, and the host is replaced (its memory cap, or the
+ * machine's, was reached). Never returns. Allocations made through jansson
+ * already do this on their own. */
+PH_NORETURN void ph_out_of_memory(ph_ctx *ctx, size_t bytes);
+
 #define PH_ASSERT(ctx, cond)                                                   \
     do {                                                                       \
         if (!(cond))                                                           \
