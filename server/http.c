@@ -305,8 +305,8 @@ static enum MHD_Result answer_405(server_req *req, const route *r) {
     snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
              r->allow, req->method);
     req->close = req->has_body;
-    return server_req_problem_header(req, "method-not-allowed", detail,
-                                     "Allow", r->allow);
+    return server_req_problem_header(req, "method-not-allowed", detail, "Allow",
+                                     r->allow);
 }
 
 /* The checks that need only the request line and the headers, then
@@ -364,8 +364,8 @@ static enum MHD_Result req_begin(server_req *req) {
     req->handler = m->fn;
     req->vary_accept = (m->flags & NEGOTIATE) != 0;
     enum MHD_Result denied;
-    unsigned need = m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN |
-                                SERVER_NEED_ANY);
+    unsigned need =
+        m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN | SERVER_NEED_ANY);
     if (need && !server_req_authorize(req, need, &denied))
         return denied;
     if (r->produces && server_req_accepts(req, r->produces, NULL) == 0) {

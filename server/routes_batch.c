@@ -100,8 +100,7 @@ static server_call *batch_call(server_http *h, const char *client,
     char id[SERVER_ID_MAX];
     if (server_id_new(id))
         return NULL;
-    bool known =
-        !r->error.slug && server_sup_has_function(h->sup, r->function);
+    bool known = !r->error.slug && server_sup_has_function(h->sup, r->function);
     json_t *args = r->args ? r->args : json_object();
     r->args = NULL;
     server_call *call = server_call_new(
@@ -206,8 +205,8 @@ enum MHD_Result server_route_batch(server_req *req) {
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
         server_calltable_add(h->calls, b->calls[i]);
-        ok = (b->watches[i] = server_call_watch_add_end(
-                  b->calls[i], slot_ended, &b->slots[i])) != NULL;
+        ok = (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
+                                                        &b->slots[i])) != NULL;
         /* A call that ended before its watch was added is counted here. */
         if (ok && server_call_is_done(b->calls[i]))
             slot_ended(&b->slots[i]);
