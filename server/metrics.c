@@ -202,8 +202,9 @@ void server_metrics_call_done(server_metrics *m, const char *function,
     if (!(seconds >= 0))
         seconds = 0;
     pthread_mutex_lock(&m->lock);
-    if (!function || !bsearch(&function, m->functions, m->nfunctions,
-                              sizeof *m->functions, metrics__strcmp))
+    if (!function || !m->nfunctions ||
+        !bsearch(&function, m->functions, m->nfunctions, sizeof *m->functions,
+                 metrics__strcmp))
         function = UNKNOWN_LABEL;
     metrics__call_series *s = metrics__call_series_get(m, function, outcome);
     if (s)
@@ -266,10 +267,11 @@ static int metrics__snapshot_take(server_metrics *m, metrics__snapshot *s) {
     s->nhists = m->nhists;
     s->calls = malloc((s->ncalls ? s->ncalls : 1) * sizeof *s->calls);
     s->hists = malloc((s->nhists ? s->nhists : 1) * sizeof *s->hists);
-    if (s->calls && s->hists) {
+    /* memcpy from NULL is undefined even for 0 bytes (UBSan). */
+    if (s->calls && s->hists && s->ncalls)
         memcpy(s->calls, m->calls, s->ncalls * sizeof *s->calls);
+    if (s->calls && s->hists && s->nhists)
         memcpy(s->hists, m->hists, s->nhists * sizeof *s->hists);
-    }
     pthread_mutex_unlock(&m->lock);
     if (s->calls && s->hists)
         return 0;

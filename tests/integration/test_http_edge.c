@@ -321,12 +321,19 @@ Test(http_edge, control_bytes_are_escaped_in_logs) {
     send_hostile_bytes();
     cr_expect(log_is_clean(&bad), "JSON log has byte 0x%02x: %s", bad,
               srv.logpath);
+    /* The service's own lines are JSON (a sanitizer build's pool host
+     * may add a plain line of its own on the shared stderr). */
     log = ph_server_log(&srv);
+    size_t lines = 0;
     for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "pool host: ", 11) == 0)
+            continue;
         json_t *j = json_loads(line, 0, NULL);
         cr_expect(j, "not a JSON line: %s", line);
+        lines += j != NULL;
         json_decref(j);
     }
+    cr_expect_geq(lines, 3);
     free(log);
 }
 
