@@ -246,8 +246,12 @@ static int serve(const server_config *cfg, server_auth *auth,
     server_sup_drain(http.sup);
     size_t left = drain_calls(http.sup, cfg->drain_timeout_ms);
     server_http_quiesce(&http);
-    server_calltable_fail_all(http.calls, "pool-unavailable",
-                              "the service stopped before the call finished");
+    /* Only after the timeout: a call the supervisor has counted out is an
+     * instant from its end, which failing it now would overtake. */
+    if (left)
+        server_calltable_fail_all(http.calls, "pool-unavailable",
+                                  "the service stopped before the call "
+                                  "finished");
     if (!server_http_wait_idle(&http, 5000))
         server_log(SERVER_LOG_WARN, "requests_left",
                    json_pack("{s:I}", "requests",
