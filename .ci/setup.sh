@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what poolhost needs on Debian 12 (only the packages that are
-# missing; needs root or sudo for that), then configures and builds it in
-# ./build (or the directory given as $1, with any further meson options).
+# missing; needs root or sudo for that), and the contract test's OpenAPI
+# linter (Redocly CLI, pinned, from npm into <build>/tools), then
+# configures and builds it in ./build (or the directory given as $1, with
+# any further meson options).
 #
 #   bash .ci/setup.sh                      # release build in ./build
 #   bash .ci/setup.sh build-asan -Db_sanitize=address,undefined
@@ -12,13 +14,15 @@ packages=(
     gcc g++ pkg-config meson ninja-build
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
     libseccomp-dev
-    curl haproxy procps
+    curl haproxy procps python3-jsonschema python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
         missing+=("$p")
 done
+# Node.js and npm: the machine's own when it has them, else Debian's.
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -30,6 +34,15 @@ fi
 
 dir=${1:-build}
 shift || true
+
+redocly_version=2.77.0
+if ! grep -qs "\"version\": \"$redocly_version\"" \
+    "$dir/tools/node_modules/@redocly/cli/package.json"; then
+    mkdir -p "$dir/tools"
+    npm install --silent --no-audit --no-fund --prefix "$dir/tools" \
+        "@redocly/cli@$redocly_version" >/dev/null
+fi
+
 if [ -f "$dir/build.ninja" ]; then
     meson configure "$dir" "$@" >/dev/null
 else

@@ -4,6 +4,7 @@
  */
 #include "call.h"
 
+#include "log.h"
 #include "problem.h"
 
 #include <errno.h>
@@ -334,6 +335,8 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     if (!line)
         return;
     pthread_mutex_lock(&c->lock);
+    /* Which run wrote it: a re-run's lines follow the first run's. */
+    json_object_set_new(line, "attempt", json_integer(c->requeues + 1));
     if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
         size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
         if (cap > c->max_lines)
@@ -426,7 +429,7 @@ const char *server_call_slug(const server_call *c) {
 static json_t *ms_or_null(int64_t from_ns, int64_t to_ns) {
     if (!from_ns || !to_ns)
         return json_null();
-    return json_real((double)(to_ns - from_ns) / 1e6);
+    return server_json_ms((double)(to_ns - from_ns) / 1e6);
 }
 
 /* The resource; the result only when with_result (as a parsed copy). The
@@ -448,17 +451,19 @@ static json_t *call_json_locked(const server_call *c, bool with_result) {
                         json_integer((json_int_t)call_dropped_locked(c)));
     json_t *timing = json_object();
     json_t *queue = ms_or_null(c->created_ns, c->started_ns);
-    if (json_is_real(queue))
-        json_real_set(queue, json_real_value(queue) + c->wait_ms);
+    if (json_is_real(queue)) {
+        json_decref(queue);
+        queue = server_json_ms((double)(c->started_ns - c->created_ns) / 1e6 +
+                               c->wait_ms);
+    }
     json_object_set_new(timing, "queue_ms", queue);
     if (c->run_ms >= 0)
-        json_object_set_new(timing, "run_ms", json_real(c->run_ms));
+        json_object_set_new(timing, "run_ms", server_json_ms(c->run_ms));
     else
         json_object_set_new(timing, "run_ms",
                             ms_or_null(c->started_ns, c->finished_ns));
     json_object_set_new(o, "timing", timing);
-    if (c->requeues)
-        json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
+    json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
     return o;
 }
 
@@ -472,7 +477,7 @@ json_t *server_call_to_json(const server_call *c) {
 char *server_call_render(const server_call *c, size_t *len) {
     pthread_mutex_lock(call_lock(c));
     json_t *o = call_json_locked(c, false);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = o ? json_dumps(o, SERVER_JSON_FLAGS) : NULL;
     json_decref(o);
     size_t n = text ? strlen(text) : 0;
     if (text && c->state == SERVER_CALL_SUCCEEDED) {

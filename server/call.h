@@ -81,9 +81,11 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
 /* ---- reading (the front end) ------------------------------------------ */
 
 /* The call resource: {"id", "function", "status", "result" | "error",
- * "logs", "logs_dropped", "timing": {"queue_ms", "run_ms"}, "attempts" once
- * re-run}; "error" is the problem object without the logs, which are at the
- * top level. New reference. */
+ * "logs", "logs_dropped", "timing": {"queue_ms", "run_ms"} (milliseconds
+ * to the microsecond, null until known), "attempts" (runs started, 1 +
+ * re-runs)}; "error" is the problem object without the logs, which are at
+ * the top level. Each log line carries the attempt that wrote it. New
+ * reference. */
 json_t *server_call_to_json(const server_call *c);
 
 /* The same resource as compact JSON text (malloc'd, *len bytes), with the

@@ -108,12 +108,26 @@ static const opt options[] = {
      "16M", "BYTES", "largest request body (413 beyond)"},
     {"max-json-depth", OPT_INT, OFF(max_json_depth), 1, 100000, NULL, "64", "N",
      "deepest JSON nesting accepted in a body"},
-    {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, NULL, "1024",
-     "N", "concurrent HTTP connections"},
+    {"max-connections", OPT_INT, OFF(max_connections), 1, 1000000, NULL, "2048",
+     "N", "concurrent HTTP connections (the open-file limit is raised to fit)"},
     {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), 0, 1000000,
-     NULL, "256", "N", "concurrent connections per client address"},
-    {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 0, 86400, NULL,
+     NULL, "256", "N",
+     "concurrent connections per client address; 0: no bound"},
+    {"connection-timeout-s", OPT_INT, OFF(connection_timeout_s), 1, 86400, NULL,
      "30", "S", "close a connection idle this long (slow clients)"},
+    {"request-header-timeout-s", OPT_INT, OFF(request_header_timeout_s), 1,
+     3600, NULL, "10", "S",
+     "a client must send complete request headers within this, from its "
+     "connect or its previous answer (idle keep-alive included)"},
+    {"request-body-min-rate", OPT_BYTES, OFF(request_body_min_rate), 1,
+     INT32_MAX, NULL, "1K", "BYTES",
+     "after a grace of --request-header-timeout-s, a request body must "
+     "arrive at least this fast (bytes per second, on average)"},
+    {"cors-origin", OPT_STRING, OFF(cors_origin), 0, 0, NULL, "none", "ORIGINS",
+     "allow browsers on these origins (comma-separated, or *) to read "
+     "answers: CORS headers and preflights"},
+    {"sse-keepalive-s", OPT_INT, OFF(sse_keepalive_s), 1, 3600, NULL, "15", "S",
+     "a live log stream sends a comment after this long without an event"},
     {"max-queue", OPT_INT, OFF(max_queue), 1, 100000000, NULL, "4096", "N",
      "queued plus running calls before 503 overloaded"},
     {"max-calls-per-client", OPT_INT, OFF(max_calls_per_client), 0, 100000000,
@@ -141,8 +155,10 @@ static const opt options[] = {
      "text|json", "service log format"},
     {"log-level", OPT_CHOICE, OFF(log_level), 0, 0, level_choices, "info",
      "debug|info|warn|error", "least severe service log level shown"},
-    {"drain-timeout-ms", OPT_INT, OFF(drain_timeout_ms), 0, I64MAX, NULL,
-     "30000", "MS", "on SIGTERM, wait this long for calls in flight"},
+    {"drain-timeout-ms", OPT_INT, OFF(drain_timeout_ms), 1, I64MAX, NULL,
+     "30000", "MS",
+     "on SIGTERM, wait this long for calls in flight (/readyz answers 503 "
+     "meanwhile)"},
     {"help", OPT_HELP, 0, 0, 0, NULL, NULL, NULL, "show this help and exit"},
     {"version", OPT_VERSION, 0, 0, 0, NULL, NULL, NULL,
      "show the version and exit"},
@@ -513,6 +529,8 @@ void server_config_free(server_config *cfg) {
     plugins_clear(cfg);
     free(cfg->admin_token_file);
     cfg->admin_token_file = NULL;
+    free(cfg->cors_origin);
+    cfg->cors_origin = NULL;
     free(cfg->api_token_file);
     cfg->api_token_file = NULL;
     if (cfg->admin_token) {

@@ -49,6 +49,10 @@ typedef struct server_config {
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
+    int64_t request_header_timeout_s;
+    int64_t request_body_min_rate; /* bytes per second */
+    int64_t sse_keepalive_s;
+    char *cors_origin; /* NULL: no CORS headers */
     int64_t max_queue;
     int64_t max_calls_per_client; /* 0: max_queue / 4 */
     int64_t max_inflight_bytes;

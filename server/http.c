@@ -1,25 +1,35 @@
 /*
- * The HTTP front end (http.h): daemon set-up, the route table, the access
- * handler (headers, limits, body, dispatch, resumption) and the answer
- * helpers shared by the routes.
+ * The HTTP front end (http.h): the route table and the access handler:
+ * the checks of a request (http_check.h, on the raw target the client sent
+ * and on its header section), routing on decoded path segments, OPTIONS,
+ * content negotiation, the body with its limits, early errors, dispatch,
+ * suspension and resumption. The daemon is set up in http_daemon.c, and
+ * answers are made in http_answer.c.
+ *
+ * An error decided before the body is read reaches the client whole: a
+ * body announced by a Content-Length within --max-body-bytes is read and
+ * dropped, and the connection stays open; otherwise (chunked, too large,
+ * framing in doubt, Expect: 100-continue) the answer goes out at once with
+ * Connection: close and the connection lingers (guard.h).
  */
 #include "http.h"
 
+#include "http_internal.h"
+
+#include "http_check.h"
+#include "http_headers.h"
 #include "log.h"
 #include "problem.h"
 #include "routes.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 #define BODY_JSON 1u /* the method takes a JSON body (415 otherwise) */
+#define NEGOTIATE 2u /* the route picks its own media type from Accept */
 
 typedef struct route_method {
     const char *method;
@@ -30,183 +40,94 @@ typedef struct route_method {
 typedef struct route {
     const char *pattern; /* '*' matches one segment */
     const char *allow;
+    const char *produces; /* the media type of its success answers */
     route_method methods[3];
 } route;
 
+#define ALLOW_GET "GET, HEAD, OPTIONS"
+#define ALLOW_POST "POST, OPTIONS"
+
 static const route routes[] = {
-    {"/", "GET, HEAD", {{"GET", server_route_root, 0}}},
+    {"/", ALLOW_GET, "application/json", {{"GET", server_route_root, 0}}},
     {"/v1/calls",
-     "POST",
+     ALLOW_POST,
+     "application/json",
      {{"POST", server_route_calls_create, BODY_JSON | SERVER_NEED_CLIENT}}},
     {"/v1/calls/*",
-     "GET, HEAD, DELETE",
+     "GET, HEAD, DELETE, OPTIONS",
+     "application/json",
      {{"GET", server_route_calls_get, SERVER_NEED_CLIENT},
       {"DELETE", server_route_calls_delete, SERVER_NEED_CLIENT}}},
     {"/v1/calls/*/logs",
-     "GET, HEAD",
-     {{"GET", server_route_calls_logs, SERVER_NEED_CLIENT}}},
+     ALLOW_GET,
+     NULL,
+     {{"GET", server_route_calls_logs, NEGOTIATE | SERVER_NEED_CLIENT}}},
     {"/v1/batch",
-     "POST",
+     ALLOW_POST,
+     "application/json",
      {{"POST", server_route_batch, BODY_JSON | SERVER_NEED_CLIENT}}},
-    {"/v1/functions", "GET, HEAD", {{"GET", server_route_functions, 0}}},
-    {"/v1/pool", "GET, HEAD", {{"GET", server_route_pool, SERVER_NEED_ANY}}},
+    {"/v1/functions",
+     ALLOW_GET,
+     "application/json",
+     {{"GET", server_route_functions, 0}}},
+    {"/v1/pool",
+     ALLOW_GET,
+     "application/json",
+     {{"GET", server_route_pool, SERVER_NEED_ANY}}},
     {"/v1/pool/restart",
-     "POST",
+     ALLOW_POST,
+     "application/json",
      {{"POST", server_route_pool_restart, SERVER_NEED_ADMIN}}},
     {"/v1/pool/stop",
-     "POST",
+     ALLOW_POST,
+     "application/json",
      {{"POST", server_route_pool_stop, SERVER_NEED_ADMIN}}},
-    {"/livez", "GET, HEAD", {{"GET", server_route_livez, 0}}},
-    {"/readyz", "GET, HEAD", {{"GET", server_route_readyz, 0}}},
-    {"/metrics", "GET, HEAD", {{"GET", server_route_metrics, 0}}},
-    {"/problems/*", "GET, HEAD", {{"GET", server_route_problem_page, 0}}},
+    {"/livez", ALLOW_GET, "application/json", {{"GET", server_route_livez, 0}}},
+    {"/readyz",
+     ALLOW_GET,
+     "application/json",
+     {{"GET", server_route_readyz, 0}}},
+    {"/metrics", ALLOW_GET, "text/plain", {{"GET", server_route_metrics, 0}}},
+    {"/problems/*",
+     ALLOW_GET,
+     "text/html",
+     {{"GET", server_route_problem_page, 0}}},
 };
 
-int64_t server_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* What OPTIONS * answers: every method of the service. */
+#define ALLOW_ANY "GET, HEAD, POST, DELETE, OPTIONS"
 
-/* Matches path against pattern; the '*' segment goes to param. */
-static bool route_match(const char *pattern, const char *path, char *param,
-                        size_t plen) {
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= plen)
+/* Matches the raw path (len bytes) against pattern segment by segment,
+ * each path segment percent-decoded on its own (an encoded '/' stays in
+ * its segment); the '*' segment, decoded, goes to param. */
+static bool route_match(const char *pattern, const char *path, size_t len,
+                        char *param, size_t plen) {
+    char seg[SERVER_TARGET_MAX + 1];
+    const char *end = path + len;
+    if (len == 0 || *path != '/')
+        return false;
+    if (strcmp(pattern, "/") == 0)
+        return len == 1;
+    while (*pattern == '/' && path < end && *path == '/') {
+        pattern++;
+        path++;
+        size_t pl = strcspn(pattern, "/");
+        const char *slash = memchr(path, '/', (size_t)(end - path));
+        size_t sl = (size_t)((slash ? slash : end) - path);
+        int n = server_check_decode(path, sl, seg, sizeof seg);
+        if (n < 0)
+            return false;
+        if (pl == 1 && *pattern == '*') {
+            if (n == 0 || (size_t)n >= plen)
                 return false;
-            memcpy(param, path, n);
-            param[n] = '\0';
-            path += n;
-            pattern++;
-        } else if (*pattern++ != *path++) {
+            memcpy(param, seg, (size_t)n + 1);
+        } else if ((size_t)n != pl || memcmp(seg, pattern, pl) != 0) {
             return false;
         }
+        pattern += pl;
+        path += sl;
     }
-    return !*pattern && !*path;
-}
-
-/* ---- answers ---------------------------------------------------------- */
-
-const char *server_req_header(server_req *req, const char *name) {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *server_req_query(server_req *req, const char *name) {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-enum MHD_Result server_req_send(server_req *req, unsigned status,
-                                struct MHD_Response *resp) {
-    server_http *h = req->http;
-    if (!resp)
-        return MHD_NO;
-    /* A fresh random id when there is neither the client's nor a call's:
-     * it must not tell anything about any call's id. */
-    if (req->rid[0] || server_id_new(req->rid) == 0)
-        MHD_add_response_header(resp, "X-Request-Id", req->rid);
-    enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
-    MHD_destroy_response(resp);
-    req->responded = true;
-    req->resume = NULL;
-    server_metrics_http_response(h->metrics, status);
-    /* Most services log at warn: skip building a line nobody reads. */
-    if (server_log_enabled(SERVER_LOG_INFO)) {
-        double ms = (double)(server_now_ns() - req->start_ns) / 1e6;
-        server_log(SERVER_LOG_INFO, "request",
-                   json_pack("{s:s, s:s, s:s, s:i, s:f}", "id", req->rid,
-                             "method", req->method, "path", req->path, "status",
-                             (int)status, "duration_ms", ms));
-    }
-    return r;
-}
-
-enum MHD_Result server_req_json(server_req *req, unsigned status, json_t *body,
-                                const char *content_type) {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    return server_req_text(req, status, text, text ? strlen(text) : 0,
-                           content_type);
-}
-
-enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
-                                size_t len, const char *content_type) {
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type",
-                            content_type ? content_type : "application/json");
-    return server_req_send(req, status, resp);
-}
-
-enum MHD_Result server_req_problem_json(server_req *req, json_t *problem) {
-    if (!problem)
-        return MHD_NO;
-    int status = (int)json_integer_value(json_object_get(problem, "status"));
-    if (status < 400 || status > 599)
-        status = 500;
-    char *text = json_dumps(problem, JSON_COMPACT);
-    const char *type = json_string_value(json_object_get(problem, "type"));
-    bool overloaded = type && strcmp(type, "/problems/overloaded") == 0;
-    json_decref(problem);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-    if (status == 503) {
-        int after = req->retry_after_s > 0 ? req->retry_after_s : 1;
-        if (!overloaded) {
-            server_sup_stats st;
-            server_sup_get_stats(req->http->sup, &st);
-            after = st.retry_after_s > 0 ? st.retry_after_s : 1;
-        }
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", after);
-        MHD_add_response_header(resp, "Retry-After", buf);
-    }
-    return server_req_send(req, (unsigned)status, resp);
-}
-
-enum MHD_Result server_req_problem(server_req *req, const char *slug,
-                                   const char *fmt, ...) {
-    char detail[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    return server_req_problem_json(req, server_problem_new(slug, detail));
-}
-
-enum MHD_Result server_req_problem_header(server_req *req, const char *slug,
-                                          const char *detail,
-                                          const char *header,
-                                          const char *value) {
-    json_t *p = server_problem_new(slug, detail);
-    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
-    int status = p ? (int)json_integer_value(json_object_get(p, "status")) : 0;
-    json_decref(p);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text,
-                                               MHD_RESPMEM_MUST_FREE)
-             : NULL;
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-    MHD_add_response_header(resp, header, value);
-    return server_req_send(req, (unsigned)status, resp);
+    return !*pattern && path == end;
 }
 
 /* ---- suspension ------------------------------------------------------- */
@@ -257,17 +178,37 @@ int server_req_cancel_on_hangup(server_req *req, server_call *const *calls,
 
 /* ---- the access handler ----------------------------------------------- */
 
+server_conn *server__http_conn(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
 static server_req *req_new(server_http *h, struct MHD_Connection *conn,
-                           const char *url, const char *method) {
+                           const char *method, const char *version) {
     server_req *req = calloc(1, sizeof *req);
     if (!req)
         return NULL;
     req->http = h;
     req->conn = conn;
+    req->tcp = server__http_conn(conn);
     req->method = method;
-    req->path = url;
+    req->version = version;
     req->start_ns = server_now_ns();
     pthread_mutex_init(&req->lock, NULL);
+    size_t len = 0;
+    bool truncated = false;
+    /* Without its guard entry (out of memory) the raw target is unknown. */
+    const char *target =
+        req->tcp ? server_conn_target(req->tcp, &len, &truncated) : NULL;
+    if (!target || !(req->target = strndup(target, len))) {
+        pthread_mutex_destroy(&req->lock);
+        free(req);
+        return NULL;
+    }
+    req->path = req->target;
+    req->path_len = len;
+    req->target_truncated = truncated;
     const char *rid =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && server_request_id_valid(rid))
@@ -283,6 +224,8 @@ static void req_free(server_req *req) {
         req->free_state(req);
     atomic_fetch_sub(&req->http->active, 1);
     pthread_mutex_destroy(&req->lock);
+    json_decref(req->early);
+    free(req->target);
     free(req->body);
     free(req);
 }
@@ -295,68 +238,182 @@ static bool is_json_type(const char *ct) {
     return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-/* Routing and the checks that need only the headers. Answers (and sets
- * req->responded) when the request cannot go on. */
+/* Answers an error found before the body was read: at once when there is
+ * no body; after reading and dropping a body of known, acceptable length;
+ * else at once, closing the connection (close: the framing is in doubt). */
+static enum MHD_Result req_reject(server_req *req, json_t *problem,
+                                  bool close) {
+    if (!problem)
+        return MHD_NO;
+    const char *cl = server_req_header(req, "Content-Length");
+    const char *expect = server_req_header(req, "Expect");
+    bool drain = req->has_body && !close && cl && !expect &&
+                 strtoull(cl, NULL, 10) <=
+                     (unsigned long long)req->http->cfg->max_body_bytes;
+    if (drain) {
+        req->early = problem;
+        return MHD_YES;
+    }
+    req->close = close || req->has_body;
+    return server_req_problem_json(req, problem);
+}
+
+static enum MHD_Result req_reject_check(server_req *req,
+                                        const server_check_error *e) {
+    return req_reject(req, server_problem_new(e->slug, e->detail), e->close);
+}
+
+typedef struct header_list {
+    server_header h[128];
+    size_t n;
+    bool overflow;
+} header_list;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, size_t key_size,
+                                      const char *value, size_t value_size) {
+    (void)kind;
+    header_list *l = cls;
+    if (l->n == sizeof l->h / sizeof *l->h) {
+        l->overflow = true;
+        return MHD_NO;
+    }
+    l->h[l->n++] = (server_header){key, key_size, value ? value : "",
+                                   value ? value_size : 0};
+    return MHD_YES;
+}
+
+/* 204 with Allow for OPTIONS (a CORS preflight gets its headers too). */
+static enum MHD_Result answer_options(server_req *req, const char *allow) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Allow", allow);
+    if (server_req_header(req, "Access-Control-Request-Method") &&
+        server_req_header(req, "Origin")) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                SERVER_CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    return server_req_send(req, 204, resp);
+}
+
+static enum MHD_Result answer_405(server_req *req, const route *r) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
+             r->allow, req->method);
+    req->close = req->has_body;
+    return server_req_problem_header(req, "method-not-allowed", detail, "Allow",
+                                     r->allow);
+}
+
+/* The checks that need only the request line and the headers, then
+ * routing. Answers (or defers an answer) when the request cannot go on. */
 static enum MHD_Result req_begin(server_req *req) {
-    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+    server_check_error e;
+    header_list hl = {.n = 0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_header,
+                                &hl);
+    bool http11 = strcmp(req->version, MHD_HTTP_VERSION_1_0) != 0;
+    if (hl.overflow) {
+        req->close = true;
+        return server_req_problem(req, "malformed-request",
+                                  "more than %zu header fields",
+                                  sizeof hl.h / sizeof *hl.h);
+    }
+    int rc = server_check_headers(hl.h, hl.n, http11, &req->has_body, &e);
+    server_conn_headers_done(req->tcp, rc == 0 && req->has_body);
+    if (rc)
+        return req_reject_check(req, &e);
+    size_t len = strlen(req->target);
+    if (!server_conn_target_whole(req->tcp)) {
+        req->close = req->has_body;
+        return server_req_problem(req, "malformed-request",
+                                  "the request target has a NUL byte");
+    }
+    if (server_check_target(req->target, len, req->target_truncated,
+                            req->method, &req->path, &req->path_len, &e))
+        return req_reject_check(req, &e);
+    if (strcmp(req->method, "OPTIONS") == 0 && req->path_len == 1 &&
+        req->path[0] == '*')
+        return answer_options(req, ALLOW_ANY);
+
     const route *r = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof *routes && !r; i++)
-        if (route_match(routes[i].pattern, req->path, req->param,
+        if (route_match(routes[i].pattern, req->path, req->path_len, req->param,
                         sizeof req->param))
             r = &routes[i];
-    if (!r)
-        return server_req_problem(req, "not-found", "no resource at %s",
-                                  req->path);
+    if (!r) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "no resource at %.*s",
+                 (int)(req->path_len < 100 ? req->path_len : 100), req->path);
+        return req_reject(req, server_problem_new("not-found", detail), false);
+    }
+    req->allow = r->allow;
+    if (strcmp(req->method, "OPTIONS") == 0)
+        return answer_options(req, r->allow);
+    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
     const route_method *m = NULL;
     for (size_t i = 0; i < 3 && r->methods[i].method && !m; i++)
         if (strcmp(r->methods[i].method, method) == 0)
             m = &r->methods[i];
-    if (!m) {
-        char detail[160];
-        snprintf(detail, sizeof detail, "%s takes %s, not %.16s", req->path,
-                 r->allow, req->method);
-        return server_req_problem_header(req, "method-not-allowed", detail,
-                                         "Allow", r->allow);
-    }
+    if (!m)
+        return answer_405(req, r);
     req->handler = m->fn;
+    req->vary_accept = (m->flags & NEGOTIATE) != 0;
     enum MHD_Result denied;
-    unsigned need = m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN |
-                                SERVER_NEED_ANY);
+    unsigned need =
+        m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN | SERVER_NEED_ANY);
     if (need && !server_req_authorize(req, need, &denied))
         return denied;
+    if (r->produces && server_req_accepts(req, r->produces, NULL) == 0) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "%s is only available as %s",
+                 r->pattern, r->produces);
+        return req_reject(req, server_problem_new("not-acceptable", detail),
+                          false);
+    }
     if ((m->flags & BODY_JSON) &&
         !is_json_type(server_req_header(req, "Content-Type")))
-        return server_req_problem(req, "unsupported-media-type",
-                                  "the body must be application/json");
+        return req_reject(
+            req,
+            server_problem_new("unsupported-media-type",
+                               "the body must be application/json"),
+            false);
     const char *cl = server_req_header(req, "Content-Length");
     int64_t max = req->http->cfg->max_body_bytes;
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || *end || n > (unsigned long long)max)
-            return server_req_problem(req, "payload-too-large",
-                                      "the body is larger than %lld bytes",
-                                      (long long)max);
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "the body is larger than %lld bytes",
+                 (long long)max);
+        return req_reject(req, server_problem_new("payload-too-large", detail),
+                          true);
     }
     return MHD_YES;
 }
 
-/* Appends upload data, within --max-body-bytes. Past the limit the rest
- * is read and dropped, and the 413 goes out once the upload is complete:
- * answering earlier would close the connection with unread data, and the
- * client would see a reset instead of the answer. */
+static json_t *too_large(const server_req *req) {
+    char detail[96];
+    snprintf(detail, sizeof detail, "the body is larger than %lld bytes",
+             (long long)req->http->cfg->max_body_bytes);
+    return server_problem_new("payload-too-large", detail);
+}
+
+/* Appends upload data, within --max-body-bytes. A body that grows past it
+ * (chunked: nothing was announced) is answered 413 at once, without being
+ * read to its end. */
 static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     size_t max = (size_t)req->http->cfg->max_body_bytes;
-    if (req->body_too_large)
-        return MHD_YES;
-    if (n > max - req->body_len) {
-        free(req->body);
-        req->body = NULL;
-        req->body_len = req->body_cap = 0;
-        req->body_too_large = true;
-        return MHD_YES;
+    if (req->early) {
+        req->dropped += n;
+        return req->dropped <= max
+                   ? MHD_YES
+                   : server_req_problem_raw(req, json_incref(req->early));
     }
+    if (n > max - req->body_len)
+        return server_req_problem_raw(req, too_large(req));
     if (req->body_len + n + 1 > req->body_cap) {
         size_t cap = req->body_cap ? req->body_cap : 4096;
         while (cap < req->body_len + n + 1)
@@ -375,14 +432,17 @@ static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     return MHD_YES;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *data,
-                                  size_t *data_size, void **con_cls) {
-    (void)version;
+enum MHD_Result server__http_access(void *cls, struct MHD_Connection *conn,
+                                    const char *url, const char *method,
+                                    const char *version, const char *data,
+                                    size_t *data_size, void **con_cls) {
+    (void)url;
     server_req *req = *con_cls;
     if (!req) {
-        if (!(req = req_new(cls, conn, url, method)))
+        server_conn *tcp = server__http_conn(conn);
+        if (tcp && server_conn_answered(tcp))
+            return MHD_NO; /* answered from the request line already */
+        if (!(req = req_new(cls, conn, method, version)))
             return MHD_NO;
         *con_cls = req;
         return req_begin(req);
@@ -390,121 +450,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (*data_size) {
         size_t n = *data_size;
         *data_size = 0;
+        server_conn_body_bytes(req->tcp, n);
         return req->responded ? MHD_YES : req_body(req, data, n);
+    }
+    if (req->has_body && !req->body_read) {
+        req->body_read = true;
+        server_conn_body_done(req->tcp);
     }
     if (req->responded)
         return MHD_YES;
-    if (req->body_too_large)
-        return server_req_problem(req, "payload-too-large",
-                                  "the body is larger than %lld bytes",
-                                  (long long)req->http->cfg->max_body_bytes);
+    if (req->early) {
+        json_t *p = req->early;
+        req->early = NULL;
+        return server_req_problem_json(req, p);
+    }
     return req->resume ? req->resume(req) : req->handler(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+void server__http_completed(void *cls, struct MHD_Connection *conn,
+                            void **con_cls,
+                            enum MHD_RequestTerminationCode toe) {
     (void)cls;
-    (void)conn;
     (void)toe;
+    server_conn *tcp = server__http_conn(conn);
+    if (tcp)
+        server_conn_request_done(tcp);
     if (*con_cls)
         req_free(*con_cls);
     *con_cls = NULL;
-}
-
-/* ---- the daemon ------------------------------------------------------- */
-
-static void log_listening(server_http *h) {
-    const server_config *cfg = h->cfg;
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        inet_ntop(AF_INET6,
-                  &((const struct sockaddr_in6 *)&cfg->listen_addr)->sin6_addr,
-                  addr, sizeof addr);
-    else
-        inet_ntop(AF_INET,
-                  &((const struct sockaddr_in *)&cfg->listen_addr)->sin_addr,
-                  addr, sizeof addr);
-    server_log(SERVER_LOG_INFO, "listening",
-               json_pack("{s:s, s:i, s:i}", "address", addr, "port",
-                         (int)h->port, "http_threads", (int)h->http_threads));
-}
-
-int server_http_start(server_http *h, char *err, size_t errlen) {
-    const server_config *cfg = h->cfg;
-    atomic_init(&h->draining, false);
-    atomic_init(&h->active, 0);
-    atomic_init(&h->suspended, 0);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    h->http_threads = cfg->http_threads ? (unsigned)cfg->http_threads
-                                        : (unsigned)(cpus > 0 ? cpus : 1);
-    int rc = server_hangup_new(h->sup, &h->hangup);
-    if (rc) {
-        snprintf(err, errlen, "cannot watch for clients that leave: %s",
-                 strerror(-rc));
-        return rc;
-    }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem opts[8];
-    size_t n = 0;
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                        (intptr_t)h->http_threads, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->max_connections, NULL};
-    if (cfg->max_connections_per_ip)
-        opts[n++] = (struct MHD_OptionItem){
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (intptr_t)cfg->max_connections_per_ip, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                (intptr_t)cfg->connection_timeout_s, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0,
-                                        (void *)&cfg->listen_addr};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
-                                        (intptr_t)on_completed, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!h->daemon) {
-        server_hangup_free(h->hangup);
-        h->hangup = NULL;
-        snprintf(err, errlen,
-                 "--listen %s: cannot start the HTTP daemon "
-                 "(address in use or not available?)",
-                 cfg->listen);
-        return -EADDRNOTAVAIL;
-    }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
-    log_listening(h);
-    return 0;
-}
-
-void server_http_quiesce(server_http *h) {
-    atomic_store(&h->draining, true);
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
-
-bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
-    int64_t until = server_now_ns() + timeout_ms * 1000000;
-    while (atomic_load(&h->active) > 0) {
-        if (server_now_ns() >= until)
-            return false;
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return true;
-}
-
-void server_http_stop(server_http *h) {
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon);
-    h->daemon = NULL;
-    /* After the daemon: completing requests release their watches. */
-    server_hangup_free(h->hangup);
-    h->hangup = NULL;
 }

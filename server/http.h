@@ -11,8 +11,10 @@
 #include "auth.h"
 #include "calltable.h"
 #include "config.h"
+#include "guard.h"
 #include "hangup.h"
 #include "ids.h"
+#include "log.h"
 #include "metrics.h"
 #include "supervisor.h"
 
@@ -36,7 +38,9 @@ typedef struct server_http {
     atomic_bool draining;
     atomic_size_t active;    /* requests begun and not yet completed */
     atomic_size_t suspended; /* connections waiting for a call */
+    server_guard *guard;     /* deadlines, lingering closes, tickers */
     struct MHD_Daemon *daemon;
+    MHD_socket listen_fd; /* after server_http_quiesce, until the stop */
     uint16_t port;
 } server_http;
 
@@ -64,14 +68,26 @@ enum {
 struct server_req {
     server_http *http;
     struct MHD_Connection *conn;
+    server_conn *tcp; /* its connection in the guard */
     const char *method;
-    const char *path;
-    char param[132]; /* the {id} or {type} segment of the path */
-    char rid[132];   /* X-Request-Id; empty until known */
+    const char *version;   /* "HTTP/1.1" */
+    char *target;          /* the raw request target, as the client sent it */
+    bool target_truncated; /* longer than SERVER_TARGET_MAX */
+    const char *path;      /* the raw path within target (not NUL-terminated) */
+    size_t path_len;
+    const char *allow; /* the methods of the matched route */
+    char param[132];   /* the {id} or {type} segment, decoded */
+    char rid[132];     /* X-Request-Id; empty until known */
     int64_t start_ns;
     char *body;
     size_t body_len, body_cap;
-    bool body_too_large; /* the rest of the body is dropped */
+    bool has_body;    /* the headers announce one */
+    bool body_read;   /* ... and it has been read to its end */
+    json_t *early;    /* a problem decided before the body, answered once
+                         the body has been read and dropped */
+    uint64_t dropped; /* body bytes dropped for it */
+    bool close;       /* answer with Connection: close, then linger */
+    bool vary_accept; /* the answer depends on Accept */
     server_req_fn handler;
     bool responded;
     int retry_after_s; /* for a 503 overloaded; 0: the pool's */
@@ -92,7 +108,10 @@ struct server_req {
 /* Starts the daemon on cfg->listen. Returns 0, or a negative errno with a
  * message in err. */
 int server_http_start(server_http *h, char *err, size_t errlen);
-/* Stops accepting connections; /readyz answers 503 from now on. */
+/* Draining (SIGTERM): /readyz answers 503 and new calls are refused, but
+ * connections are still accepted and answered. */
+void server_http_drain(server_http *h);
+/* Stops accepting connections. */
 void server_http_quiesce(server_http *h);
 /* Waits up to timeout_ms for requests in progress to complete; true when
  * none are left. */
@@ -107,6 +126,9 @@ int64_t server_now_ns(void);
 
 const char *server_req_header(server_req *req, const char *name);
 const char *server_req_query(server_req *req, const char *name);
+/* The quality (0..1000) the request's Accept gives a media type; *exact
+ * as in server_accept_q. */
+int server_req_accepts(server_req *req, const char *type, bool *exact);
 
 /* Queues resp (destroyed here) with X-Request-Id, counts and logs it.
  * Returns what MHD_queue_response returned. */
@@ -123,6 +145,10 @@ enum MHD_Result server_req_text(server_req *req, unsigned status, char *text,
 /* A problem object (stolen): its status, application/problem+json, and
  * Retry-After on 503. */
 enum MHD_Result server_req_problem_json(server_req *req, json_t *problem);
+/* A problem answered on the socket itself, for when libmicrohttpd cannot
+ * queue an answer (mid-upload); the connection is then dropped, and
+ * lingers. Returns MHD_NO, for the caller to return. */
+enum MHD_Result server_req_problem_raw(server_req *req, json_t *problem);
 enum MHD_Result server_req_problem(server_req *req, const char *slug,
                                    const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,6 +3,7 @@
  */
 #include "log.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,17 +47,26 @@ static void log_timestamp(char *buf, size_t len) {
     snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-/* Text rendering of one field value: strings bare unless they contain a
- * space, quote or '=', everything else as compact JSON. */
+/* True when s can be printed bare in a text line: printable ASCII only,
+ * and nothing that would make the line ambiguous. */
+static bool log_bare(const char *s) {
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '=' || *p == '\\')
+            return false;
+    return true;
+}
+
+/* Text rendering of one field value: plain strings bare, everything else
+ * as compact, ASCII-only JSON (control bytes and non-ASCII escaped). */
 static void log_text_value(FILE *out, const json_t *v) {
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (*s && !strpbrk(s, " \"=\n\t")) {
-            fputs(s, out);
-            return;
-        }
+    if (json_is_string(v) && log_bare(json_string_value(v))) {
+        fputs(json_string_value(v), out);
+        return;
     }
-    char *js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *js =
+        json_dumps(v, SERVER_JSON_FLAGS | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     if (js) {
         fputs(js, out);
         free(js);
@@ -76,7 +86,9 @@ void server_log(server_log_level level, const char *event, json_t *fields) {
                                  server_log_level_name(level), "event", event);
         if (line && fields)
             json_object_update_missing(line, fields);
-        char *js = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        char *js = line
+                       ? json_dumps(line, SERVER_JSON_FLAGS | JSON_ENSURE_ASCII)
+                       : NULL;
         if (js) {
             fprintf(stderr, "%s\n", js);
             free(js);
@@ -96,4 +108,30 @@ void server_log(server_log_level level, const char *event, json_t *fields) {
     fflush(stderr);
     pthread_mutex_unlock(&log_lock);
     json_decref(fields);
+}
+
+json_t *server_log_client_string(const char *s, size_t n) {
+    char *buf = malloc(n * 4 + 1);
+    if (!buf)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            buf[o++] = (char)ch;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[ch >> 4];
+            buf[o++] = hex[ch & 15];
+        }
+    }
+    json_t *j = json_stringn(buf, o);
+    free(buf);
+    return j;
+}
+
+json_t *server_json_ms(double ms) {
+    return json_real(round(ms * 1000.0) / 1000.0);
 }

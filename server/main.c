@@ -3,10 +3,12 @@
  * tokens, starts the supervisor and its first pool host (which loads the
  * plugins: user code never runs in the front end, which learns the
  * function list from the host), the call table and the HTTP front end,
- * then waits for signals: SIGHUP re-reads the token files; SIGTERM or
- * SIGINT drains: stop accepting, let calls in flight finish within
- * --drain-timeout-ms, answer the rest 503, stop the host. A spawned pool
- * host enters through POOL_HOST_FLAG.
+ * then waits for signals. SIGHUP re-reads the token files and restarts the
+ * pool host gracefully (its calls finish, the next host loads the plugins
+ * anew). SIGTERM or SIGINT drains: /readyz answers 503 and new calls are
+ * refused while connections are still accepted, calls in flight get
+ * --drain-timeout-ms to finish, the rest are answered 503, then the host
+ * stops. A spawned pool host enters through POOL_HOST_FLAG.
  */
 #include "auth.h"
 #include "calltable.h"
@@ -60,11 +62,11 @@ static void on_call_done(void *udata, server_call *call) {
     const char *status = server_call_state_name(server_call_get_state(call));
     server_metrics_call_done(h->metrics, server_call_function(call),
                              slug ? slug : "succeeded", s);
-    server_log(SERVER_LOG_DEBUG, "call",
-               json_pack("{s:s, s:s, s:s, s:s?, s:f}", "id",
-                         server_call_id(call), "function",
-                         server_call_function(call), "status", status,
-                         "problem", slug, "duration_ms", s * 1e3));
+    server_log(
+        SERVER_LOG_DEBUG, "call",
+        json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id", server_call_id(call),
+                  "function", server_call_function(call), "status", status,
+                  "problem", slug, "duration_ms", server_json_ms(s * 1e3)));
     log_worker_lines(call);
 }
 
@@ -118,15 +120,20 @@ static void reload_tokens(server_auth *auth) {
         log_tokens(auth, "tokens_reloaded");
 }
 
-/* Waits for SIGTERM or SIGINT, serving SIGHUPs meanwhile; returns it. */
-static int wait_for_stop(sigset_t *signals, server_auth *auth) {
+/* Waits for SIGTERM or SIGINT, serving SIGHUPs meanwhile (tokens re-read,
+ * the pool host restarted gracefully); returns it. */
+static int wait_for_stop(sigset_t *signals, server_auth *auth,
+                         server_sup *sup) {
     for (;;) {
         int sig = 0;
         if (sigwait(signals, &sig) != 0)
             continue;
         if (sig != SIGHUP)
             return sig;
+        server_log(SERVER_LOG_INFO, "reload",
+                   json_pack("{s:s}", "signal", "SIGHUP"));
         reload_tokens(auth);
+        server_sup_reload(sup);
     }
 }
 
@@ -230,16 +237,21 @@ static int serve(const server_config *cfg, server_auth *auth,
                          (int)cfg->threads, "fault_injection",
                          cfg->fault_injection, "pid", (int)getpid()));
 
-    int sig = wait_for_stop(signals, auth);
+    int sig = wait_for_stop(signals, auth, http.sup);
     server_log(SERVER_LOG_INFO, "draining",
                json_pack("{s:s, s:I}", "signal", strsignal(sig),
                          "drain_timeout_ms",
                          (json_int_t)cfg->drain_timeout_ms));
-    server_http_quiesce(&http);
+    server_http_drain(&http);
     server_sup_drain(http.sup);
     size_t left = drain_calls(http.sup, cfg->drain_timeout_ms);
-    server_calltable_fail_all(http.calls, "pool-unavailable",
-                              "the service stopped before the call finished");
+    server_http_quiesce(&http);
+    /* Only after the timeout: a call the supervisor has counted out is an
+     * instant from its end, which failing it now would overtake. */
+    if (left)
+        server_calltable_fail_all(http.calls, "pool-unavailable",
+                                  "the service stopped before the call "
+                                  "finished");
     if (!server_http_wait_idle(&http, 5000))
         server_log(SERVER_LOG_WARN, "requests_left",
                    json_pack("{s:I}", "requests",

@@ -4,14 +4,21 @@
  */
 #include "problem.h"
 
+#include "log.h"
+
 #include <stdio.h>
 #include <string.h>
 
 static const server_problem_type problem_types[] = {
     {"malformed-request", 400, "Malformed request",
-     "The request could not be read: the body is not valid JSON, is nested "
-     "too deeply, or a required part of the request is missing. The detail "
-     "says where the problem is."},
+     "The request could not be read: the body is not valid JSON, repeats a "
+     "key, is nested too deeply, or a required part of the request is "
+     "missing; or the HTTP message itself breaks the protocol (a malformed "
+     "request target or percent-encoding, an encoded NUL, a dot segment, a "
+     "header field folded over lines or with whitespace before its colon, "
+     "no Host or two, conflicting Content-Length and Transfer-Encoding), in "
+     "which case the connection is closed after the answer. The detail says "
+     "where the problem is."},
     {"unauthorized", 401, "Unauthorized",
      "The route needs a bearer token (Authorization: Bearer <token>) and "
      "none, or a wrong one, was sent: the admin routes take the admin token; "
@@ -33,11 +40,18 @@ static const server_problem_type problem_types[] = {
     {"method-not-allowed", 405, "Method not allowed",
      "The path exists but does not take this method; the Allow header lists "
      "the methods it takes."},
+    {"not-acceptable", 406, "Not acceptable",
+     "The Accept header of the request excludes every media type this "
+     "resource is available in (application/json for most, and "
+     "text/event-stream for a call's logs). Send Accept: */* or the type."},
     {"call-cancelled", 409, "Call cancelled",
      "The call was cancelled (DELETE /v1/calls/{id}) before it finished."},
     {"payload-too-large", 413, "Payload too large",
      "The request body is larger than the service accepts "
      "(--max-body-bytes)."},
+    {"uri-too-long", 414, "URI too long",
+     "The request target is longer than 2048 bytes or its query has more "
+     "than 64 parameters. The routes of this service need far less."},
     {"unsupported-media-type", 415, "Unsupported media type",
      "Request bodies must be JSON, sent with Content-Type: "
      "application/json."},
@@ -50,6 +64,10 @@ static const server_problem_type problem_types[] = {
      "10 at once, then one a second. Until the time in Retry-After has "
      "passed, every request from it that needs a token gets this answer, "
      "whatever the token."},
+    {"not-implemented", 501, "Not implemented",
+     "The request uses an HTTP feature this service does not implement: a "
+     "transfer coding other than chunked. The connection is closed, since "
+     "the request's body cannot be delimited."},
     {"function-failed", 500, "Function failed",
      "The function ran and reported a failure. The detail carries its "
      "message and the logs show what it did."},
@@ -104,6 +122,15 @@ int server_problem_status(const char *slug, bool culprit) {
     return t->status;
 }
 
+/* The detail as a JSON string: one that quotes a client's bytes may not
+ * be valid UTF-8, and is then escaped rather than lost. */
+static json_t *problem_detail(const char *detail) {
+    if (!detail)
+        return json_string("");
+    json_t *s = json_string(detail);
+    return s ? s : server_log_client_string(detail, strlen(detail));
+}
+
 json_t *server_problem_new(const char *slug, const char *detail) {
     const server_problem_type *t = server_problem_find(slug);
     if (!t)
@@ -116,7 +143,7 @@ json_t *server_problem_new(const char *slug, const char *detail) {
     if (json_object_set_new(p, "type", json_string(type)) ||
         json_object_set_new(p, "title", json_string(t->title)) ||
         json_object_set_new(p, "status", json_integer(t->status)) ||
-        json_object_set_new(p, "detail", json_string(detail ? detail : ""))) {
+        json_object_set_new(p, "detail", problem_detail(detail))) {
         json_decref(p);
         return NULL;
     }

@@ -52,7 +52,18 @@ static json_t *parse_object(const char *buf, size_t len,
         return NULL;
     }
     json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY, &je);
+    json_t *root =
+        json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    static const char dup[] = "duplicate object key near '";
+    if (!root && strncmp(je.text, dup, sizeof dup - 1) == 0) {
+        /* jansson names the key as its JSON token, quotes included. */
+        const char *key = je.text + sizeof dup - 1;
+        set_error(err, "malformed-request",
+                  "duplicate key %.*s at line %d, column %d (byte %d)",
+                  (int)(strlen(key) ? strlen(key) - 1 : 0), key, je.line,
+                  je.column, je.position);
+        return NULL;
+    }
     if (!root) {
         set_error(err, "malformed-request",
                   "invalid JSON at line %d, column %d (byte %d): %s", je.line,
@@ -81,6 +92,11 @@ static int decode_one(const json_t *o, const char *prefix,
         return -1;
     }
     const json_t *fn = json_object_get(o, "function");
+    if (!fn) {
+        set_error(&out->error, "malformed-request", "%sfunction is missing",
+                  prefix);
+        return -1;
+    }
     if (json_is_string(fn) && json_string_length(fn) > 0 &&
         !(out->function = strdup(json_string_value(fn)))) {
         set_error(&out->error, "malformed-request", "out of memory");
@@ -101,13 +117,16 @@ static int decode_one(const json_t *o, const char *prefix,
     out->timeout_ms = lim->default_timeout_ms;
     if (t) {
         json_int_t v = json_is_integer(t) ? json_integer_value(t) : 0;
-        if (v < 1 || v > lim->max_timeout_ms) {
-            set_error(&out->error, "invalid-arguments",
-                      "%stimeout_ms must be an integer in 1..%" PRId64, prefix,
-                      lim->max_timeout_ms);
+        if (v < 1) {
+            set_error(
+                &out->error, "invalid-arguments",
+                "%stimeout_ms must be a positive integer (at most %" PRId64
+                "; larger values are capped)",
+                prefix, lim->max_timeout_ms);
             return -1;
         }
-        out->timeout_ms = v;
+        /* Above the service's maximum: capped, as the contract says. */
+        out->timeout_ms = v < lim->max_timeout_ms ? v : lim->max_timeout_ms;
     }
     out->args = args ? json_deep_copy(args) : json_object();
     if (!out->args) {
@@ -147,6 +166,11 @@ int server_request_decode_batch(const char *buf, size_t len,
     if (!root)
         return -1;
     const json_t *calls = json_object_get(root, "calls");
+    if (!calls) {
+        json_decref(root);
+        set_error(err, "malformed-request", "calls is missing");
+        return -1;
+    }
     if (!json_is_array(calls)) {
         json_decref(root);
         set_error(err, "invalid-arguments", "calls must be an array");

@@ -36,9 +36,11 @@ typedef struct server_call_request {
 bool server_json_depth_ok(const char *buf, size_t len, size_t max_depth);
 
 /* Decodes a POST /v1/calls body. Returns 0 and a valid out, or -1 with
- * out->error set: malformed-request (not JSON, too deep, not an object;
- * the detail gives the parse error position) or invalid-arguments (the
- * detail names the field). Release out with server_call_request_clear in
+ * out->error set: malformed-request (not JSON, a key repeated in an
+ * object, too deep, not an object, `function` missing; the detail gives
+ * the position or names the key) or invalid-arguments (a field of the
+ * wrong type or value: the detail names it). A timeout_ms above the
+ * maximum is capped to it. Release out with server_call_request_clear in
  * both cases (it keeps the error). */
 int server_request_decode_call(const char *buf, size_t len,
                                const server_request_limits *lim,

@@ -1,8 +1,10 @@
 /*
  * POST /v1/batch: runs every call of {"calls": [...]} concurrently and
  * answers {"results": [...]}, one call resource per call, in order. An
- * invalid element, an unknown function or a refused submission is that
- * element's failed result; only a body that is not a batch fails the whole
+ * invalid element or an unknown function is that element's failed result.
+ * The runnable calls are admitted as one unit: a batch the pool cannot
+ * take whole (overloaded, unavailable, draining) is a 503 problem, and
+ * none of its calls runs. A body that is not a batch fails the whole
  * request. The calls belong to the batch's client, and are cancelled if it
  * disconnects before they end.
  */
@@ -91,15 +93,14 @@ static enum MHD_Result batch_resume(server_req *req) {
     return server_req_text(req, 200, body, len, NULL);
 }
 
-/* A new call of client for element r, submitted, or failed with why it
- * could not run. NULL when out of memory or random bytes. */
+/* A new call of client for element r, failed already when it cannot run.
+ * NULL when out of memory or random bytes. */
 static server_call *batch_call(server_http *h, const char *client,
                                server_call_request *r) {
     char id[SERVER_ID_MAX];
     if (server_id_new(id))
         return NULL;
-    bool known =
-        !r->error.slug && server_sup_has_function(h->sup, r->function);
+    bool known = !r->error.slug && server_sup_has_function(h->sup, r->function);
     json_t *args = r->args ? r->args : json_object();
     r->args = NULL;
     server_call *call = server_call_new(
@@ -119,13 +120,23 @@ static server_call *batch_call(server_http *h, const char *client,
         snprintf(detail, sizeof detail, "no function named '%.200s'",
                  r->function);
         server_call_fail(call, "unknown-function", detail, NULL, NULL, 0);
-    } else {
-        int rc = server_sup_submit(h->sup, call);
-        if (rc)
-            server_sup_refused(h->sup, call, rc);
     }
-    server_calltable_add(h->calls, call);
     return call;
+}
+
+/* Submits the calls of b that can run, all or none. Returns 0 or the
+ * error of server_sup_submit_batch. */
+static int batch_submit(server_http *h, batch *b) {
+    server_call **run = calloc(b->n ? b->n : 1, sizeof *run);
+    if (!run)
+        return SERVER_SUP_EOVERLOADED;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (!server_call_is_done(b->calls[i]))
+            run[n++] = b->calls[i];
+    int rc = server_sup_submit_batch(h->sup, run, n);
+    free(run);
+    return rc;
 }
 
 enum MHD_Result server_route_batch(server_req *req) {
@@ -172,19 +183,37 @@ enum MHD_Result server_route_batch(server_req *req) {
      * the request early. */
     atomic_init(&b->pending, n + 1);
     bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (b->calls[i] = batch_call(h, req->client, &reqs[i])) != NULL;
+    server_batch_request_free(reqs, n);
+    if (!ok)
+        return MHD_NO;
+    int rc = batch_submit(h, b);
+    if (rc == SERVER_SUP_EUNAVAILABLE)
+        return server_req_problem(req, "pool-unavailable", "%s",
+                                  atomic_load(&h->draining)
+                                      ? "the service is shutting down"
+                                      : "the pool is unavailable");
+    if (rc) {
+        req->retry_after_s = server_sup_retry_after(h->sup, req->client);
+        return server_req_problem(req, "overloaded",
+                                  "the batch's %zu calls do not fit in what "
+                                  "the pool admits now (--max-queue, the "
+                                  "client's share, the byte budget)",
+                                  n);
+    }
     for (size_t i = 0; i < n && ok; i++) {
         b->slots[i].b = b;
-        ok = (b->calls[i] = batch_call(h, req->client, &reqs[i])) != NULL &&
-             (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
-                                                        &b->slots[i]));
+        server_calltable_add(h->calls, b->calls[i]);
+        ok = (b->watches[i] = server_call_watch_add_end(b->calls[i], slot_ended,
+                                                        &b->slots[i])) != NULL;
         /* A call that ended before its watch was added is counted here. */
         if (ok && server_call_is_done(b->calls[i]))
             slot_ended(&b->slots[i]);
     }
-    server_batch_request_free(reqs, n);
     ok = ok && server_req_cancel_on_hangup(req, b->calls, n) == 0;
     if (!ok) {
-        for (size_t i = 0; i < n && b->calls[i]; i++)
+        for (size_t i = 0; i < n; i++)
             server_sup_cancel(h->sup, b->calls[i], NULL);
         return MHD_NO;
     }

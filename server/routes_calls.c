@@ -199,8 +199,18 @@ enum MHD_Result server_route_calls_logs(server_req *req) {
     server_call *call = path_call(req, &r);
     if (!call)
         return r;
-    const char *accept = server_req_header(req, "Accept");
-    if (accept && strstr(accept, "text/event-stream"))
+    /* Accept decides, by q-value; on a tie an explicit text/event-stream
+     * beats a wildcard that also covers JSON. */
+    bool sse_exact;
+    int q_sse = server_req_accepts(req, "text/event-stream", &sse_exact);
+    int q_json = server_req_accepts(req, "application/json", NULL);
+    if (q_sse == 0 && q_json == 0) {
+        server_call_unref(call);
+        return server_req_problem(req, "not-acceptable",
+                                  "a call's logs are application/json or "
+                                  "text/event-stream");
+    }
+    if (q_sse > 0 && (q_sse > q_json || (q_sse == q_json && sse_exact)))
         return server_sse_start(req, call);
     server_calltable_settle(req->http->calls, call);
     bool done = server_call_is_done(call);

@@ -142,5 +142,7 @@ enum MHD_Result server_route_problem_page(server_req *req) {
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+    /* Static for the life of a version. */
+    MHD_add_response_header(resp, "Cache-Control", "public, max-age=3600");
     return server_req_send(req, 200, resp);
 }

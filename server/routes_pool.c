@@ -9,6 +9,7 @@
 #include "routes.h"
 
 #include <string.h>
+#include <time.h>
 
 /* Replaces obj[key], a call id, with null unless the caller may see that call:
  * an id is the capability to read and cancel a call. */
@@ -46,12 +47,35 @@ enum MHD_Result server_route_pool(server_req *req) {
     return server_req_json(req, 200, o, NULL);
 }
 
+/* True once the supervisor has carried out the action asked when the
+ * stats were `before`. */
+static bool admin_done(const char *action, const server_sup_stats *before,
+                       const server_sup_stats *now) {
+    if (strcmp(action, "stop") == 0)
+        return now->state == SERVER_SUP_STOPPED;
+    bool running = before->state == SERVER_SUP_READY ||
+                   before->state == SERVER_SUP_STARTING;
+    return !running || now->restarts[SERVER_RESTART_ADMIN] >
+                           before->restarts[SERVER_RESTART_ADMIN];
+}
+
 static enum MHD_Result admin(server_req *req, const char *action,
                              int (*fn)(server_sup *)) {
+    server_sup_stats before, now;
+    server_sup_get_stats(req->http->sup, &before);
     int rc = fn(req->http->sup);
     if (rc)
         return server_req_problem(req, "pool-unavailable", "%s refused: %s",
                                   action, strerror(-rc));
+    /* The supervisor thread carries it out a moment later: the answer is
+     * the pool's state after it (the wait is bounded; an admin action is
+     * rare). */
+    int64_t until = server_now_ns() + 2000000000LL;
+    do {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        server_sup_get_stats(req->http->sup, &now);
+    } while (!admin_done(action, &before, &now) && server_now_ns() < until);
     json_t *pool = server_sup_status_json(req->http->sup);
     return server_req_json(
         req, 200, json_pack("{s:s, s:o*}", "action", action, "pool", pool),

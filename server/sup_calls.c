@@ -8,6 +8,8 @@
  */
 #include "sup_internal.h"
 
+#include "log.h"
+
 #include "pool/wire.h"
 
 #include <errno.h>
@@ -426,13 +428,14 @@ json_t *server__workers_json(server_sup *sup, pool_shm_t *shm,
         server_sup_entry *e = wire ? server__running_find(sup, wire) : NULL;
         double busy_ms = since ? (double)(now - since) / 1e6 : 0;
         json_array_append_new(
-            a, json_pack("{s:I, s:b, s:o, s:o, s:f, s:I}", "index",
+            a, json_pack("{s:I, s:b, s:o, s:o, s:o, s:I}", "index",
                          (json_int_t)i, "busy", since != 0, "call",
                          e ? json_string(server_call_id(e->call)) : json_null(),
                          "function",
                          e ? json_string(server_call_function(e->call))
                            : json_null(),
-                         "busy_ms", busy_ms < 0 ? 0 : busy_ms, "jobs",
+                         "busy_ms", server_json_ms(busy_ms < 0 ? 0 : busy_ms),
+                         "jobs",
                          (json_int_t)jobs));
     }
     return a;

@@ -346,11 +346,16 @@ static const char *culprit_slug(const char *kind) {
 }
 
 void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
+    /* RFC 3339, UTC, milliseconds. */
     struct timespec ts;
+    struct tm tm;
+    char when[40];
     clock_gettime(CLOCK_REALTIME, &ts);
-    json_t *lf = json_pack(
-        "{s:f, s:s, s:O}", "time", (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-        "reason", server_restart_reason_name(reason), "cause", cause);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    json_t *lf = json_pack("{s:s, s:s, s:O}", "time", when, "reason",
+                           server_restart_reason_name(reason), "cause", cause);
     pthread_mutex_lock(&sup->lock);
     json_decref(sup->last_failure);
     sup->last_failure = lf;
@@ -457,9 +462,9 @@ int64_t server__policy_failure(server_sup *sup, int reason, const char *what,
     pthread_mutex_unlock(&sup->lock);
     if (delay >= 0) {
         server_log(SERVER_LOG_INFO, "host_restart",
-                   json_pack("{s:s, s:f}", "reason",
+                   json_pack("{s:s, s:o}", "reason",
                              server_restart_reason_name(reason), "backoff_ms",
-                             (double)delay / 1e6));
+                             server_json_ms((double)delay / 1e6)));
         return delay;
     }
     server_log(SERVER_LOG_ERROR, "pool_unavailable",
@@ -489,9 +494,8 @@ static void policy_culprit(server_sup *sup, int reason) {
     sup->start_req = true;
     pthread_mutex_unlock(&sup->lock);
     server_log(SERVER_LOG_INFO, "host_restart",
-               json_pack("{s:s, s:f}", "reason",
-                         server_restart_reason_name(reason), "backoff_ms",
-                         0.0));
+               json_pack("{s:s, s:i}", "reason",
+                         server_restart_reason_name(reason), "backoff_ms", 0));
 }
 
 /* A host that failed before it was ready: why, naming the plugin it was

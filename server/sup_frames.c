@@ -47,10 +47,10 @@ static void on_ready(server_sup *sup, json_t *p, int64_t now) {
     pthread_mutex_unlock(&sup->lock);
     server_log(
         SERVER_LOG_INFO, "host_ready",
-        json_pack("{s:I, s:o, s:f, s:I}", "generation",
+        json_pack("{s:I, s:o, s:o, s:I}", "generation",
                   (json_int_t)sup->host->generation, "pid",
                   json_integer(sup->host->pid ? sup->host->pid : -1),
-                  "start_ms", start_ms, "functions",
+                  "start_ms", server_json_ms(start_ms), "functions",
                   (json_int_t)json_array_size(fn)));
 }
 

@@ -729,7 +729,7 @@ json_t *server_sup_status_json(server_sup *sup) {
     int64_t age = heartbeat_age_locked(sup, now);
     json_t *host = sup->generation
                        ? json_pack("{s:I, s:I}", "pid",
-                                   (json_int_t)(sup->host_pid ? sup->host_pid
+                                   (json_int_t)(sup->host_pid > 0 ? sup->host_pid
                                                               : -1),
                                    "generation", (json_int_t)sup->generation)
                        : json_null();
@@ -741,8 +741,8 @@ json_t *server_sup_status_json(server_sup *sup) {
         "state", server_sup_state_name(sup->state), "isolation",
         sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
         "sandbox", sandbox_name(sup), "threads", (int)sup->threads, "host",
-        host, "heartbeat_age_ms",
-        age >= 0 ? json_integer(age / SUP_MS) : json_null(), "workers",
+        host, "heartbeat_age_ms", json_integer(age >= 0 ? age / SUP_MS : -1),
+        "workers",
         workers, "restarts", restarts, "last_failure",
         sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),
         "in_flight", (json_int_t)sup->in_flight, "queued",

@@ -41,7 +41,8 @@ char *ph_server_log(const ph_server *s) {
     return buf;
 }
 
-/* The port of the `listening` line, or 0 while there is none. */
+/* The port of the `listening` line (text or JSON log), or 0 while there
+ * is none. */
 static int find_port(const ph_server *s) {
     char *log = ph_server_log(s);
     int port = 0;
@@ -53,6 +54,9 @@ static int find_port(const ph_server *s) {
         const char *p = strstr(line, " listening ");
         if (p && (p = strstr(p, "port=")))
             port = atoi(p + 5);
+        else if (strstr(line, "\"event\":\"listening\"") &&
+                 (p = strstr(line, "\"port\":")))
+            port = atoi(p + 7);
         line = end + 1;
     }
     free(log);

@@ -164,6 +164,16 @@ static char *async_call(const char *body) {
     return id;
 }
 
+/* Starts an async call and waits for its end; r gets the final call
+ * resource. Returns the call id (malloc'd). */
+static char *async_done(const char *body, ph_resp *r) {
+    char *id = async_call(body);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/calls/%s", id);
+    wait_done(path, r);
+    return id;
+}
+
 Test(http_calls, cancel_async) {
     char *id = async_call(
         "{\"function\": \"hang\", \"args\": {\"cooperative\": true}}");
@@ -195,6 +205,30 @@ Test(http_calls, cancel_async) {
     ph_resp_free(&r);
 }
 
+/* Waits until a worker runs call `want` (any call when NULL), as the pool
+ * status names each busy worker's call, to the admin; copies its id to out
+ * ("" when none ever showed). */
+static void busy_call(const char *want, char *out, size_t cap) {
+    char pool[128];
+    snprintf(pool, sizeof pool, "%s/v1/pool", srv.url);
+    const char *admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+    out[0] = '\0';
+    for (int i = 0; i < 6000 && !out[0]; i++) {
+        ph_resp r;
+        cr_assert_eq(ph_http("GET", pool, NULL, NULL, admin, &r), 0);
+        size_t k;
+        json_t *w;
+        json_array_foreach(json_object_get(r.json, "workers"), k, w) {
+            const char *c = json_string_value(json_object_get(w, "call"));
+            if (c && (!want || strcmp(c, want) == 0))
+                snprintf(out, cap, "%s", c);
+        }
+        ph_resp_free(&r);
+        if (!out[0])
+            usleep(10000);
+    }
+}
+
 static void *sync_hang(void *arg) {
     ph_resp *r = arg;
     ph_post(&srv, "/v1/calls",
@@ -206,25 +240,8 @@ Test(http_calls, cancel_sync_caller_gets_409) {
     ph_resp sync;
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, sync_hang, &sync), 0);
-    /* Find the running call's id: the pool status names each busy
-     * worker's call, to the admin. */
-    char id[128] = "", pool[128];
-    snprintf(pool, sizeof pool, "%s/v1/pool", srv.url);
-    const char *admin[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
-    for (int i = 0; i < 6000 && !id[0]; i++) {
-        ph_resp r;
-        cr_assert_eq(ph_http("GET", pool, NULL, NULL, admin, &r), 0);
-        size_t k;
-        json_t *w;
-        json_array_foreach(json_object_get(r.json, "workers"), k, w) {
-            const char *c = json_string_value(json_object_get(w, "call"));
-            if (c)
-                snprintf(id, sizeof id, "%s", c);
-        }
-        ph_resp_free(&r);
-        if (!id[0])
-            usleep(10000);
-    }
+    char id[128] = "";
+    busy_call(NULL, id, sizeof id);
     cr_assert(id[0], "no busy worker ever showed the call");
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s", srv.url, id);
@@ -240,12 +257,11 @@ Test(http_calls, cancel_sync_caller_gets_409) {
 }
 
 Test(http_calls, logs_as_json) {
-    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 2}}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/calls/%s", id);
     ph_resp r;
-    wait_done(path, &r);
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 2}}", &r);
     ph_resp_free(&r);
+    char path[160];
     snprintf(path, sizeof path, "/v1/calls/%s/logs", id);
     cr_assert_eq(ph_get(&srv, path, &r), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
@@ -258,7 +274,34 @@ Test(http_calls, logs_as_json) {
     free(id);
 }
 
-/* GETs the logs of call id as an event stream; checks the events. */
+/* One event of a stream: its fields (NULL when absent). */
+typedef struct sse_event {
+    const char *id, *event, *data, *retry;
+    bool comment;
+} sse_event;
+
+/* Parses the block of lines at ev (its "\n\n" already cut) into e. */
+static void sse_parse(char *ev, sse_event *e) {
+    memset(e, 0, sizeof *e);
+    for (char *line = strtok(ev, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == ':')
+            e->comment = true;
+        else if (strncmp(line, "id: ", 4) == 0)
+            e->id = line + 4;
+        else if (strncmp(line, "event: ", 7) == 0)
+            e->event = line + 7;
+        else if (strncmp(line, "data: ", 6) == 0)
+            e->data = line + 6;
+        else if (strncmp(line, "retry: ", 7) == 0)
+            e->retry = line + 7;
+        else
+            cr_assert_fail("unexpected line in an event: %s", line);
+    }
+}
+
+/* GETs the logs of call id as an event stream; checks the events: retry
+ * first, then log events with increasing ids, then the end event with the
+ * id "end". */
 static void check_sse(const char *id, size_t min_lines, const char *status) {
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s/logs", srv.url, id);
@@ -269,28 +312,39 @@ static void check_sse(const char *id, size_t min_lines, const char *status) {
     char ct[64];
     cr_assert(ph_resp_header(&r, "Content-Type", ct, sizeof ct));
     cr_expect_str_eq(ct, "text/event-stream");
-    size_t logs = 0, ends = 0;
-    for (char *ev = r.body; ev && *ev;) {
+    size_t logs = 0, ends = 0, blocks = 0;
+    long last_id = -1;
+    for (char *ev = r.body; ev && *ev; blocks++) {
         char *next = strstr(ev, "\n\n");
         cr_assert(next, "unterminated event: %s", ev);
         *next = '\0';
-        char *data = strstr(ev, "\ndata: ");
-        cr_assert(data, "event without data: %s", ev);
-        json_t *j = json_loads(data + 7, 0, NULL);
-        cr_assert(j, "data is not JSON: %s", data + 7);
-        if (strncmp(ev, "event: log\n", 11) == 0) {
+        sse_event e;
+        sse_parse(ev, &e);
+        ev = next + 2;
+        if (blocks == 0) {
+            cr_expect(e.retry && atoi(e.retry) > 0, "no retry: first");
+            continue;
+        }
+        if (e.comment)
+            continue;
+        cr_assert(e.data && e.event && e.id, "event without data, event or id");
+        json_t *j = json_loads(e.data, 0, NULL);
+        cr_assert(j, "data is not JSON: %s", e.data);
+        if (strcmp(e.event, "log") == 0) {
             cr_expect_eq(ends, 0, "a log line after the end event");
             cr_expect(json_is_string(json_object_get(j, "message")));
+            cr_expect(atol(e.id) > last_id, "ids not increasing: %s", e.id);
+            last_id = atol(e.id);
             logs++;
-        } else if (strncmp(ev, "event: end\n", 11) == 0) {
+        } else if (strcmp(e.event, "end") == 0) {
+            cr_expect_str_eq(e.id, "end");
             cr_expect_str_eq(str(j, "id"), id);
             cr_expect_str_eq(str(j, "status"), status);
             ends++;
         } else {
-            cr_assert_fail("unexpected event: %s", ev);
+            cr_assert_fail("unexpected event: %s", e.event);
         }
         json_decref(j);
-        ev = next + 2;
     }
     cr_expect(logs >= min_lines, "%zu log events", logs);
     cr_expect_eq(ends, 1);
@@ -298,11 +352,9 @@ static void check_sse(const char *id, size_t min_lines, const char *status) {
 }
 
 Test(http_calls, sse_of_finished_call) {
-    char *id = async_call("{\"function\": \"log\", \"args\": {\"lines\": 3}}");
-    char path[160];
-    snprintf(path, sizeof path, "/v1/calls/%s", id);
     ph_resp r;
-    wait_done(path, &r);
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 3}}", &r);
     ph_resp_free(&r);
     check_sse(id, 3, "succeeded");
     free(id);
@@ -316,6 +368,91 @@ Test(http_calls, sse_live_until_the_end) {
     id =
         async_call("{\"function\": \"panic\", \"args\": {\"message\": \"x\"}}");
     check_sse(id, 1, "failed");
+    free(id);
+}
+
+/* GETs the event stream of call id with these extra headers. */
+static void get_sse(const char *id, const char *last_event_id, ph_resp *r) {
+    char url[256], last[128];
+    snprintf(url, sizeof url, "%s/v1/calls/%s/logs", srv.url, id);
+    snprintf(last, sizeof last, "Last-Event-ID: %s",
+             last_event_id ? last_event_id : "");
+    const char *h[] = {"Accept: text/event-stream", last_event_id ? last : NULL,
+                       NULL};
+    cr_assert_eq(ph_http("GET", url, NULL, NULL, h, r), 0);
+}
+
+Test(http_calls, sse_resumes_after_last_event_id) {
+    ph_resp r;
+    char *id =
+        async_done("{\"function\": \"log\", \"args\": {\"lines\": 5}}", &r);
+    size_t lines = json_array_size(json_object_get(r.json, "logs"));
+    ph_resp_free(&r);
+    cr_assert(lines >= 5);
+
+    /* After line 2: the lines from 3 on, then the end. */
+    get_sse(id, "2", &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_expect_null(strstr(r.body, "id: 0\n"), "%s", r.body);
+    cr_expect_null(strstr(r.body, "id: 2\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "id: 3\nevent: log\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "id: end\nevent: end\n"), "%s", r.body);
+    ph_resp_free(&r);
+
+    /* After the end: 204, which stops an EventSource. */
+    get_sse(id, "end", &r);
+    cr_expect_eq(r.status, 204, "%s", r.body);
+    cr_expect_eq(r.len, 0);
+    ph_resp_free(&r);
+
+    get_sse(id, "x7", &r);
+    cr_expect_eq(r.status, 400, "%s", r.body);
+    ph_resp_free(&r);
+    free(id);
+}
+
+Test(http_calls, sse_keeps_a_silent_stream_alive) {
+    const char *args[] = {"--sse-keepalive-s", "1", NULL};
+    restart_with(args);
+    char *id =
+        async_call("{\"function\": \"sleep\", \"args\": {\"ms\": 2600}}");
+    ph_resp r;
+    get_sse(id, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const char *ka = strstr(r.body, "\n\n: keep-alive\n\n");
+    const char *end = strstr(r.body, "event: end");
+    cr_expect(ka && end && ka < end, "no keep-alive comment before the end: %s",
+              r.body);
+    ph_resp_free(&r);
+    free(id);
+}
+
+Test(http_calls, lines_of_a_rerun_carry_their_attempt) {
+    /* An innocent call re-run after another call crashed its host. */
+    char *id = async_call("{\"function\": \"hang\", \"args\": {\"ms\": 1500}}");
+    char running[128];
+    busy_call(id, running, sizeof running);
+    cr_assert(running[0], "the call never ran");
+    ph_resp r;
+    call("{\"function\": \"crash\", \"args\": {\"signal\": \"segv\"}}", &r);
+    cr_expect_eq(r.status, 500, "%s", r.body);
+    ph_resp_free(&r);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/calls/%s", id);
+    wait_done(path, &r);
+    cr_expect_str_eq(str(r.json, "status"), "succeeded", "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(r.json, "attempts")), 2,
+                 "%s", r.body);
+    bool first = false, second = false;
+    size_t i;
+    json_t *line;
+    json_array_foreach(json_object_get(r.json, "logs"), i, line) {
+        json_int_t a = json_integer_value(json_object_get(line, "attempt"));
+        first = first || a == 1;
+        second = second || a == 2;
+    }
+    cr_expect(first && second, "lines of both runs, by attempt: %s", r.body);
+    ph_resp_free(&r);
     free(id);
 }
 
@@ -460,6 +597,14 @@ Test(http_calls, overloaded) {
     cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");
     cr_assert(ph_resp_header(&r, "Retry-After", after, sizeof after));
     cr_expect_str_eq(after, "1");
+    ph_resp_free(&r);
+    /* A batch that does not fit is refused whole, as a problem. */
+    cr_assert_eq(ph_post(&srv, "/v1/batch",
+                         "{\"calls\": [{\"function\": \"fib\"}]}", &r),
+                 0);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");
+    cr_expect(ph_resp_header(&r, "Retry-After", after, sizeof after));
     ph_resp_free(&r);
     char url[256];
     snprintf(url, sizeof url, "%s/v1/calls/%s", srv.url, id);

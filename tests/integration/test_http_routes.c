@@ -173,7 +173,7 @@ Test(http_routes, not_found_and_method_not_allowed) {
     cr_assert_eq(ph_http("GET", url, NULL, NULL, NULL, &r), 0);
     expect_problem(&r, 405, "method-not-allowed");
     cr_assert(ph_resp_header(&r, "Allow", allow, sizeof allow));
-    cr_expect_str_eq(allow, "POST");
+    cr_expect_str_eq(allow, "POST, OPTIONS");
     ph_resp_free(&r);
     snprintf(url, sizeof url, "%s/v1/calls/abc", srv.url);
     cr_assert_eq(ph_http("PUT", url, "{}", NULL, NULL, &r), 0);
@@ -240,14 +240,12 @@ Test(http_routes, wrong_field_types) {
         const char *body, *field;
     } cases[] = {
         {"{\"function\": 42}", "function"},
-        {"{\"args\": {}}", "function"},
         {"{\"function\": \"fib\", \"args\": [1]}", "args"},
         {"{\"function\": \"fib\", \"args\": \"n=3\"}", "args"},
         {"{\"function\": \"fib\", \"timeout_ms\": \"5\"}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": 0}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": -5}", "timeout_ms"},
         {"{\"function\": \"fib\", \"timeout_ms\": 1.5}", "timeout_ms"},
-        {"{\"function\": \"fib\", \"timeout_ms\": 300001}", "timeout_ms"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ph_resp r;
@@ -513,6 +511,10 @@ Test(http_config, help_lists_every_flag_with_env_and_default) {
                                         "max-connections",
                                         "max-connections-per-ip",
                                         "connection-timeout-s",
+                                        "request-header-timeout-s",
+                                        "request-body-min-rate",
+                                        "cors-origin",
+                                        "sse-keepalive-s",
                                         "max-queue",
                                         "admin-token-file",
                                         "log-format",
@@ -543,6 +545,12 @@ Test(http_config, bad_values_are_refused_naming_the_flag) {
         {"--no-such-flag", "1", "--no-such-flag"},
         {"--admin-token-file", "/nonexistent/token", "--admin-token-file"},
         {"--plugin", "/nonexistent/plugin.so", "/nonexistent/plugin.so"},
+        /* A timeout of 0 would mean none at all. */
+        {"--connection-timeout-s", "0", "--connection-timeout-s"},
+        {"--request-header-timeout-s", "0", "--request-header-timeout-s"},
+        {"--request-body-min-rate", "0", "--request-body-min-rate"},
+        {"--drain-timeout-ms", "0", "--drain-timeout-ms"},
+        {"--sse-keepalive-s", "0", "--sse-keepalive-s"},
     };
     char out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

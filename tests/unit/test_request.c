@@ -72,13 +72,11 @@ Test(request, depth) {
 
 Test(request, wrong_types_name_the_field) {
     static const char *const cases[][2] = {
-        {"{}", "function"},
         {"{\"function\": \"\"}", "function"},
         {"{\"function\": [\"fib\"]}", "function"},
         {"{\"function\": \"f\", \"args\": null}", "args"},
         {"{\"function\": \"f\", \"args\": 3}", "args"},
         {"{\"function\": \"f\", \"timeout_ms\": 0}", "timeout_ms"},
-        {"{\"function\": \"f\", \"timeout_ms\": 60001}", "timeout_ms"},
         {"{\"function\": \"f\", \"timeout_ms\": 2.0}", "timeout_ms"},
         {"{\"function\": \"f\", \"timeout_ms\": true}", "timeout_ms"},
     };
@@ -88,6 +86,40 @@ Test(request, wrong_types_name_the_field) {
         cr_expect_str_eq(r.error.slug, "invalid-arguments", "%s", cases[i][0]);
         cr_expect(strstr(r.error.detail, cases[i][1]), "%s: %s", cases[i][0],
                   r.error.detail);
+        server_call_request_clear(&r);
+    }
+}
+
+Test(request, missing_function_is_malformed) {
+    server_call_request r;
+    cr_expect_eq(decode("{\"args\": {}}", &r), -1);
+    cr_expect_str_eq(r.error.slug, "malformed-request");
+    cr_expect(strstr(r.error.detail, "function is missing"), "%s",
+              r.error.detail);
+    server_call_request_clear(&r);
+}
+
+Test(request, timeout_above_the_maximum_is_capped) {
+    server_call_request r;
+    cr_assert_eq(decode("{\"function\": \"f\", \"timeout_ms\": 60001}", &r), 0,
+                 "%s", r.error.detail);
+    cr_expect_eq(r.timeout_ms, lim.max_timeout_ms);
+    server_call_request_clear(&r);
+}
+
+Test(request, duplicate_keys_are_refused_naming_the_key) {
+    static const char *const cases[][2] = {
+        {"{\"function\": \"f\", \"function\": \"g\"}", "\"function\""},
+        {"{\"function\": \"f\", \"args\": {\"n\": 1,\n \"n\": 2}}",
+         "\"n\" at line 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        server_call_request r;
+        cr_expect_eq(decode(cases[i][0], &r), -1, "%s", cases[i][0]);
+        cr_expect_str_eq(r.error.slug, "malformed-request");
+        cr_expect(strstr(r.error.detail, "duplicate key") &&
+                      strstr(r.error.detail, cases[i][1]),
+                  "%s: %s", cases[i][0], r.error.detail);
         server_call_request_clear(&r);
     }
 }
@@ -115,7 +147,8 @@ Test(request, batch) {
 
     static const char *const bad[][2] = {
         {"{\"calls\": 1}", "invalid-arguments"},
-        {"{}", "invalid-arguments"},
+        {"{}", "malformed-request"},
+        {"{\"calls\": [], \"calls\": []}", "malformed-request"},
         {"[]", "malformed-request"},
         {"{\"calls\": [", "malformed-request"},
     };
