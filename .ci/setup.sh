@@ -35,7 +35,7 @@ fi
 dir=${1:-build}
 shift || true
 
-redocly_version=2.77.0
+redocly_version=1.34.5
 if ! grep -qs "\"version\": \"$redocly_version\"" \
     "$dir/tools/node_modules/@redocly/cli/package.json"; then
     mkdir -p "$dir/tools"
