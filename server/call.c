@@ -30,8 +30,9 @@ struct server_call {
     char *id;
     char *function;
     char *client; /* set once, before submission; NULL: "" */
-    char *args;   /* JSON text; NULL once the call ended */
+    char *args;   /* JSON text; NULL once the call ended and unheld */
     size_t args_len;
+    unsigned args_holds; /* readers that keep args past the end */
     int64_t timeout_ms;
     int64_t created_ns;
 
@@ -81,8 +82,9 @@ static void call_notify(server_call *c, bool ended) {
             w->fn(w->udata);
 }
 
-server_call *server_call_new(const char *id, const char *function, json_t *args,
-                             int64_t timeout_ms, size_t max_log_lines) {
+server_call *server_call_new(const char *id, const char *function, char *args,
+                             size_t args_len, int64_t timeout_ms,
+                             size_t max_log_lines) {
     server_call *c = calloc(1, sizeof *c);
     if (!c)
         goto fail;
@@ -95,11 +97,14 @@ server_call *server_call_new(const char *id, const char *function, json_t *args,
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
     atomic_init(&c->refs, 1);
-    c->args = args ? json_dumps(args, JSON_COMPACT) : strdup("{}");
-    if (!c->args)
+    if (!args) {
+        args = strdup("{}");
+        args_len = 2;
+    }
+    if (!args)
         goto fail_mutex;
-    c->args_len = strlen(c->args);
-    json_decref(args);
+    c->args = args;
+    c->args_len = args_len;
     args = NULL;
     c->timeout_ms = timeout_ms;
     c->created_ns = call_now_ns();
@@ -116,7 +121,7 @@ fail_call:
     free(c->id);
     free(c);
 fail:
-    json_decref(args);
+    free(args);
     return NULL;
 }
 
@@ -171,12 +176,36 @@ const char *server_call_function(const server_call *c) {
     return c->function;
 }
 
+static bool call_state_done(server_call_state s) {
+    return s == SERVER_CALL_SUCCEEDED || s == SERVER_CALL_FAILED ||
+           s == SERVER_CALL_CANCELLED;
+}
+
 const char *server_call_args_text(server_call *c, size_t *len) {
     pthread_mutex_lock(&c->lock);
-    const char *a = c->args;
+    const char *a = call_state_done(c->state) ? NULL : c->args;
     *len = c->args_len;
     pthread_mutex_unlock(&c->lock);
     return a;
+}
+
+const char *server_call_args_hold(server_call *c, size_t *len) {
+    pthread_mutex_lock(&c->lock);
+    const char *a = call_state_done(c->state) ? NULL : c->args;
+    *len = c->args_len;
+    if (a)
+        c->args_holds++;
+    pthread_mutex_unlock(&c->lock);
+    return a;
+}
+
+void server_call_args_release(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    if (--c->args_holds == 0 && call_state_done(c->state)) {
+        free(c->args);
+        c->args = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 size_t server_call_args_bytes(const server_call *c) {
@@ -198,10 +227,6 @@ server_call_state server_call_get_state(const server_call *c) {
     return s;
 }
 
-static bool call_state_done(server_call_state s) {
-    return s == SERVER_CALL_SUCCEEDED || s == SERVER_CALL_FAILED ||
-           s == SERVER_CALL_CANCELLED;
-}
 
 bool server_call_is_done(const server_call *c) {
     return call_state_done(server_call_get_state(c));
@@ -251,10 +276,12 @@ static void call_finish(server_call *c, server_call_state state,
     c->state = state;
     c->finished_ns = call_now_ns();
     c->run_ms = run_ms;
-    /* The arguments are dropped at the end: the supervisor, their only
-     * reader, reads them only before. */
-    free(c->args);
-    c->args = NULL;
+    /* The arguments are dropped at the end, or as soon as the last hold
+     * is released. */
+    if (!c->args_holds) {
+        free(c->args);
+        c->args = NULL;
+    }
     call_notify(c, true);
 }
 

@@ -23,12 +23,14 @@ typedef enum server_call_state {
 
 typedef struct server_call server_call;
 
-/* A new queued call with one reference. Steals args, which the call keeps
- * as compact JSON text (a parsed tree costs many times the bytes) until it
+/* A new queued call with one reference. Steals args, the JSON text of the
+ * arguments object (malloc'd, args_len bytes; NULL for "{}"), which the
+ * call keeps as text (a parsed tree costs many times the bytes) until it
  * ends. max_log_lines bounds the lines kept (the oldest are dropped and
- * counted). NULL when out of memory. */
-server_call *server_call_new(const char *id, const char *function, json_t *args,
-                             int64_t timeout_ms, size_t max_log_lines);
+ * counted). NULL when out of memory (args is released then too). */
+server_call *server_call_new(const char *id, const char *function, char *args,
+                             size_t args_len, int64_t timeout_ms,
+                             size_t max_log_lines);
 server_call *server_call_ref(server_call *c);
 
 /* The client the call belongs to, for fair admission and, when client
@@ -41,10 +43,13 @@ void server_call_unref(server_call *c);
 
 const char *server_call_id(const server_call *c);
 const char *server_call_function(const server_call *c);
-/* The arguments as JSON text (borrowed, *len bytes), for the host; NULL
- * once the call ended: a retained call keeps no arguments. Only the
- * supervisor reads them, and only the call's end drops them. */
+/* The arguments as JSON text (borrowed, *len bytes); NULL once the call
+ * ended: a retained call keeps no arguments. A hold keeps them past the
+ * call's end until released (the bytes may still be on their way to the
+ * host); hold returns NULL, and takes nothing, once they are gone. */
 const char *server_call_args_text(server_call *c, size_t *len);
+const char *server_call_args_hold(server_call *c, size_t *len);
+void server_call_args_release(server_call *c);
 /* Bytes of the arguments text, from creation on (for admission budgets). */
 size_t server_call_args_bytes(const server_call *c);
 int64_t server_call_timeout_ms(const server_call *c);

@@ -444,7 +444,7 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
         if ((expect == 1 && c == '}') || (expect == 3 && c == ']') ||
             (expect == 2 && c == '}') || (expect == 4 && c == ']')) {
             s.p++;
-            if (d == 2 && s.stack[0].object && member && top.key &&
+            if (d == 2 && member &&
                 !member(udata, (const char *)top.key, top.key_len,
                         (const char *)top.value, (size_t)(s.p - top.value))) {
                 rc = fail(&s, "stopped");
@@ -499,6 +499,9 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
             skip_ws(&s);
             if (d == 1)
                 top.value = s.p;
+        } else if (d == 1) {
+            skip_ws(&s);
+            top = (top_member){.value = s.p};
         }
         /* A value, in an object (after its key) or in an array. */
         if ((rc = value_start(&s)))
@@ -508,7 +511,7 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
             continue;
         }
         expect = f->object ? 2 : 4;
-        if (d == 1 && f->object && member &&
+        if (d == 1 && member &&
             !member(udata, (const char *)top.key, top.key_len,
                     (const char *)top.value, (size_t)(s.p - top.value))) {
             rc = fail(&s, "stopped");

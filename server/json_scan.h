@@ -2,7 +2,7 @@
  * A strict JSON validator that builds nothing: it checks one JSON text
  * (RFC 8259: the grammar, UTF-8, no duplicate keys in any object) nested at
  * most max_depth deep, and reports where each member of a top-level object
- * starts and ends. A body of millions of numbers costs its own bytes, not
+ * (or element of a top-level array) starts and ends. A body of millions of numbers costs its own bytes, not
  * the tens of bytes per value a parsed tree would: the front end keeps a
  * call's arguments as the text the client sent, and the host parses them.
  */
@@ -20,15 +20,17 @@ typedef struct server_json_error {
 } server_json_error;
 
 /* A member of the top-level object: its key (raw text between the quotes,
- * escapes not decoded) and its value's bytes. Returns false to stop the
- * scan (which then fails with "stopped"). */
+ * escapes not decoded) and its value's bytes; or an element of the
+ * top-level array (key NULL). Returns false to stop the scan (which then
+ * fails with "stopped"). */
 typedef bool (*server_json_member_fn)(void *udata, const char *key,
                                       size_t key_len, const char *value,
                                       size_t value_len);
 
 /* Returns 0 when buf[0..len) is one valid JSON text (whitespace around it
- * allowed), calling member for each member of a top-level object (if not
- * NULL); -1 with *err filled otherwise. */
+ * allowed), calling member for each member of a top-level object or
+ * element of a top-level array (if not NULL); -1 with *err filled
+ * otherwise. */
 int server_json_scan(const char *buf, size_t len, size_t max_depth,
                      server_json_member_fn member, void *udata,
                      server_json_error *err);

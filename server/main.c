@@ -20,6 +20,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -286,6 +287,11 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], POOL_HOST_FLAG) == 0)
         return pool_host_main(argc, argv);
     pool_host_init_process();
+    /* Bodies and arguments of up to --max-body-bytes come and go: a fixed
+     * mmap threshold gives each large block back to the system when it is
+     * freed, where glibc's default (which rises to the largest block freed)
+     * would keep them in the heap as fragments. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     server_config cfg;
     char err[512];
     int rc =

@@ -26,20 +26,19 @@ typedef struct server_request_error {
 typedef struct server_call_request {
     server_request_error error;
     char *function; /* malloc'd; NULL when absent or not a string */
-    json_t *args;   /* own reference; NULL when invalid */
+    char *args;     /* the arguments object's JSON text as the client sent
+                       it (malloc'd, NUL-terminated); NULL when invalid */
+    size_t args_len;
     int64_t timeout_ms;
 } server_call_request;
-
-/* True when buf (len bytes of JSON text) nests arrays and objects at most
- * max_depth deep; strings are skipped. Runs before the parser so that deep
- * input never reaches it. */
-bool server_json_depth_ok(const char *buf, size_t len, size_t max_depth);
 
 /* Decodes a POST /v1/calls body. Returns 0 and a valid out, or -1 with
  * out->error set: malformed-request (not JSON, a key repeated in an
  * object, too deep, not an object, `function` missing; the detail gives
- * the position or names the key) or invalid-arguments (a field of the
- * wrong type or value: the detail names it). A timeout_ms above the
+ * the position or names the key), invalid-arguments (a field of the wrong
+ * type or value: the detail names it) or overloaded (the server ran out
+ * of memory). The body is validated without building it: a call's
+ * arguments cost their own bytes. A timeout_ms above the
  * maximum is capped to it. Release out with server_call_request_clear in
  * both cases (it keeps the error). */
 int server_request_decode_call(const char *buf, size_t len,

@@ -101,10 +101,10 @@ static server_call *batch_call(server_http *h, const char *client,
     if (server_id_new(id))
         return NULL;
     bool known = !r->error.slug && server_sup_has_function(h->sup, r->function);
-    json_t *args = r->args ? r->args : json_object();
+    char *args = r->args;
     r->args = NULL;
     server_call *call = server_call_new(
-        id, r->function ? r->function : "", args,
+        id, r->function ? r->function : "", args, r->args_len,
         r->timeout_ms ? r->timeout_ms : h->cfg->default_timeout_ms,
         (size_t)h->cfg->max_log_lines);
     if (!call)

@@ -116,7 +116,8 @@ enum MHD_Result server_route_calls_create(server_req *req) {
     }
     if (!req->rid[0])
         snprintf(req->rid, sizeof req->rid, "%s", id);
-    server_call *call = server_call_new(id, r.function, r.args, r.timeout_ms,
+    server_call *call = server_call_new(id, r.function, r.args, r.args_len,
+                                        r.timeout_ms,
                                         (size_t)h->cfg->max_log_lines);
     r.args = NULL;
     server_call_request_clear(&r);

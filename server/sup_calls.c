@@ -271,12 +271,9 @@ void server__take_requests(server_sup *sup, int64_t now) {
 /* ---- sending ---- */
 
 /* Sends e to the host. Returns 0, or a negative errno: -EMSGSIZE (the
- * call was failed), other (the host is going; e stays queued). */
+ * caller fails the call), -ECANCELED (it ended meanwhile: the caller drops
+ * it), other (the host is going; e stays queued). */
 static int send_one(server_sup *sup, server_sup_entry *e, int64_t now) {
-    size_t alen;
-    const char *args = server_call_args_text(e->call, &alen);
-    if (!args)
-        return -ECANCELED; /* ended meanwhile: dropped by the caller */
     int64_t left_ms = 0;
     if (e->deadline_ns) {
         left_ms = (e->deadline_ns - now + SUP_MS - 1) / SUP_MS;
@@ -289,8 +286,8 @@ static int send_one(server_sup *sup, server_sup_entry *e, int64_t now) {
     size_t hlen;
     char *head = pool_wire_call_header(&c, &hlen);
     uint64_t wire = sup->next_wire + 1;
-    int rc = head ? server_host_send2(sup->host, POOL_FRAME_CALL, wire, head,
-                                      hlen, args, alen)
+    int rc = head ? server_host_send_call(sup->host, POOL_FRAME_CALL, wire,
+                                          head, hlen, e->call)
                   : -ENOMEM;
     free(head);
     if (rc == 0)

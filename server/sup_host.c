@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -325,6 +326,47 @@ int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
     return rc;
 }
 
+/* Appends a segment to the output queue. */
+static void seg_push(server_host *h, server_host_seg *s) {
+    s->next = NULL;
+    if (h->out_tail)
+        h->out_tail->next = s;
+    else
+        h->out_head = s;
+    h->out_tail = s;
+}
+
+static void seg_free(server_host_seg *s) {
+    if (s->call) {
+        server_call_args_release(s->call);
+        server_call_unref(s->call);
+    } else {
+        free((void *)s->p);
+    }
+    free(s);
+}
+
+/* A segment of our own: the frame header, then a and b copied. */
+static server_host_seg *seg_own(pool_frame_type type, uint64_t id,
+                                uint32_t frame_len, const void *a, size_t alen,
+                                const void *b, size_t blen) {
+    server_host_seg *s = calloc(1, sizeof(*s));
+    uint8_t *p = malloc(POOL_FRAME_HEADER_SIZE + alen + blen);
+    if (!s || !p) {
+        free(s);
+        free(p);
+        return NULL;
+    }
+    pool_frame_header(p, type, id, frame_len);
+    if (alen)
+        memcpy(p + POOL_FRAME_HEADER_SIZE, a, alen);
+    if (blen)
+        memcpy(p + POOL_FRAME_HEADER_SIZE + alen, b, blen);
+    s->p = p;
+    s->len = POOL_FRAME_HEADER_SIZE + alen + blen;
+    return s;
+}
+
 int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
                       const void *a, size_t alen, const void *b,
                       size_t blen) {
@@ -332,61 +374,82 @@ int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
         return -EPIPE;
     if (alen > h->max_payload || blen > h->max_payload - alen)
         return -EMSGSIZE;
-    size_t len = alen + blen;
-    size_t need = h->out_len + POOL_FRAME_HEADER_SIZE + len;
-    if (h->out_off > 0 && need > h->out_cap) {
-        memmove(h->out, h->out + h->out_off, h->out_len - h->out_off);
-        h->out_len -= h->out_off;
-        h->out_off = 0;
-        need = h->out_len + POOL_FRAME_HEADER_SIZE + len;
-    }
-    if (need > h->out_cap) {
-        size_t cap = h->out_cap ? h->out_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *p = realloc(h->out, cap);
-        if (!p)
-            return -ENOMEM;
-        h->out = p;
-        h->out_cap = cap;
-    }
-    uint8_t *at = h->out + h->out_len;
-    pool_frame_header(at, type, id, (uint32_t)len);
-    if (alen)
-        memcpy(at + POOL_FRAME_HEADER_SIZE, a, alen);
-    if (blen)
-        memcpy(at + POOL_FRAME_HEADER_SIZE + alen, b, blen);
-    h->out_len += POOL_FRAME_HEADER_SIZE + len;
+    server_host_seg *s =
+        seg_own(type, id, (uint32_t)(alen + blen), a, alen, b, blen);
+    if (!s)
+        return -ENOMEM;
+    seg_push(h, s);
     return 0;
+}
+
+int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
+                          const void *head, size_t hlen, server_call *call) {
+    if (!h->chan)
+        return -EPIPE;
+    size_t alen;
+    const char *args = server_call_args_hold(call, &alen);
+    if (!args)
+        return -ECANCELED;
+    int rc = -EMSGSIZE;
+    if (hlen > h->max_payload || alen > h->max_payload - hlen)
+        goto fail;
+    rc = -ENOMEM;
+    server_host_seg *own =
+        seg_own(type, id, (uint32_t)(hlen + alen), head, hlen, NULL, 0);
+    server_host_seg *borrowed = calloc(1, sizeof(*borrowed));
+    if (!own || !borrowed) {
+        if (own)
+            seg_free(own);
+        free(borrowed);
+        goto fail;
+    }
+    borrowed->p = (const uint8_t *)args;
+    borrowed->len = alen;
+    borrowed->call = server_call_ref(call);
+    seg_push(h, own);
+    seg_push(h, borrowed);
+    return 0;
+fail:
+    server_call_args_release(call);
+    return rc;
 }
 
 int server_host_flush(server_host *h) {
     if (!h->chan)
         return -EPIPE;
     int fd = pool_chan_fd(h->chan);
-    while (h->out_off < h->out_len) {
-        ssize_t n = send(fd, h->out + h->out_off, h->out_len - h->out_off,
-                         MSG_NOSIGNAL);
-        if (n < 0) {
+    while (h->out_head) {
+        struct iovec iov[16];
+        int n = 0;
+        for (server_host_seg *s = h->out_head; s && n < 16; s = s->next, n++)
+            iov[n] = (struct iovec){.iov_base = (void *)(s->p + s->off),
+                                    .iov_len = s->len - s->off};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (sent < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return -errno;
         }
-        h->out_off += (size_t)n;
-    }
-    h->out_off = h->out_len = 0;
-    if (h->out_cap > (1u << 20)) { /* give back what a huge call needed */
-        free(h->out);
-        h->out = NULL;
-        h->out_cap = 0;
+        size_t left = (size_t)sent;
+        while (h->out_head && left >= h->out_head->len - h->out_head->off) {
+            server_host_seg *s = h->out_head;
+            left -= s->len - s->off;
+            h->out_head = s->next;
+            if (!h->out_head)
+                h->out_tail = NULL;
+            seg_free(s);
+        }
+        if (h->out_head)
+            h->out_head->off += left;
     }
     return 0;
 }
 
 bool server_host_wants_write(const server_host *h) {
-    return h->chan && h->out_off < h->out_len;
+    return h->chan && h->out_head;
 }
 
 void server_host_kill(server_host *h) {
@@ -477,6 +540,10 @@ void server_host_free(server_host *h, bool abandon) {
         if (h->gone && !abandon)
             pool_shm_unmap(h->shm);
     }
-    free(h->out);
+    while (h->out_head) {
+        server_host_seg *s = h->out_head;
+        h->out_head = s->next;
+        seg_free(s);
+    }
     free(h);
 }

@@ -20,6 +20,16 @@
 
 typedef struct server_host_thread server_host_thread;
 
+/* Queued output: bytes of our own, or a call's arguments borrowed (a hold
+ * on them and a reference to the call) so that even a call as large as the
+ * body limit is never copied on its way to the host. */
+typedef struct server_host_seg {
+    struct server_host_seg *next;
+    const uint8_t *p;
+    size_t len, off;
+    server_call *call; /* borrowed from this call; NULL: p is ours */
+} server_host_seg;
+
 typedef struct server_host {
     uint64_t generation;
     server_isolation isolation;
@@ -34,9 +44,8 @@ typedef struct server_host {
     int wait_status; /* process mode: waitpid status once gone */
     int exit_code;   /* thread mode: pool_host_run's result once gone */
     bool killed;     /* we sent SIGKILL */
-    uint8_t *out;    /* queued output bytes [out_off, out_len) */
-    struct server_host *next_abandoned; /* in the supervisor's list */
-    size_t out_off, out_len, out_cap;
+    server_host_seg *out_head, *out_tail; /* queued output, in order */
+    struct server_host *next_abandoned;   /* in the supervisor's list */
 } server_host;
 
 typedef struct server_host_opts {
@@ -61,6 +70,12 @@ int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
  * as server_host_send. */
 int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
                       const void *a, size_t alen, const void *b, size_t blen);
+
+/* Queues a frame whose payload is head then call's arguments, borrowed
+ * until written. Returns as server_host_send, or -ECANCELED when the call
+ * ended and its arguments are gone. */
+int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
+                          const void *head, size_t hlen, server_call *call);
 
 /* CLOCK_MONOTONIC of the host's last heartbeat, 0 before the first. */
 int64_t server_host_heartbeat_ns(server_host *h);

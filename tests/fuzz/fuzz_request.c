@@ -19,7 +19,8 @@ static void check(int ok) {
 static void check_error(const server_request_error *e) {
     check(e->slug != NULL);
     check(strcmp(e->slug, "malformed-request") == 0 ||
-          strcmp(e->slug, "invalid-arguments") == 0);
+          strcmp(e->slug, "invalid-arguments") == 0 ||
+          strcmp(e->slug, "overloaded") == 0);
     check(memchr(e->detail, '\0', sizeof e->detail) != NULL);
     check(e->detail[0] != '\0');
 }
@@ -32,7 +33,11 @@ static void check_request(const server_call_request *r,
         return;
     }
     check(r->function != NULL && r->function[0] != '\0');
-    check(json_is_object(r->args));
+    /* The arguments are the client's text, valid JSON and an object. */
+    json_t *args = json_loadb(r->args, r->args_len, JSON_REJECT_DUPLICATES,
+                              NULL);
+    check(json_is_object(args) && strlen(r->args) == r->args_len);
+    json_decref(args);
     check(r->timeout_ms >= 1 && r->timeout_ms <= lim->max_timeout_ms);
 }
 

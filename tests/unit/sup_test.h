@@ -65,7 +65,9 @@ static inline server_call *sup_t_call(const char *fn, const char *args,
     json_error_t err;
     json_t *a = json_loads(args, 0, &err);
     cr_assert_not_null(a, "bad test args %s: %s", args, err.text);
-    server_call *c = server_call_new(id, fn, a, timeout_ms, 1000);
+    json_decref(a);
+    server_call *c =
+        server_call_new(id, fn, strdup(args), strlen(args), timeout_ms, 1000);
     cr_assert_not_null(c);
     return c;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 static server_call *new_call(size_t max_lines) {
-    server_call *c = server_call_new("c-1", "fib", json_pack("{s:i}", "n", 3),
+    server_call *c = server_call_new("c-1", "fib", strdup("{\"n\":3}"), 7,
                                      5000, max_lines);
     cr_assert_not_null(c);
     return c;

@@ -97,16 +97,17 @@ Test(json_scan, wide_objects_are_linear) {
 
 typedef struct spans {
     int n;
-    char keys[4][16];
-    char values[4][64];
+    char keys[8][16];
+    char values[8][64];
 } spans;
 
 static bool on_member(void *udata, const char *key, size_t klen,
                       const char *value, size_t vlen) {
     spans *s = udata;
-    snprintf(s->keys[s->n], sizeof s->keys[0], "%.*s", (int)klen, key);
+    snprintf(s->keys[s->n], sizeof s->keys[0], "%.*s", (int)klen,
+             key ? key : "");
     snprintf(s->values[s->n], sizeof s->values[0], "%.*s", (int)vlen, value);
-    return ++s->n < 4;
+    return ++s->n < 8;
 }
 
 Test(json_scan, reports_top_level_member_spans) {
@@ -123,6 +124,20 @@ Test(json_scan, reports_top_level_member_spans) {
     cr_expect_str_eq(s.values[1], "{\"values\": [3, [1]], \"x\": {}}");
     cr_expect_str_eq(s.keys[2], "timeout_ms");
     cr_expect_str_eq(s.values[2], "5e3");
+}
+
+Test(json_scan, reports_top_level_array_elements) {
+    const char *text = "[ {\"a\": [1]} , 2, \"x\" ,[]]";
+    spans s = {0};
+    server_json_error err;
+    cr_assert_eq(server_json_scan(text, strlen(text), 64, on_member, &s, &err),
+                 0, "%s", err.what);
+    cr_assert_eq(s.n, 4);
+    cr_expect_str_eq(s.keys[0], "");
+    cr_expect_str_eq(s.values[0], "{\"a\": [1]}");
+    cr_expect_str_eq(s.values[1], "2");
+    cr_expect_str_eq(s.values[2], "\"x\"");
+    cr_expect_str_eq(s.values[3], "[]");
 }
 
 /* Random texts from a small grammar with random damage: the validator and

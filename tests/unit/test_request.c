@@ -25,7 +25,8 @@ Test(request, valid_call_with_defaults) {
     server_call_request r;
     cr_assert_eq(decode("{\"function\": \"fib\"}", &r), 0);
     cr_expect_str_eq(r.function, "fib");
-    cr_expect(json_is_object(r.args) && json_object_size(r.args) == 0);
+    cr_expect_str_eq(r.args, "{}");
+    cr_expect_eq(r.args_len, 2);
     cr_expect_eq(r.timeout_ms, 30000);
     cr_expect_null(r.error.slug);
     server_call_request_clear(&r);
@@ -34,7 +35,8 @@ Test(request, valid_call_with_defaults) {
                         "\"timeout_ms\": 60000, \"extra\": 1}",
                         &r),
                  0);
-    cr_expect_eq(json_integer_value(json_object_get(r.args, "n")), 3);
+    /* The arguments are the client's own text, not re-serialised. */
+    cr_expect_str_eq(r.args, "{\"n\": 3}");
     cr_expect_eq(r.timeout_ms, 60000);
     server_call_request_clear(&r);
 }
@@ -56,12 +58,13 @@ Test(request, malformed) {
 }
 
 Test(request, depth) {
-    cr_expect(server_json_depth_ok("[[[]]]", 6, 3));
-    cr_expect_not(server_json_depth_ok("[[[[]]]]", 8, 3));
-    /* Brackets inside strings, escaped quotes included, do not count. */
-    const char *s = "{\"a\": \"[[[[[[\\\"[[[[\"}";
-    cr_expect(server_json_depth_ok(s, strlen(s), 1));
     server_call_request r;
+    /* Brackets inside strings, escaped quotes included, do not count. */
+    cr_expect_eq(decode("{\"function\": \"f\", \"args\": {\"a\": "
+                        "\"[[[[[[\\\"[[[[[[[[[[\"}}",
+                        &r),
+                 0, "%s", r.error.detail);
+    server_call_request_clear(&r);
     cr_expect_eq(
         decode("{\"function\": \"f\", \"args\": {\"a\": [[[[[[[[[]]]]]]]]]}}",
                &r),
@@ -88,6 +91,26 @@ Test(request, wrong_types_name_the_field) {
                   r.error.detail);
         server_call_request_clear(&r);
     }
+}
+
+/* Millions of values are validated, not built: the arguments are kept as
+ * the span of the body they came in. */
+Test(request, big_arguments_are_kept_as_text) {
+    size_t n = 2000000;
+    char *body = malloc(n * 8 + 64);
+    size_t len = (size_t)sprintf(body, "{\"function\": \"sort\", \"args\": "
+                                       "{\"values\": [");
+    size_t args_at = len - strlen("{\"values\": [");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(body + len, "%s%zu", i ? "," : "", i % 1000);
+    len += (size_t)sprintf(body + len, "]}}");
+    server_call_request r;
+    cr_assert_eq(server_request_decode_call(body, len, &lim, &r), 0, "%s",
+                 r.error.detail);
+    cr_expect_eq(r.args_len, len - args_at - 1);
+    cr_expect(memcmp(r.args, body + args_at, r.args_len) == 0);
+    server_call_request_clear(&r);
+    free(body);
 }
 
 Test(request, missing_function_is_malformed) {
