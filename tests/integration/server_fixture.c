@@ -207,6 +207,12 @@ static size_t on_data(char *p, size_t size, size_t n, void *udata) {
 int ph_http(const char *method, const char *url, const char *body,
             const char *content_type, const char *const *headers,
             ph_resp *out) {
+    return ph_http_from(NULL, method, url, body, content_type, headers, out);
+}
+
+int ph_http_from(const char *source, const char *method, const char *url,
+                 const char *body, const char *content_type,
+                 const char *const *headers, ph_resp *out) {
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
     if (!c)
@@ -231,6 +237,8 @@ int ph_http(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (source)
+        curl_easy_setopt(c, CURLOPT_INTERFACE, source);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (body) {

@@ -56,6 +56,11 @@ typedef struct ph_resp {
  * ("Name: value") or NULL. Returns 0, or -1 on a transport error. */
 int ph_http(const char *method, const char *url, const char *body,
             const char *content_type, const char *const *headers, ph_resp *out);
+/* The same from a local source address ("127.0.0.2"): another client, to
+ * a service that tells clients apart by address. */
+int ph_http_from(const char *source, const char *method, const char *url,
+                 const char *body, const char *content_type,
+                 const char *const *headers, ph_resp *out);
 /* The value of a response header (case-insensitive name) copied to buf;
  * NULL when absent. */
 const char *ph_resp_header(const ph_resp *r, const char *name, char *buf,

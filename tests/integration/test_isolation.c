@@ -452,3 +452,67 @@ Test(isolation, memory_stays_within_the_budgets) {
                   hwm, budget_kb);
     cr_expect_eq(ph_server_stop(&s), 0);
 }
+
+/* ---- fair admission -----------------------------------------------------*/
+
+/* One client (127.0.0.2) floods; another (127.0.0.3) keeps getting 200s,
+ * each after at most the flooder's calls already on the host (one worker,
+ * a window of two calls). The flood beyond --max-calls-per-client gets 503
+ * overloaded with a Retry-After, and /readyz stays 200: the service is
+ * not full, one client is. */
+Test(isolation, one_client_flooding_does_not_shut_out_another) {
+    ph_server s;
+    const char *args[] = {"--threads", "1", "--max-calls-per-client", "10",
+                          NULL};
+    cr_assert_eq(ph_server_start(&s, args, NULL), 0);
+    char url[96], ids[10][64];
+    snprintf(url, sizeof url, "%s/v1/calls", s.url);
+    const char *async[] = {"Prefer: respond-async", NULL};
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 30; i++) {
+        ph_resp r;
+        ph_http_from("127.0.0.2", "POST", url,
+                     "{\"function\": \"sleep\", \"args\": {\"ms\": 200}}", NULL,
+                     async, &r);
+        if (r.status == 202 && accepted < 10) {
+            snprintf(ids[accepted++], sizeof ids[0], "%s", str(r.json, "id"));
+        } else {
+            char after[16];
+            cr_expect_eq(r.status, 503, "flood %d: %.300s", i, r.body);
+            cr_expect_str_eq(str(r.json, "type"), "/problems/overloaded");
+            cr_expect_not_null(strstr(str(r.json, "detail"),
+                                      "--max-calls-per-client"));
+            cr_expect_not_null(
+                ph_resp_header(&r, "Retry-After", after, sizeof after));
+            cr_expect_geq(atoi(after), 1);
+            refused++;
+        }
+        ph_resp_free(&r);
+    }
+    cr_expect_eq(accepted, 10);
+    cr_expect_eq(refused, 20);
+    ph_resp r;
+    ph_get(&s, "/readyz", &r);
+    cr_expect_eq(r.status, 200, "/readyz during one client's flood: %s",
+                 r.body);
+    ph_resp_free(&r);
+    for (int k = 0; k < 3; k++) {
+        ph_http_from("127.0.0.3", "POST", url,
+                     "{\"function\": \"sum_squares\", \"args\": {\"n\": 10}}",
+                     NULL, NULL, &r);
+        cr_expect_eq(r.status, 200, "%.300s", r.body);
+        ph_resp_free(&r);
+        int done = 0;
+        for (int i = 0; i < accepted; i++) {
+            char path[sizeof ids[0] + 16];
+            snprintf(path, sizeof path, "/v1/calls/%s", ids[i]);
+            ph_get(&s, path, &r);
+            done += strcmp(str(r.json, "status"), "succeeded") == 0;
+            ph_resp_free(&r);
+        }
+        /* Each of these waits only for what is already on the host. */
+        cr_expect_leq(done, 3 * (k + 1), "after call %d: %d of the flood done",
+                      k, done);
+    }
+    cr_expect_eq(ph_server_stop(&s), 0);
+}
