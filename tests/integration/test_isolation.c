@@ -505,7 +505,7 @@ Test(isolation, one_client_flooding_does_not_shut_out_another) {
         int done = 0;
         for (int i = 0; i < accepted; i++) {
             char path[sizeof ids[0] + 16];
-            snprintf(path, sizeof path, "/v1/calls/%s", ids[i]);
+            snprintf(path, sizeof path, "/v1/calls/%.63s", ids[i]);
             ph_get(&s, path, &r);
             done += strcmp(str(r.json, "status"), "succeeded") == 0;
             ph_resp_free(&r);
