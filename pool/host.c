@@ -151,20 +151,20 @@ static size_t mapped_bytes(void) {
     return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Caps the address space. A process that already maps a large share of
- * the cap (a sanitizer build reserves terabytes of shadow memory) could
- * not even start its threads under it: then the cap is left off, and
- * said. Returns 0 or an exit code. */
-static int cap_memory(int64_t limit) {
-    size_t mapped = mapped_bytes();
-    if (mapped > (size_t)limit / 2) {
-        fprintf(stderr,
-                "pool host: memory cap of %lld bytes not applied: the "
-                "process already maps %zu bytes (a sanitizer build?)\n",
-                (long long)limit, mapped);
-        return 0;
-    }
-    struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+/* Address space a worker thread may still reserve on its own: its stack
+ * and a malloc arena. */
+#define HOST_THREAD_RESERVE ((size_t)72 << 20)
+
+/* Caps the address space at what the process maps now, plus what its
+ * workers reserve for themselves, plus limit: the memory the host's calls
+ * may allocate. (The address space, not the memory in use, is what an
+ * rlimit can cap; counting from today's mappings keeps the cap meaningful
+ * whatever the libraries or a sanitizer runtime already reserved.)
+ * Returns 0 or an exit code. */
+static int cap_memory(int64_t limit, uint32_t threads) {
+    size_t cap = mapped_bytes() + threads * HOST_THREAD_RESERVE +
+                 (size_t)limit;
+    struct rlimit rl = {(rlim_t)cap, (rlim_t)cap};
     if (setrlimit(RLIMIT_AS, &rl) != 0) {
         perror("pool host: setrlimit");
         return POOL_HOST_EXIT_SETUP;
@@ -207,7 +207,7 @@ static int host_start(host_t *h, const host_init *init) {
         return POOL_HOST_EXIT_PROTOCOL;
     }
     if (!h->cfg->thread_mode && init->memory_limit > 0) {
-        int rc = cap_memory(init->memory_limit);
+        int rc = cap_memory(init->memory_limit, threads);
         if (rc)
             return rc;
     }

@@ -84,10 +84,10 @@ static const opt options[] = {
      "10", "S", "how long the pool stays unavailable after too many failures"},
     {"host-memory-limit", OPT_BYTES, OFF(host_memory_limit), -1, I64MAX, NULL,
      "auto", "BYTES",
-     "address-space cap of the host process (K/M/G); a call that allocates "
-     "past it fails alone (500, out-of-memory); auto: half the memory of "
-     "the machine or of the container's cgroup, at least 1G + 128M per "
-     "worker; 0: none"},
+     "memory the pool host's calls may allocate (K/M/G; an address-space "
+     "cap above the host's own footprint); a call that allocates past it "
+     "fails alone (500, out-of-memory); auto: an eighth of the memory of "
+     "the machine or of the container's cgroup, at least 256M; 0: none"},
     {"max-abandoned-hosts", OPT_INT, OFF(max_abandoned_hosts), 0, 1000, NULL,
      "32", "N", "thread mode: /livez fails beyond this many abandoned hosts"},
     {"enable-fault-injection", OPT_BOOL, OFF(fault_injection), 0, 0, NULL,
@@ -134,9 +134,11 @@ static const opt options[] = {
      NULL, "0", "N",
      "queued plus running calls of one client (its token name, else its "
      "address) before 503 overloaded; 0: a quarter of --max-queue"},
-    {"max-inflight-bytes", OPT_BYTES, OFF(max_inflight_bytes), 1, I64MAX, NULL,
-     "1G", "BYTES",
-     "arguments of queued plus running calls before 503 overloaded"},
+    {"max-inflight-bytes", OPT_BYTES, OFF(max_inflight_bytes), -1, I64MAX,
+     NULL, "auto", "BYTES",
+     "arguments of queued plus running calls before 503 overloaded; auto: a "
+     "quarter of the memory of the machine or the container's cgroup, at "
+     "most 1G"},
     {"max-retained-bytes", OPT_BYTES, OFF(max_retained_bytes), 0, I64MAX, NULL,
      "256M", "BYTES",
      "bytes of finished calls kept for GET (results, logs, errors; the "
@@ -563,15 +565,21 @@ static int64_t service_memory(void) {
     return mem;
 }
 
-/* --host-memory-limit auto: half the service's memory, the other half
- * being the front end's and the system's, but never below what the host
- * needs to start its workers (address space: stacks and malloc arenas). */
-static int64_t auto_memory_limit(uint32_t threads) {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int64_t n = threads ? threads : ncpu > 0 ? ncpu : 1;
-    int64_t floor = (1LL << 30) + n * (128LL << 20);
-    int64_t half = service_memory() / 2;
-    return half > floor ? half : floor;
+/* --host-memory-limit auto: an eighth of the service's memory, so that a
+ * runaway call fails alone long before the machine or the container runs
+ * short; at least 256 MiB. */
+static int64_t auto_memory_limit(void) {
+    int64_t floor = 256LL << 20;
+    int64_t share = service_memory() / 8;
+    return share > floor ? share : floor;
+}
+
+/* --max-inflight-bytes auto: a quarter of the service's memory, at most
+ * 1 GiB. */
+static size_t auto_inflight_bytes(void) {
+    int64_t cap = 1LL << 30;
+    int64_t quarter = service_memory() / 4;
+    return (size_t)(quarter > 0 && quarter < cap ? quarter : cap);
 }
 
 void server_config_to_sup(const server_config *cfg, const char *exe_path,
@@ -591,7 +599,7 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
     sup->restart_cooldown_s = (int)cfg->restart_cooldown_s;
     sup->host_memory_limit = cfg->host_memory_limit >= 0
                                  ? cfg->host_memory_limit
-                                 : auto_memory_limit(sup->threads);
+                                 : auto_memory_limit();
     sup->fault_injection = cfg->fault_injection;
     sup->plugins = (const char *const *)cfg->plugins;
     sup->nplugins = cfg->nplugins;
@@ -599,7 +607,9 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
     sup->max_calls_per_client = cfg->max_calls_per_client
                                     ? (size_t)cfg->max_calls_per_client
                                     : (sup->max_queue + 3) / 4;
-    sup->max_inflight_bytes = (size_t)cfg->max_inflight_bytes;
+    sup->max_inflight_bytes = cfg->max_inflight_bytes >= 0
+                                  ? (size_t)cfg->max_inflight_bytes
+                                  : auto_inflight_bytes();
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
     sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
