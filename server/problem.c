@@ -82,19 +82,26 @@ static const server_problem_type problem_types[] = {
      "The pool host died. With status 500 this call caused it: a fatal "
      "signal in a worker running it (the cause names the signal, worker, "
      "source location and backtrace). With status 503 this call suffered "
-     "another call's failure (cause.culprit names that call) after running "
-     "out of re-runs, or the host was killed from outside (cause.culprit is "
-     "null): retrying is safe."},
+     "another call's failure after running out of re-runs (cause.culprit "
+     "names that call when this call may see it), or the host died with no "
+     "call to blame (killed from outside, a signal outside any call: "
+     "cause.culprit is null), and it was not re-run. Retrying is safe."},
     {"host-unresponsive", 503, "The pool host stopped responding",
      "The pool host sent no heartbeat within --heartbeat-timeout-ms and was "
-     "killed. Innocent calls are re-run on a new host."},
+     "killed. The cause gives the heartbeat's age and what each worker was "
+     "running, and for how long. No call can be blamed, so none of the "
+     "calls in flight was re-run: retrying is safe."},
     {"overloaded", 503, "Overloaded",
-     "Too many calls are queued or running (--max-queue). Retry after the "
-     "time in Retry-After."},
+     "This client already has --max-calls-per-client calls queued or "
+     "running, or the service --max-queue, or the arguments of the calls in "
+     "flight fill --max-inflight-bytes. The detail names the limit. Retry "
+     "after the time in Retry-After, computed from how fast calls end."},
     {"pool-unavailable", 503, "Pool unavailable",
-     "The pool host failed too often in a short time (--restart-max in "
-     "--restart-window-s), or the service is draining or stopped. Retry "
-     "after the time in Retry-After."},
+     "The pool host failed more than --restart-max times in "
+     "--restart-window-s with no call to blame (failed starts, lost "
+     "heartbeats, kills from outside), or the service is draining or "
+     "stopped. The detail says how many failures, the last cause and when "
+     "it lifts. Retry after the time in Retry-After."},
     {"call-timeout", 504, "Call timed out",
      "The call did not finish within its timeout_ms. It was cancelled; if "
      "it did not stop within --cancel-grace-ms the host was recycled."},
