@@ -6,7 +6,7 @@
 #ifndef SERVER_CONFIG_H
 #define SERVER_CONFIG_H
 
-#include "supervisor.h"
+#include "server/supervisor/supervisor.h"
 
 #include <stdbool.h>
 #include <stddef.h>

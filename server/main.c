@@ -11,13 +11,13 @@
  * stops. A spawned pool host enters through POOL_HOST_FLAG.
  */
 #include "auth.h"
-#include "calltable.h"
+#include "server/calls/calltable.h"
 #include "config.h"
-#include "http.h"
+#include "server/http/http.h"
 #include "log.h"
 #include "metrics.h"
-#include "pool/host.h"
-#include "supervisor.h"
+#include "pool/host/host.h"
+#include "server/supervisor/supervisor.h"
 
 #include <errno.h>
 #include <malloc.h>

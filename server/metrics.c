@@ -8,7 +8,7 @@
  */
 #include "metrics.h"
 
-#include "problem.h"
+#include "server/calls/problem.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 #ifndef SERVER_METRICS_H
 #define SERVER_METRICS_H
 
-#include "supervisor.h"
+#include "server/supervisor/supervisor.h"
 
 #include <stddef.h>
 

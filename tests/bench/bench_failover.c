@@ -6,10 +6,10 @@
  *
  * Usage: bench_failover [POOLHOST_BIN] (default: $POOLHOST_BIN)
  */
-#include "pool/pool.h"
-#include "pool/registry.h"
+#include "pool/sched/pool.h"
+#include "pool/modules/registry.h"
 #include "server/log.h"
-#include "server/supervisor.h"
+#include "server/supervisor/supervisor.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
  * nqueens, sort) pick a subset of the work.
  */
 #include "bench_work.h"
-#include "pool/pool.h"
+#include "pool/sched/pool.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * channel over a socketpair and checks that it yields the same frames and
  * the same final verdict.
  */
-#include "pool/frame.h"
+#include "pool/wire/frame.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,9 +6,9 @@
  * that starts with '/' (or is "*"), that every refusal has a status, slug
  * and detail, and that a quality is within 0..1000.
  */
-#include "server/guard.h"
-#include "server/http_check.h"
-#include "server/http_headers.h"
+#include "server/http/guard.h"
+#include "server/http/http_check.h"
+#include "server/http/http_headers.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * the depth limit; the rest is the body. Checks that every outcome is
  * either a valid request or an error with a slug and a detail.
  */
-#include "server/request.h"
+#include "server/http/request.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,8 +6,8 @@
 #ifndef TESTS_MODULES_RUN_H
 #define TESTS_MODULES_RUN_H
 
-#include "pool/pool.h"
-#include "pool/registry.h"
+#include "pool/sched/pool.h"
+#include "pool/modules/registry.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
 #ifndef TESTS_SUP_TEST_H
 #define TESTS_SUP_TEST_H
 
-#include "server/supervisor.h"
+#include "server/supervisor/supervisor.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -2,7 +2,7 @@
  * Unit tests of the call object (server/call.c): state machine, bounded
  * log, problem rendering and watchers.
  */
-#include "server/call.h"
+#include "server/calls/call.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

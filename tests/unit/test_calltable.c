@@ -3,7 +3,7 @@
  * whoever sees the end first (including its own thread for calls nobody
  * waits for), retention by count and by age, and failing what is left.
  */
-#include "server/calltable.h"
+#include "server/calls/calltable.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

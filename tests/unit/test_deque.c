@@ -2,7 +2,7 @@
  * The Chase-Lev deque: owner order, steal order, growth, and every job taken
  * exactly once while thieves race the owner.
  */
-#include "pool/deque.h"
+#include "pool/sched/deque.h"
 
 #include "criterion_lsan.h"
 

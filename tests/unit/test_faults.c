@@ -7,7 +7,7 @@
  */
 #include "modules_run.h"
 
-#include "pool/logring.h"
+#include "pool/wire/logring.h"
 
 #include <pthread.h>
 #include <signal.h>

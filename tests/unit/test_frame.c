@@ -3,7 +3,7 @@
  * through a socketpair (empty to 16 MiB payloads, concurrent writers),
  * truncation, single-byte header corruption, oversize frames and garbage.
  */
-#include "pool/frame.h"
+#include "pool/wire/frame.h"
 
 #include <criterion/criterion.h>
 

@@ -7,11 +7,12 @@
  * process.
  */
 #include "criterion_lsan.h"
-#include "pool/frame.h"
-#include "pool/host.h"
-#include "pool/sandbox.h"
-#include "pool/shm.h"
-#include "pool/wire.h"
+#include "pool/wire/frame.h"
+#include "pool/host/host.h"
+#include "pool/host/sandbox.h"
+#include "pool/sched/syscall_name.h"
+#include "pool/wire/shm.h"
+#include "pool/wire/wire.h"
 
 #include <criterion/criterion.h>
 

@@ -3,9 +3,9 @@
  * functions: request targets, header sections (RFC 9112 framing), path
  * segment decoding, Accept q-values and CORS origins.
  */
-#include "server/guard.h"
-#include "server/http_check.h"
-#include "server/http_headers.h"
+#include "server/http/guard.h"
+#include "server/http/http_check.h"
+#include "server/http/http_headers.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * counting, truncation, a concurrent writer and reader, and mapping the
  * region a second time as another process would.
  */
-#include "pool/logring.h"
-#include "pool/shm.h"
+#include "pool/wire/logring.h"
+#include "pool/wire/shm.h"
 
 #include <poolhost/module.h>
 

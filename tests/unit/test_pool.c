@@ -3,8 +3,8 @@
  * stealing, call context on stolen jobs, cancellation, fail, logs, worker
  * status, panics and crash records.
  */
-#include "pool/logring.h"
-#include "pool/pool.h"
+#include "pool/wire/logring.h"
+#include "pool/sched/pool.h"
 
 #include "criterion_lsan.h"
 

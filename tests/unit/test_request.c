@@ -4,7 +4,7 @@
  * invalid input, and limits.
  */
 #include "server/config.h"
-#include "server/request.h"
+#include "server/http/request.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

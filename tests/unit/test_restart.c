@@ -2,7 +2,7 @@
  * The host restart policy (server/restart.h) driven by a fake clock:
  * sliding window, intensity, backoff growth and cap, cooldown, recovery.
  */
-#include "server/restart.h"
+#include "server/supervisor/restart.h"
 
 #include <criterion/criterion.h>
 

@@ -6,7 +6,7 @@
  * mode, whose failed hosts are abandoned by design, is in
  * test_supervisor_thread.c.
  */
-#include "pool/registry.h"
+#include "pool/modules/registry.h"
 #include "sup_matrix.h"
 
 #include <limits.h>

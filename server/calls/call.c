@@ -1,0 +1,588 @@
+/*
+ * A call (call.h): its request, its state machine, its bounded log and its
+ * outcome, shared by the front end and the supervisor under one mutex.
+ */
+#include "call.h"
+
+#include "server/log.h"
+#include "problem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct server_call_watch {
+    server_call_watch_fn fn;
+    void *udata;
+    bool end_only; /* runs only when the call ends */
+    server_call_watch *next;
+};
+
+struct server_call {
+    atomic_uint refs;
+    /* Guards everything below the immutable request fields. Mutable so
+     * that readers taking a const call can lock it. */
+    pthread_mutex_t lock;
+
+    char *id;
+    char *function;
+    char *client; /* set once, before submission; NULL: "" */
+    char *args;   /* JSON text; NULL once the call ended and unheld */
+    size_t args_len;
+    unsigned args_holds; /* readers that keep args past the end */
+    int64_t timeout_ms;
+    int64_t created_ns;
+
+    server_call_state state;
+    int64_t started_ns;
+    int64_t finished_ns;
+    unsigned requeues;
+    bool cancel_requested;
+    double run_ms;  /* as the host measured it; < 0 when unknown */
+    double wait_ms; /* in the host, before a worker took it */
+    char *result;   /* JSON text */
+    size_t result_len;
+    size_t log_bytes;     /* of the lines kept, roughly */
+    size_t problem_bytes; /* of detail, cause and host, roughly */
+    char *slug;
+    char *detail;
+    json_t *cause;
+    json_t *host;
+
+    /* The last max_lines log lines, a ring indexed by line number. It
+     * grows on demand: most calls log a few lines, and thousands of
+     * finished calls are retained. */
+    json_t **lines;
+    size_t lines_cap; /* slots allocated, at most max_lines */
+    size_t max_lines;
+    size_t nlines; /* lines ever added */
+
+    server_call_watch *watches;
+};
+
+static int64_t call_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The lock of a call handed to us as const: locking is not a change of the
+ * call's value. */
+static pthread_mutex_t *call_lock(const server_call *c) {
+    return &((server_call *)c)->lock;
+}
+
+/* Runs the watchers; `ended` also runs those that wait for the end. */
+static void call_notify(server_call *c, bool ended) {
+    for (server_call_watch *w = c->watches; w; w = w->next)
+        if (ended || !w->end_only)
+            w->fn(w->udata);
+}
+
+server_call *server_call_new(const char *id, const char *function, char *args,
+                             size_t args_len, int64_t timeout_ms,
+                             size_t max_log_lines) {
+    server_call *c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    if (max_log_lines == 0)
+        max_log_lines = 1;
+    c->id = strdup(id);
+    c->function = strdup(function);
+    if (!c->id || !c->function)
+        goto fail_call;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        goto fail_call;
+    atomic_init(&c->refs, 1);
+    if (!args) {
+        args = strdup("{}");
+        args_len = 2;
+    }
+    if (!args)
+        goto fail_mutex;
+    c->args = args;
+    c->args_len = args_len;
+    args = NULL;
+    c->timeout_ms = timeout_ms;
+    c->created_ns = call_now_ns();
+    c->state = SERVER_CALL_QUEUED;
+    c->run_ms = -1;
+    c->max_lines = max_log_lines;
+    return c;
+
+fail_mutex:
+    pthread_mutex_destroy(&c->lock);
+fail_call:
+    free(c->lines);
+    free(c->function);
+    free(c->id);
+    free(c);
+fail:
+    free(args);
+    return NULL;
+}
+
+server_call *server_call_ref(server_call *c) {
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void server_call_unref(server_call *c) {
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
+    for (size_t i = c->nlines - kept; i < c->nlines; i++)
+        json_decref(c->lines[i % c->max_lines]);
+    free(c->lines);
+    while (c->watches) {
+        server_call_watch *w = c->watches;
+        c->watches = w->next;
+        free(w);
+    }
+    free(c->args);
+    free(c->result);
+    json_decref(c->cause);
+    json_decref(c->host);
+    free(c->slug);
+    free(c->detail);
+    free(c->client);
+    free(c->function);
+    free(c->id);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+int server_call_set_client(server_call *c, const char *client) {
+    char *copy = strdup(client);
+    if (!copy)
+        return -ENOMEM;
+    free(c->client);
+    c->client = copy;
+    return 0;
+}
+
+const char *server_call_client(const server_call *c) {
+    return c->client ? c->client : "";
+}
+
+const char *server_call_id(const server_call *c) {
+    return c->id;
+}
+
+const char *server_call_function(const server_call *c) {
+    return c->function;
+}
+
+static bool call_state_done(server_call_state s) {
+    return s == SERVER_CALL_SUCCEEDED || s == SERVER_CALL_FAILED ||
+           s == SERVER_CALL_CANCELLED;
+}
+
+const char *server_call_args_text(server_call *c, size_t *len) {
+    pthread_mutex_lock(&c->lock);
+    const char *a = call_state_done(c->state) ? NULL : c->args;
+    *len = c->args_len;
+    pthread_mutex_unlock(&c->lock);
+    return a;
+}
+
+const char *server_call_args_hold(server_call *c, size_t *len) {
+    pthread_mutex_lock(&c->lock);
+    const char *a = call_state_done(c->state) ? NULL : c->args;
+    *len = c->args_len;
+    if (a)
+        c->args_holds++;
+    pthread_mutex_unlock(&c->lock);
+    return a;
+}
+
+void server_call_args_release(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    if (--c->args_holds == 0 && call_state_done(c->state)) {
+        free(c->args);
+        c->args = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+size_t server_call_args_bytes(const server_call *c) {
+    return c->args_len;
+}
+
+int64_t server_call_timeout_ms(const server_call *c) {
+    return c->timeout_ms;
+}
+
+int64_t server_call_created_ns(const server_call *c) {
+    return c->created_ns;
+}
+
+server_call_state server_call_get_state(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    server_call_state s = c->state;
+    pthread_mutex_unlock(call_lock(c));
+    return s;
+}
+
+
+bool server_call_is_done(const server_call *c) {
+    return call_state_done(server_call_get_state(c));
+}
+
+const char *server_call_state_name(server_call_state s) {
+    static const char *const names[] = {"queued", "running", "succeeded",
+                                        "failed", "cancelled"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+}
+
+bool server_call_set_running(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = c->state == SERVER_CALL_QUEUED;
+    if (ok) {
+        c->state = SERVER_CALL_RUNNING;
+        c->started_ns = call_now_ns();
+        call_notify(c, false);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+bool server_call_requeue(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = !call_state_done(c->state);
+    if (ok) {
+        c->state = SERVER_CALL_QUEUED;
+        c->requeues++;
+        call_notify(c, false);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+unsigned server_call_requeues(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    unsigned n = c->requeues;
+    pthread_mutex_unlock(call_lock(c));
+    return n;
+}
+
+/* Moves a call that has not ended to a final state; the caller holds the
+ * lock. */
+static void call_finish(server_call *c, server_call_state state,
+                        double run_ms) {
+    c->state = state;
+    c->finished_ns = call_now_ns();
+    c->run_ms = run_ms;
+    /* The arguments are dropped at the end, or as soon as the last hold
+     * is released. */
+    if (!c->args_holds) {
+        free(c->args);
+        c->args = NULL;
+    }
+    call_notify(c, true);
+}
+
+void server_call_set_wait(server_call *c, double wait_ms) {
+    pthread_mutex_lock(&c->lock);
+    c->wait_ms = wait_ms;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool server_call_succeed(server_call *c, const char *result, size_t len,
+                         double run_ms) {
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        server_call_fail(c, "function-failed",
+                         "out of memory keeping the result", NULL, NULL,
+                         run_ms);
+        return false;
+    }
+    memcpy(copy, result, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&c->lock);
+    bool ok = !call_state_done(c->state);
+    if (ok) {
+        c->result = copy;
+        c->result_len = len;
+        copy = NULL;
+        call_finish(c, SERVER_CALL_SUCCEEDED, run_ms);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(copy);
+    return ok;
+}
+
+/* Rough bytes of a JSON value, for the retention budget. */
+static size_t json_bytes(const json_t *j) {
+    if (!j)
+        return 0;
+    return json_dumpb(j, NULL, 0, JSON_COMPACT) + 64;
+}
+
+bool server_call_fail(server_call *c, const char *slug, const char *detail,
+                      json_t *cause, json_t *host, double run_ms) {
+    char *s = strdup(slug);
+    char *d = strdup(detail ? detail : "");
+    pthread_mutex_lock(&c->lock);
+    bool ok = s && d && !call_state_done(c->state);
+    if (ok) {
+        c->slug = s;
+        c->detail = d;
+        c->cause = cause;
+        c->host = host;
+        c->problem_bytes = strlen(d) + json_bytes(cause) + json_bytes(host);
+        s = d = NULL;
+        cause = host = NULL;
+        call_finish(c,
+                    strcmp(slug, "call-cancelled") == 0 ? SERVER_CALL_CANCELLED
+                                                        : SERVER_CALL_FAILED,
+                    run_ms);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(s);
+    free(d);
+    json_decref(cause);
+    json_decref(host);
+    return ok;
+}
+
+/* What a kept log line costs: the message and the object around it. */
+static size_t line_bytes(const json_t *line) {
+    return 160 + json_string_length(json_object_get(line, "message"));
+}
+
+void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
+                         const char *level, const char *message) {
+    json_t *line =
+        json_pack("{s:I, s:i, s:s, s:s}", "ts", (json_int_t)ts_ms, "worker",
+                  worker, "level", level, "message", message);
+    if (!line)
+        return;
+    pthread_mutex_lock(&c->lock);
+    /* Which run wrote it: a re-run's lines follow the first run's. */
+    json_object_set_new(line, "attempt", json_integer(c->requeues + 1));
+    if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
+        size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
+        if (cap > c->max_lines)
+            cap = c->max_lines;
+        json_t **grown = realloc(c->lines, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&c->lock);
+            json_decref(line);
+            return;
+        }
+        c->lines = grown;
+        c->lines_cap = cap;
+    }
+    size_t slot = c->nlines % c->max_lines;
+    if (c->nlines >= c->max_lines) {
+        c->log_bytes -= line_bytes(c->lines[slot]);
+        json_decref(c->lines[slot]);
+    }
+    c->lines[slot] = line;
+    c->log_bytes += line_bytes(line);
+    c->nlines++;
+    call_notify(c, false);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Copies lines [from, nlines) that are still kept into a new array; the
+ * caller holds the lock. */
+static json_t *call_lines_locked(const server_call *c, size_t from) {
+    size_t first = c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+    if (from < first)
+        from = first;
+    json_t *a = json_array();
+    for (size_t i = from; a && i < c->nlines; i++)
+        json_array_append(a, c->lines[i % c->max_lines]);
+    return a;
+}
+
+static size_t call_dropped_locked(const server_call *c) {
+    return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+}
+
+json_t *server_call_logs_since(const server_call *c, size_t *from) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *a = call_lines_locked(c, *from);
+    *from = c->nlines;
+    pthread_mutex_unlock(call_lock(c));
+    return a;
+}
+
+/* The problem object of a failed call; the caller holds the lock. */
+static json_t *call_problem_locked(const server_call *c, bool with_logs) {
+    if (!c->slug)
+        return NULL;
+    json_t *p = server_problem_new(c->slug, c->detail);
+    if (!p)
+        return NULL;
+    const char *culprit =
+        json_string_value(json_object_get(c->cause, "culprit"));
+    bool is_culprit = culprit && strcmp(culprit, c->id) == 0;
+    json_object_set_new(
+        p, "status", json_integer(server_problem_status(c->slug, is_culprit)));
+    json_object_set_new(p, "id", json_string(c->id));
+    json_object_set_new(p, "function", json_string(c->function));
+    if (c->cause)
+        json_object_set(p, "cause", c->cause);
+    if (c->host)
+        json_object_set(p, "host", c->host);
+    if (with_logs) {
+        json_object_set_new(p, "logs", call_lines_locked(c, 0));
+        json_object_set_new(p, "logs_dropped",
+                            json_integer((json_int_t)call_dropped_locked(c)));
+    }
+    return p;
+}
+
+json_t *server_call_problem(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *p = call_problem_locked(c, true);
+    pthread_mutex_unlock(call_lock(c));
+    return p;
+}
+
+const char *server_call_slug(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    const char *s = c->slug; /* immutable once set */
+    pthread_mutex_unlock(call_lock(c));
+    return s;
+}
+
+static json_t *ms_or_null(int64_t from_ns, int64_t to_ns) {
+    if (!from_ns || !to_ns)
+        return json_null();
+    return server_json_ms((double)(to_ns - from_ns) / 1e6);
+}
+
+/* The resource; the result only when with_result (as a parsed copy). The
+ * caller holds the lock. NULL when out of memory. */
+static json_t *call_json_locked(const server_call *c, bool with_result) {
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "id", c->id, "function", c->function,
+                  "status", server_call_state_name(c->state));
+    if (!o)
+        return NULL;
+    if (c->state == SERVER_CALL_SUCCEEDED && with_result)
+        json_object_set_new(o, "result",
+                            json_loadb(c->result, c->result_len,
+                                       JSON_DECODE_ANY, NULL));
+    else if (c->slug)
+        json_object_set_new(o, "error", call_problem_locked(c, false));
+    json_object_set_new(o, "logs", call_lines_locked(c, 0));
+    json_object_set_new(o, "logs_dropped",
+                        json_integer((json_int_t)call_dropped_locked(c)));
+    json_t *timing = json_object();
+    json_t *queue = ms_or_null(c->created_ns, c->started_ns);
+    if (json_is_real(queue)) {
+        json_decref(queue);
+        queue = server_json_ms((double)(c->started_ns - c->created_ns) / 1e6 +
+                               c->wait_ms);
+    }
+    json_object_set_new(timing, "queue_ms", queue);
+    if (c->run_ms >= 0)
+        json_object_set_new(timing, "run_ms", server_json_ms(c->run_ms));
+    else
+        json_object_set_new(timing, "run_ms",
+                            ms_or_null(c->started_ns, c->finished_ns));
+    json_object_set_new(o, "timing", timing);
+    json_object_set_new(o, "attempts", json_integer(c->requeues + 1));
+    return o;
+}
+
+json_t *server_call_to_json(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o = call_json_locked(c, true);
+    pthread_mutex_unlock(call_lock(c));
+    return o;
+}
+
+char *server_call_render(const server_call *c, size_t *len) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o = call_json_locked(c, false);
+    char *text = o ? json_dumps(o, SERVER_JSON_FLAGS) : NULL;
+    json_decref(o);
+    size_t n = text ? strlen(text) : 0;
+    if (text && c->state == SERVER_CALL_SUCCEEDED) {
+        /* Splice the result in before the closing brace, unparsed. */
+        static const char key[] = ",\"result\":";
+        size_t k = sizeof key - 1;
+        char *t = realloc(text, n + k + c->result_len + 1);
+        if (t) {
+            memcpy(t + n - 1, key, k);
+            memcpy(t + n - 1 + k, c->result, c->result_len);
+            t[n - 1 + k + c->result_len] = '}';
+            n += k + c->result_len;
+            t[n] = '\0';
+        } else {
+            free(text);
+        }
+        text = t;
+    }
+    pthread_mutex_unlock(call_lock(c));
+    *len = n;
+    return text;
+}
+
+size_t server_call_bytes(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    size_t n = sizeof(*c) + 3 * 64 + strlen(c->id) + strlen(c->function) +
+               c->result_len + c->log_bytes + c->problem_bytes +
+               c->lines_cap * sizeof(*c->lines);
+    pthread_mutex_unlock(call_lock(c));
+    return n;
+}
+
+static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,
+                                    void *udata, bool end_only) {
+    server_call_watch *w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    w->fn = fn;
+    w->udata = udata;
+    w->end_only = end_only;
+    pthread_mutex_lock(&c->lock);
+    w->next = c->watches;
+    c->watches = w;
+    pthread_mutex_unlock(&c->lock);
+    return w;
+}
+
+server_call_watch *server_call_watch_add(server_call *c,
+                                         server_call_watch_fn fn, void *udata) {
+    return watch_add(c, fn, udata, false);
+}
+
+server_call_watch *server_call_watch_add_end(server_call *c,
+                                             server_call_watch_fn fn,
+                                             void *udata) {
+    return watch_add(c, fn, udata, true);
+}
+
+void server_call_watch_remove(server_call *c, server_call_watch *w) {
+    pthread_mutex_lock(&c->lock);
+    for (server_call_watch **p = &c->watches; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            free(w);
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void server_call_request_cancel(server_call *c) {
+    pthread_mutex_lock(&c->lock);
+    c->cancel_requested = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool server_call_cancel_requested(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    bool r = c->cancel_requested;
+    pthread_mutex_unlock(call_lock(c));
+    return r;
+}

@@ -1,0 +1,118 @@
+/*
+ * One pool host as the supervisor sees it: spawning it (a child process
+ * started with posix_spawn, or a thread running pool_host_run), its channel
+ * with a non-blocking output queue, its exit (a pidfd, or an eventfd the host
+ * thread signals), killing, reaping or abandoning it, and reading its shared
+ * region after it stopped. Used only by the supervisor thread.
+ */
+#ifndef SERVER_SUP_HOST_H
+#define SERVER_SUP_HOST_H
+
+#include "pool/wire/frame.h"
+#include "pool/wire/logring.h"
+#include "pool/wire/shm.h"
+#include "supervisor.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct server_host_thread server_host_thread;
+
+/* Queued output: bytes of our own, or a call's arguments borrowed (a hold
+ * on them and a reference to the call) so that even a call as large as the
+ * body limit is never copied on its way to the host. */
+typedef struct server_host_seg {
+    struct server_host_seg *next;
+    const uint8_t *p;
+    size_t len, off;
+    server_call *call; /* borrowed from this call; NULL: p is ours */
+} server_host_seg;
+
+typedef struct server_host {
+    uint64_t generation;
+    server_isolation isolation;
+    pid_t pid;         /* process mode, else 0 */
+    int exit_fd;       /* pidfd or the host thread's eventfd; -1: none */
+    pool_chan_t *chan; /* our end, non-blocking; NULL once closed */
+    pool_shm_t *shm;
+    uint32_t nworkers;
+    uint32_t max_payload;
+    server_host_thread *thread; /* thread mode */
+    bool gone;       /* exited (reaped) or the host thread returned */
+    int wait_status; /* process mode: waitpid status once gone */
+    int exit_code;   /* thread mode: pool_host_run's result once gone */
+    bool killed;     /* we sent SIGKILL */
+    server_host_seg *out_head, *out_tail; /* queued output, in order */
+    struct server_host *next_abandoned;   /* in the supervisor's list */
+} server_host;
+
+typedef struct server_host_opts {
+    server_isolation isolation;
+    bool sandbox; /* a confined host: only an allowlisted environment */
+    uint32_t threads;
+    uint32_t max_payload;
+    const char *exe_path;
+} server_host_opts;
+
+/* Spawns a host (it then waits for INIT). Returns 0 and sets *out, or a
+ * negative errno (the spawn error, e.g. -ENOENT for a missing binary). */
+int server_host_spawn(const server_host_opts *o, uint64_t generation,
+                      server_host **out);
+
+/* Queues a frame. Returns 0, -EMSGSIZE for a payload over the limit, -EPIPE
+ * once the channel is closed or -ENOMEM. */
+int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
+                     const json_t *payload);
+
+/* Queues a frame whose payload is a then b (either may be empty). Returns
+ * as server_host_send. */
+int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
+                      const void *a, size_t alen, const void *b, size_t blen);
+
+/* Queues a frame whose payload is head then call's arguments, borrowed
+ * until written. Returns as server_host_send, or -ECANCELED when the call
+ * ended and its arguments are gone. */
+int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
+                          const void *head, size_t hlen, server_call *call);
+
+/* CLOCK_MONOTONIC of the host's last heartbeat, 0 before the first. */
+int64_t server_host_heartbeat_ns(server_host *h);
+
+/* Writes queued output until the socket is full. Returns 0 or a negative
+ * errno (-EPIPE when the host is gone). */
+int server_host_flush(server_host *h);
+bool server_host_wants_write(const server_host *h);
+
+/* Process mode: SIGKILL. Thread mode: shuts our writing side down, which the
+ * host thread reads as end of stream and returns. */
+void server_host_kill(server_host *h);
+
+/* Checks whether the host is gone (reaps the process, joins the thread).
+ * Returns true once it is. */
+bool server_host_poll_exit(server_host *h);
+
+/* Process mode: SIGKILLs the host unless gone and waits for it (blocking:
+ * a killed process goes at once). No-op in thread mode. */
+void server_host_reap(server_host *h);
+
+/* Calls fn for every unread log record in the shared region. Only once the
+ * host is gone (a single reader per ring). */
+typedef void (*server_host_log_fn)(void *udata, const pool_log_entry *e);
+void server_host_drain_rings(server_host *h, server_host_log_fn fn,
+                             void *udata);
+
+/* The crash record when complete, else NULL. */
+const pool_crash_record *server_host_crash(server_host *h);
+
+/* Releases a host that is gone, or kills and reaps it first (process mode).
+ * In thread mode a host that is not gone, or whose pool may still hold
+ * parked or wedged workers (abandon == true), is detached and its shared
+ * region stays mapped for those workers. */
+void server_host_free(server_host *h, bool abandon);
+
+/* The signal's name, "SIGSEGV", or "signal N" in buf. */
+const char *server_signal_name(int signo, char *buf, size_t len);
+
+#endif

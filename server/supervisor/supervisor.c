@@ -1,0 +1,754 @@
+/*
+ * The supervisor (supervisor.h): the public API, the supervisor thread's
+ * event loop, and starting and stopping hosts. Admission is in
+ * sup_admit.c, the calls in sup_calls.c, frames from the host in
+ * sup_frames.c, failures and blame in sup_fail.c.
+ */
+#include "sup_internal.h"
+
+#include "server/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SUP_STOP_WAIT_MS 1000 /* a host gets this long to stop when asked */
+
+static const char *const state_names[] = {
+    "stopped", "starting", "ready", "failed", "backoff", "unavailable",
+};
+
+static const char *const reason_names[] = {
+    "panic", "crash", "unresponsive", "timeout", "admin", "start_failed",
+};
+
+const char *server_sup_state_name(server_sup_state s) {
+    return s >= 0 && s <= SERVER_SUP_UNAVAILABLE ? state_names[s] : "unknown";
+}
+
+const char *server_restart_reason_name(int reason) {
+    return reason >= 0 && reason < SERVER_RESTART_REASON_COUNT
+               ? reason_names[reason]
+               : "unknown";
+}
+
+void server_sup_config_defaults(server_sup_config *cfg) {
+    *cfg = (server_sup_config){
+        .isolation = SERVER_ISOLATION_PROCESS,
+        .sandbox = true,
+        .threads = 0,
+        .heartbeat_interval_ms = 100,
+        .heartbeat_timeout_ms = 1000,
+        .start_timeout_ms = 5000,
+        .idle_shutdown_ms = 60000,
+        .cancel_grace_ms = 1000,
+        .innocent_retries = 3,
+        .restart_max = 5,
+        .restart_window_s = 30,
+        .restart_cooldown_s = 10,
+        .host_memory_limit = 0,
+        .fault_injection = false,
+        .plugins = NULL,
+        .nplugins = 0,
+        .max_queue = 4096,
+        .max_calls_per_client = 1024,
+        .max_inflight_bytes = (size_t)1 << 30,
+        .max_abandoned_hosts = 32,
+        .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
+        .exe_path = "/proc/self/exe",
+    };
+}
+
+void server__wake(server_sup *sup) {
+    uint64_t one = 1;
+    ssize_t n = write(sup->wake_fd, &one, sizeof(one));
+    (void)n; /* only fails when the counter is saturated: still readable */
+}
+
+/* ---- hosts ---- */
+
+/* The sandbox in force: a thread-mode host cannot be confined without
+ * confining the server. */
+static const char *sandbox_name(const server_sup *sup) {
+    return sup->cfg.isolation == SERVER_ISOLATION_PROCESS && sup->cfg.sandbox
+               ? "strict"
+               : "off";
+}
+
+json_t *server__init_json(const server_sup *sup, uint64_t generation) {
+    json_t *plugins = json_array();
+    for (size_t i = 0; i < sup->cfg.nplugins; i++)
+        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
+    return json_pack(
+        "{s:i, s:b, s:o, s:i, s:I, s:I, s:s}", "threads", (int)sup->threads,
+        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
+        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
+        (json_int_t)sup->cfg.host_memory_limit, "generation",
+        (json_int_t)generation, "sandbox", sandbox_name(sup));
+}
+
+/* Spawns a host and sends INIT; a spawn failure counts against the restart
+ * policy like any failed start. */
+static void host_start(server_sup *sup, int64_t now) {
+    server_host_opts o = {.isolation = sup->cfg.isolation,
+                          .sandbox = strcmp(sandbox_name(sup), "strict") == 0,
+                          .threads = sup->threads,
+                          .max_payload = sup->cfg.max_payload,
+                          .exe_path = sup->cfg.exe_path};
+    pthread_mutex_lock(&sup->lock);
+    uint64_t gen = ++sup->generation;
+    sup->host_starts++;
+    sup->state = SERVER_SUP_STARTING;
+    pthread_mutex_unlock(&sup->lock);
+    server_host *h = NULL;
+    int rc = server_host_spawn(&o, gen, &h);
+    json_t *init = server__init_json(sup, gen);
+    if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
+        rc = -ENOMEM;
+    json_decref(init);
+    if (rc < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "could not start the host %s: %s",
+                 sup->cfg.exe_path, strerror(-rc));
+        server_log(SERVER_LOG_ERROR, "host_start_failed",
+                   json_pack("{s:I, s:s}", "generation", (json_int_t)gen,
+                             "error", msg));
+        if (h)
+            server_host_free(h, false);
+        json_t *cause = json_pack("{s:s, s:s, s:n}", "kind", "exit", "message",
+                                  msg, "culprit");
+        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
+        json_decref(cause);
+        pthread_mutex_lock(&sup->lock);
+        sup->restarts[SERVER_RESTART_START_FAILED]++;
+        snprintf(sup->start_error, sizeof(sup->start_error), "%s", msg);
+        sup->start_failures++;
+        pthread_cond_broadcast(&sup->started_cond);
+        pthread_mutex_unlock(&sup->lock);
+        if (server__policy_failure(sup, SERVER_RESTART_START_FAILED, msg,
+                                   now) < 0)
+            server__fail_unavailable(sup);
+        return;
+    }
+    sup->host = h;
+    sup->phase = SERVER_PHASE_STARTING;
+    sup->started_ns = now;
+    sup->phase_deadline_ns = now + (int64_t)sup->cfg.start_timeout_ms * SUP_MS;
+    pthread_mutex_lock(&sup->lock);
+    sup->host_pid = h->pid;
+    pthread_mutex_unlock(&sup->lock);
+    server_log(SERVER_LOG_INFO, "host_start",
+               json_pack("{s:I, s:s, s:s, s:o, s:i}", "generation",
+                         (json_int_t)gen, "isolation",
+                         sup->cfg.isolation == SERVER_ISOLATION_THREAD
+                             ? "thread"
+                             : "process",
+                         "sandbox", sandbox_name(sup), "pid",
+                         json_integer(h->pid ? h->pid : -1), "threads",
+                         (int)sup->threads));
+}
+
+/* Asks the host to stop (idle, admin stop, shutdown). */
+static void host_stop(server_sup *sup, int64_t now, const char *why) {
+    if (!sup->host || sup->phase == SERVER_PHASE_STOPPING ||
+        sup->phase == SERVER_PHASE_FAILING)
+        return;
+    server_host_send(sup->host, POOL_FRAME_SHUTDOWN, 0, NULL);
+    sup->phase = SERVER_PHASE_STOPPING;
+    sup->phase_deadline_ns = now + SUP_STOP_WAIT_MS * SUP_MS;
+    server_log(SERVER_LOG_INFO, "host_stop",
+               json_pack("{s:I, s:s}", "generation",
+                         (json_int_t)sup->host->generation, "reason", why));
+}
+
+/* The stopping host is gone, or did not stop in time and is killed or
+ * abandoned. */
+static void host_stopped(server_sup *sup) {
+    server_host *h = sup->host;
+    server_host_reap(h);
+    bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
+                   (!h->gone || h->exit_code != 0);
+    /* Readers of the status let go of the region before it is unmapped. */
+    pthread_mutex_lock(&sup->lock);
+    sup->host_stops++;
+    sup->host_pid = 0;
+    sup->ready_ns = 0;
+    sup->view = NULL;
+    if (abandon)
+        sup->abandoned_hosts++;
+    if (sup->state != SERVER_SUP_UNAVAILABLE)
+        sup->state = SERVER_SUP_STOPPED;
+    pthread_mutex_unlock(&sup->lock);
+    if (abandon)
+        server__abandon_host(sup, h);
+    else
+        server_host_free(h, false);
+    sup->host = NULL;
+    sup->phase = SERVER_PHASE_NONE;
+    sup->retiring = false;
+}
+
+/* ---- the event loop ---- */
+
+/* Timers and state changes; returns the next time to wake up. */
+static int64_t sup_tick(server_sup *sup, int64_t now) {
+    int64_t next = INT64_MAX;
+#define WAKE_AT(t)                                                             \
+    do {                                                                       \
+        if ((t) < next)                                                        \
+            next = (t);                                                        \
+    } while (0)
+
+    server_sup_entry *grace = NULL;
+    WAKE_AT(server__check_deadlines(sup, now, &grace));
+    if (server__reclaim_hosts(sup))
+        WAKE_AT(now + 100 * SUP_MS);
+    if (grace && sup->phase == SERVER_PHASE_READY) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "call %s did not stop within %d ms of its cancellation; "
+                 "the host was recycled",
+                 server_call_id(grace->call), sup->cfg.cancel_grace_ms);
+        server__host_fail(sup, now, SERVER_RESTART_TIMEOUT, "timeout",
+                          grace->wire_id, msg);
+    }
+
+    switch (sup->phase) {
+    case SERVER_PHASE_STARTING:
+        if (now >= sup->phase_deadline_ns) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "did not become ready within %d ms",
+                     sup->cfg.start_timeout_ms);
+            server__host_fail(sup, now, SERVER_RESTART_START_FAILED, "timeout",
+                              0, msg);
+        }
+        break;
+    case SERVER_PHASE_READY: {
+        /* The host's own thread beats into the shared region; its age is
+         * read there, so no frame in between can make it look late. */
+        int64_t hb = server_host_heartbeat_ns(sup->host);
+        if (hb < sup->started_ns)
+            hb = sup->started_ns;
+        int64_t dead_at = hb + (int64_t)sup->cfg.heartbeat_timeout_ms * SUP_MS;
+        if (now >= dead_at) {
+            server__host_fail(sup, now, SERVER_RESTART_UNRESPONSIVE,
+                              "heartbeat", 0, NULL);
+            break;
+        }
+        WAKE_AT(dead_at);
+        if (sup->rr || sup->running.n > 0) {
+            sup->idle_since_ns = 0;
+        } else if (sup->cfg.idle_shutdown_ms >= 0) {
+            if (!sup->idle_since_ns)
+                sup->idle_since_ns = now;
+            int64_t at =
+                sup->idle_since_ns + sup->cfg.idle_shutdown_ms * SUP_MS;
+            if (now >= at)
+                host_stop(sup, now, "idle");
+            else
+                WAKE_AT(at);
+        }
+        break;
+    }
+    case SERVER_PHASE_STOPPING:
+        if (now >= sup->phase_deadline_ns)
+            host_stopped(sup);
+        break;
+    case SERVER_PHASE_FAILING:
+        if (now >= sup->phase_deadline_ns) {
+            if (sup->host->isolation == SERVER_ISOLATION_PROCESS &&
+                !sup->host->killed) {
+                server_host_kill(sup->host);
+                sup->phase_deadline_ns = now + SUP_STOP_WAIT_MS * SUP_MS;
+            } else {
+                server__host_postmortem(sup, now);
+            }
+        }
+        break;
+    case SERVER_PHASE_NONE:
+        break;
+    }
+    if (sup->phase != SERVER_PHASE_NONE && sup->phase != SERVER_PHASE_READY)
+        WAKE_AT(sup->phase_deadline_ns);
+
+    /* No host: start one for waiting calls unless backing off or
+     * unavailable. */
+    if (sup->phase == SERVER_PHASE_NONE) {
+        pthread_mutex_lock(&sup->lock);
+        if (sup->unavailable_until &&
+            !server_restart_unavailable(&sup->policy, now)) {
+            sup->unavailable_until = 0;
+            sup->state = SERVER_SUP_STOPPED;
+            pthread_mutex_unlock(&sup->lock);
+            server_log(SERVER_LOG_INFO, "pool_available", NULL);
+            pthread_mutex_lock(&sup->lock);
+        }
+        if (sup->backoff_until && now >= sup->backoff_until) {
+            sup->backoff_until = 0;
+            sup->state = SERVER_SUP_STOPPED;
+        }
+        int64_t blocked = sup->unavailable_until ? sup->unavailable_until
+                                                 : sup->backoff_until;
+        bool start = sup->start_req;
+        sup->start_req = false;
+        pthread_mutex_unlock(&sup->lock);
+        if (blocked) {
+            if (sup->unavailable_until)
+                server__fail_unavailable(sup);
+            WAKE_AT(blocked);
+        } else if (sup->rr || start) {
+            host_start(sup, now);
+            if (sup->phase == SERVER_PHASE_STARTING)
+                WAKE_AT(sup->phase_deadline_ns);
+            else
+                next = now; /* the start failed: retry or back off */
+        }
+    }
+    if (sup->phase == SERVER_PHASE_READY && sup->retiring &&
+        sup->running.n == 0)
+        host_stop(sup, now, "reload");
+    else if (sup->phase == SERVER_PHASE_READY && !sup->retiring)
+        server__send_queued(sup, now);
+    if (sup->phase == SERVER_PHASE_STOPPING)
+        WAKE_AT(sup->phase_deadline_ns);
+    return next;
+#undef WAKE_AT
+}
+
+/* Handles the admin flags; returns true when the supervisor should quit. */
+static bool sup_admin(server_sup *sup, int64_t now) {
+    pthread_mutex_lock(&sup->lock);
+    bool restart = sup->restart_req, stop = sup->stop_req, quit = sup->quitting;
+    bool reload = sup->reload_req;
+    sup->restart_req = sup->stop_req = sup->reload_req = false;
+    pthread_mutex_unlock(&sup->lock);
+    if (stop || quit) {
+        server__fail_all(sup, "pool-unavailable",
+                         quit ? "the service is shutting down"
+                              : "an administrator stopped the pool host");
+        host_stop(sup, now, quit ? "shutdown" : "admin");
+    } else if (reload && sup->host && !sup->retiring &&
+               (sup->phase == SERVER_PHASE_READY ||
+                sup->phase == SERVER_PHASE_STARTING)) {
+        sup->retiring = true;
+        server_log(SERVER_LOG_INFO, "host_reload",
+                   json_pack("{s:I, s:I}", "generation",
+                             (json_int_t)sup->host->generation, "running",
+                             (json_int_t)sup->running.n));
+    } else if (restart && sup->host &&
+               (sup->phase == SERVER_PHASE_READY ||
+                sup->phase == SERVER_PHASE_STARTING)) {
+        server__host_fail(sup, now, SERVER_RESTART_ADMIN, "admin", 0,
+                          "an administrator restarted the pool host");
+    }
+    return quit;
+}
+
+static void *sup_main(void *arg) {
+    server_sup *sup = arg;
+    bool quitting = false;
+    for (;;) {
+        int64_t now = server__now_ns();
+        server__take_requests(sup, now);
+        quitting = sup_admin(sup, now) || quitting;
+        if (quitting && !sup->host)
+            break;
+        int64_t next = sup_tick(sup, now);
+        if (quitting && !sup->host)
+            break;
+        if (sup->host && server_host_wants_write(sup->host) &&
+            server_host_flush(sup->host) < 0 &&
+            sup->phase != SERVER_PHASE_FAILING &&
+            sup->phase != SERVER_PHASE_STOPPING)
+            server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0, NULL);
+
+        struct pollfd pfd[3] = {{.fd = sup->wake_fd, .events = POLLIN}};
+        nfds_t n = 1;
+        int chan_i = -1, exit_i = -1;
+        server_host *h = sup->host;
+        if (h && h->chan) {
+            pfd[n] = (struct pollfd){
+                .fd = pool_chan_fd(h->chan),
+                .events = POLLIN | (server_host_wants_write(h) ? POLLOUT : 0)};
+            chan_i = (int)n++;
+        }
+        if (h && h->exit_fd >= 0 && !h->gone) {
+            pfd[n] = (struct pollfd){.fd = h->exit_fd, .events = POLLIN};
+            exit_i = (int)n++;
+        } else if (h && !h->gone) {
+            int64_t poll_at = now + 10 * SUP_MS; /* no pidfd: poll waitpid */
+            if (poll_at < next)
+                next = poll_at;
+        }
+        int timeout = -1;
+        if (next != INT64_MAX) {
+            int64_t ms = (next - now + SUP_MS - 1) / SUP_MS;
+            timeout = ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+        }
+        if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+            continue;
+        now = server__now_ns();
+        if (pfd[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(sup->wake_fd, &v, sizeof(v));
+            (void)r; /* EAGAIN: a racing reader already took it */
+        }
+        if (chan_i >= 0 && pfd[chan_i].revents) {
+            if (pfd[chan_i].revents & POLLOUT)
+                server_host_flush(h);
+            if (!server__read_host(sup, now)) {
+                /* End of stream or a broken stream: stop listening. */
+                pool_chan_free(h->chan);
+                h->chan = NULL;
+                if (sup->phase == SERVER_PHASE_STARTING ||
+                    sup->phase == SERVER_PHASE_READY)
+                    server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0,
+                                      NULL);
+            }
+        }
+        bool exited = exit_i >= 0 ? (pfd[exit_i].revents != 0) : h != NULL;
+        if (h && sup->host == h && exited && server_host_poll_exit(h)) {
+            if (sup->phase == SERVER_PHASE_STOPPING)
+                host_stopped(sup);
+            else {
+                if (sup->phase != SERVER_PHASE_FAILING)
+                    server__host_fail(sup, now, SERVER_RESTART_CRASH, NULL, 0,
+                                      NULL);
+                server__host_postmortem(sup, now);
+            }
+        }
+    }
+    server__take_requests(sup, server__now_ns());
+    server__fail_all(sup, "pool-unavailable", "the service is shutting down");
+    return NULL;
+}
+
+/* ---- the public API ---- */
+
+static void sup_destroy(server_sup *sup) {
+    server__release_abandoned(sup);
+    server_restart_destroy(&sup->policy);
+    server_htab_destroy(&sup->running_ids);
+    server_htab_destroy(&sup->clients);
+    if (sup->wake_fd >= 0)
+        close(sup->wake_fd);
+    pthread_cond_destroy(&sup->started_cond);
+    pthread_mutex_destroy(&sup->lock);
+    json_decref(sup->functions);
+    json_decref(sup->last_failure);
+    if (sup->plugins)
+        for (size_t i = 0; i < sup->cfg.nplugins; i++)
+            free(sup->plugins[i]);
+    free(sup->plugins);
+    free(sup->exe_path);
+    free(sup);
+}
+
+int server_sup_new(const server_sup_config *cfg, server_sup **out) {
+    server_sup *sup = calloc(1, sizeof(*sup));
+    if (!sup)
+        return -ENOMEM;
+    sup->cfg = *cfg;
+    sup->wake_fd = -1;
+    sup->last_start_ms = -1;
+    pthread_mutex_init(&sup->lock, NULL);
+    pthread_cond_init(&sup->started_cond, NULL);
+    int rc = -ENOMEM;
+    sup->exe_path = strdup(cfg->exe_path ? cfg->exe_path : "/proc/self/exe");
+    sup->plugins = calloc(cfg->nplugins + 1, sizeof(*sup->plugins));
+    if (!sup->exe_path || !sup->plugins)
+        goto fail;
+    for (size_t i = 0; i < cfg->nplugins; i++)
+        if (!(sup->plugins[i] = strdup(cfg->plugins[i])))
+            goto fail;
+    sup->cfg.exe_path = sup->exe_path;
+    sup->cfg.plugins = (const char *const *)sup->plugins;
+    if (sup->cfg.max_payload == 0)
+        sup->cfg.max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    sup->threads = cfg->threads ? cfg->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
+    if ((rc = server_restart_init(&sup->policy, cfg->restart_max,
+                                  cfg->restart_window_s,
+                                  cfg->restart_cooldown_s)) < 0 ||
+        (rc = server_htab_init(&sup->running_ids, 256)) < 0 ||
+        (rc = server_htab_init(&sup->clients, 64)) < 0)
+        goto fail;
+    sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sup->wake_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = -pthread_create(&sup->thread, NULL, sup_main, sup);
+    if (rc)
+        goto fail;
+    *out = sup;
+    return 0;
+fail:
+    sup_destroy(sup);
+    return rc;
+}
+
+int server_sup_start(server_sup *sup, const volatile bool *cancel, char *err,
+                     size_t errlen) {
+    /* A thread host loads plugins inside the server: try them in a
+     * process first, where a crash or a hang costs only the probe. */
+    if (sup->cfg.isolation == SERVER_ISOLATION_THREAD && sup->cfg.nplugins) {
+        int rc = server__probe_plugins(sup, cancel, err, errlen);
+        if (rc)
+            return rc;
+    }
+    pthread_mutex_lock(&sup->lock);
+    uint64_t failures = sup->start_failures;
+    sup->start_req = true;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+    int rc = 0;
+    pthread_mutex_lock(&sup->lock);
+    while (!sup->ready_ns && sup->start_failures == failures) {
+        if (cancel && *cancel) {
+            rc = -ECANCELED;
+            break;
+        }
+        /* Short waits, so that a signal that set *cancel is seen soon. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * SUP_MS;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&sup->started_cond, &sup->lock, &ts);
+    }
+    if (rc == 0 && !sup->ready_ns) {
+        snprintf(err, errlen, "%s", sup->start_error);
+        rc = -EIO;
+    }
+    pthread_mutex_unlock(&sup->lock);
+    return rc;
+}
+
+void server_sup_free(server_sup *sup) {
+    if (!sup)
+        return;
+    pthread_mutex_lock(&sup->lock);
+    sup->quitting = true;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+    pthread_join(sup->thread, NULL);
+    while (sup->cancels) {
+        server_sup_cancel_req *r = sup->cancels;
+        sup->cancels = r->next;
+        server_call_unref(r->call);
+        free(r);
+    }
+    sup_destroy(sup);
+}
+
+int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
+                            size_t n) {
+    server_sup_entry **e = calloc(n ? n : 1, sizeof(*e));
+    size_t made = 0;
+    while (e && made < n && (e[made] = calloc(1, sizeof(**e))))
+        made++;
+    int rc = SERVER_SUP_EOVERLOADED;
+    if (made == n) {
+        pthread_mutex_lock(&sup->lock);
+        rc = server__admit_locked(sup, calls, e, n, server__now_ns());
+        pthread_mutex_unlock(&sup->lock);
+    }
+    if (rc != SERVER_SUP_OK)
+        for (size_t i = 0; i < made; i++)
+            free(e[i]);
+    free(e);
+    if (rc == SERVER_SUP_OK && n > 0)
+        server__wake(sup);
+    return rc;
+}
+
+int server_sup_submit(server_sup *sup, server_call *call) {
+    return server_sup_submit_batch(sup, &call, 1);
+}
+
+void server_sup_cancel(server_sup *sup, server_call *call,
+                       const char *detail) {
+    if (!server_call_fail(call, "call-cancelled",
+                          detail ? detail : "the call was cancelled", NULL,
+                          NULL, 0))
+        return;
+    server_sup_cancel_req *r = malloc(sizeof(*r));
+    if (!r)
+        return; /* the host finishes the call; its result is ignored */
+    r->call = server_call_ref(call);
+    pthread_mutex_lock(&sup->lock);
+    r->next = sup->cancels;
+    sup->cancels = r;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+}
+
+/* Sets one of the admin request flags and wakes the supervisor. */
+static int sup_request(server_sup *sup, bool *flag) {
+    pthread_mutex_lock(&sup->lock);
+    *flag = true;
+    pthread_mutex_unlock(&sup->lock);
+    server__wake(sup);
+    return 0;
+}
+
+int server_sup_restart(server_sup *sup) {
+    return sup_request(sup, &sup->restart_req);
+}
+
+int server_sup_reload(server_sup *sup) {
+    return sup_request(sup, &sup->reload_req);
+}
+
+int server_sup_stop(server_sup *sup) {
+    return sup_request(sup, &sup->stop_req);
+}
+
+void server_sup_drain(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    sup->draining = true;
+    pthread_mutex_unlock(&sup->lock);
+}
+
+int server_sup_retry_after(server_sup *sup, const char *client) {
+    pthread_mutex_lock(&sup->lock);
+    int s = server__retry_after_locked(sup, client);
+    pthread_mutex_unlock(&sup->lock);
+    return s;
+}
+
+void server_sup_unavailable_detail(server_sup *sup, char *buf, size_t len) {
+    int64_t now = server__now_ns();
+    pthread_mutex_lock(&sup->lock);
+    bool on = sup->unavailable_until && now < sup->unavailable_until;
+    snprintf(buf, len, "%s", on ? sup->unavailable_detail : "");
+    pthread_mutex_unlock(&sup->lock);
+}
+
+json_t *server_sup_functions(server_sup *sup) {
+    pthread_mutex_lock(&sup->lock);
+    json_t *f = sup->functions ? json_deep_copy(sup->functions) : json_array();
+    pthread_mutex_unlock(&sup->lock);
+    return f;
+}
+
+bool server_sup_has_function(server_sup *sup, const char *name) {
+    bool found = false;
+    size_t i;
+    json_t *f;
+    pthread_mutex_lock(&sup->lock);
+    json_array_foreach(sup->functions, i, f) {
+        const char *n = json_string_value(json_object_get(f, "name"));
+        if (n && strcmp(n, name) == 0) {
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sup->lock);
+    return found;
+}
+
+/* Seconds until calls are taken again (at least 1). Under lock. */
+static int retry_after_locked(const server_sup *sup, int64_t now) {
+    int64_t until =
+        sup->unavailable_until ? sup->unavailable_until : sup->backoff_until;
+    if (until <= now)
+        return 1;
+    return (int)((until - now + 999999999LL) / 1000000000LL);
+}
+
+/* Workers busy in the current host, from its region. Under lock. */
+static uint32_t workers_busy_locked(const server_sup *sup) {
+    uint32_t busy = 0;
+    for (uint32_t i = 0; sup->view && i < sup->view_workers; i++)
+        busy += atomic_load_explicit(
+                    &pool_shm_worker_of(sup->view, i)->busy_since_ns,
+                    memory_order_relaxed) != 0;
+    return busy;
+}
+
+/* Heartbeat age of the current host in ns, -1 when none is ready. */
+static int64_t heartbeat_age_locked(const server_sup *sup, int64_t now) {
+    if (!sup->view)
+        return -1;
+    int64_t hb = atomic_load_explicit(&pool_shm_heartbeat_of(sup->view)->mono_ns,
+                                      memory_order_acquire);
+    if (hb < sup->ready_ns)
+        hb = sup->ready_ns;
+    return now > hb ? now - hb : 0;
+}
+
+void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
+    int64_t now = server__now_ns();
+    pthread_mutex_lock(&sup->lock);
+    bool unavailable = sup->unavailable_until && now < sup->unavailable_until;
+    bool full = sup->in_flight >= sup->cfg.max_queue ||
+                sup->inflight_bytes >= sup->cfg.max_inflight_bytes;
+    int64_t age = heartbeat_age_locked(sup, now);
+    *out = (server_sup_stats){
+        .state = sup->state,
+        .ready = !unavailable && !sup->draining && !sup->quitting && !full,
+        .full = full,
+        .live = sup->abandoned_hosts <=
+                (uint64_t)(sup->cfg.max_abandoned_hosts < 0
+                               ? 0
+                               : sup->cfg.max_abandoned_hosts),
+        .retry_after_s = retry_after_locked(sup, now),
+        .in_flight = sup->in_flight,
+        .queued = sup->queued,
+        .inflight_bytes = sup->inflight_bytes,
+        .clients = sup->nclients,
+        .cancelling = sup->cancelling,
+        .host_pid = sup->host_pid,
+        .generation = sup->generation,
+        .heartbeat_age_s = age >= 0 ? (double)age / 1e9 : -1,
+        .workers_busy = workers_busy_locked(sup),
+        .abandoned_hosts = sup->abandoned_hosts,
+        .host_starts = sup->host_starts,
+        .host_stops = sup->host_stops,
+        .last_start_ms = sup->last_start_ms,
+    };
+    memcpy(out->restarts, sup->restarts, sizeof(out->restarts));
+    pthread_mutex_unlock(&sup->lock);
+}
+
+json_t *server_sup_status_json(server_sup *sup) {
+    int64_t now = server__now_ns();
+    json_t *restarts = json_object();
+    pthread_mutex_lock(&sup->lock);
+    for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
+        json_object_set_new(restarts, reason_names[i],
+                            json_integer((json_int_t)sup->restarts[i]));
+    int64_t age = heartbeat_age_locked(sup, now);
+    json_t *host = sup->generation
+                       ? json_pack("{s:I, s:I}", "pid",
+                                   (json_int_t)(sup->host_pid > 0 ? sup->host_pid
+                                                              : -1),
+                                   "generation", (json_int_t)sup->generation)
+                       : json_null();
+    json_t *workers =
+        sup->view ? server__workers_json(sup, sup->view, sup->view_workers, now)
+                  : json_array();
+    json_t *st = json_pack(
+        "{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:b, s:I}",
+        "state", server_sup_state_name(sup->state), "isolation",
+        sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
+        "sandbox", sandbox_name(sup), "threads", (int)sup->threads, "host",
+        host, "heartbeat_age_ms", json_integer(age >= 0 ? age / SUP_MS : -1),
+        "workers",
+        workers, "restarts", restarts, "last_failure",
+        sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),
+        "in_flight", (json_int_t)sup->in_flight, "queued",
+        (json_int_t)sup->queued, "abandoned_hosts",
+        (json_int_t)sup->abandoned_hosts, "draining", sup->draining,
+        "generation", (json_int_t)sup->generation);
+    pthread_mutex_unlock(&sup->lock);
+    return st;
+}
