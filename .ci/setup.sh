@@ -14,7 +14,7 @@ packages=(
     gcc g++ pkg-config meson ninja-build
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
     libseccomp-dev
-    curl haproxy procps python3-jsonschema python3-yaml
+    ca-certificates curl haproxy procps python3-jsonschema python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do

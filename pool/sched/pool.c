@@ -486,7 +486,10 @@ int pool_new(const pool_config *cfg, pool_t **out) {
         pool->shm = cfg->shm;
     } else {
         int fd;
-        rc = pool_shm_create(n, POOL_SHM_DEFAULT_RING, &fd, &pool->shm);
+        rc = pool_shm_create(
+            &(pool_shm_geometry){.nworkers = n,
+                                 .ring_capacity = POOL_SHM_DEFAULT_RING},
+            &fd, &pool->shm);
         if (rc < 0)
             goto fail;
         close(fd);

@@ -1,11 +1,10 @@
 /*
- * The shared region of a pool host (a memfd): header with the heartbeat
- * and the crash record, then one progress slot per worker, then one log
- * ring per worker. Offsets only, no pointers, so any process
- * that maps the fd can read it, also after the host died.
+ * The shared region of a pool host (shm.h). Offsets only, no pointers, so
+ * any process that maps the fd can read it, also after the host died. Each
+ * side keeps the geometry in its own memory: the other side may overwrite
+ * the header, never where this side reads.
  */
 #include "shm.h"
-#include "logring.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,40 +13,59 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The offsets of the parts of a region, from its geometry. */
+typedef struct layout {
+    size_t workers, rings, ring_stride, submit, done, done_stride, loops,
+        slots, size;
+} layout;
+
 struct pool_shm {
     void *base;
     size_t size;
+    pool_shm_geometry g;
+    layout at;
 };
 
 #define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
 
-static size_t workers_offset(void) {
-    return ALIGN64(sizeof(pool_shm_header));
+static uint32_t ring_cells(const pool_shm_geometry *g) {
+    return g->nslots ? g->nslots : 1;
 }
 
-static size_t rings_offset(uint32_t nworkers) {
-    return workers_offset() + (size_t)nworkers * sizeof(pool_shm_worker);
+static layout layout_of(const pool_shm_geometry *g) {
+    layout l;
+    l.workers = ALIGN64(sizeof(pool_shm_header));
+    l.rings = ALIGN64(l.workers + (size_t)g->nworkers * sizeof(pool_shm_worker));
+    l.ring_stride = ALIGN64(POOL_LOG_RING_HDR + (size_t)g->ring_capacity *
+                                                    sizeof(pool_log_record));
+    l.submit = l.rings + (size_t)g->nworkers * l.ring_stride;
+    l.done_stride = ALIGN64(pool_ring_size(ring_cells(g)));
+    l.done = l.submit + l.done_stride;
+    l.loops = l.done + (size_t)g->nloops * l.done_stride;
+    l.slots = ALIGN64(l.loops + (size_t)g->nloops * sizeof(pool_shm_loop));
+    l.size = l.slots + (size_t)g->nslots * POOL_SLOT_SIZE;
+    return l;
 }
 
-static size_t ring_stride(uint32_t capacity) {
-    return ALIGN64(POOL_LOG_RING_HDR +
-                   (size_t)capacity * sizeof(pool_log_record));
+static bool geometry_ok(const pool_shm_geometry *g) {
+    return g->nworkers >= 1 && g->nworkers <= UINT16_MAX &&
+           g->ring_capacity >= 1 && g->ring_capacity <= (1u << 24) &&
+           g->nloops <= 1024 && g->nslots <= (1u << 20) &&
+           (g->nslots & (g->nslots - 1)) == 0;
 }
 
-size_t pool_shm_size(uint32_t nworkers, uint32_t capacity) {
-    return rings_offset(nworkers) + (size_t)nworkers * ring_stride(capacity);
+size_t pool_shm_size(const pool_shm_geometry *g) {
+    return layout_of(g).size;
 }
 
 static pool_shm_header *header(const pool_shm_t *shm) {
     return shm->base;
 }
 
-int pool_shm_create(uint32_t nworkers, uint32_t capacity, int *fd,
-                    pool_shm_t **out) {
-    if (nworkers == 0 || nworkers > UINT16_MAX || capacity == 0 ||
-        capacity > (1u << 24))
+int pool_shm_create(const pool_shm_geometry *g, int *fd, pool_shm_t **out) {
+    if (!geometry_ok(g))
         return -EINVAL;
-    size_t size = pool_shm_size(nworkers, capacity);
+    layout l = layout_of(g);
     pool_shm_t *shm = malloc(sizeof(*shm));
     if (!shm)
         return -ENOMEM;
@@ -57,34 +75,46 @@ int pool_shm_create(uint32_t nworkers, uint32_t capacity, int *fd,
         rc = -errno;
         goto fail_shm;
     }
-    if (ftruncate(mfd, (off_t)size) < 0) {
+    if (ftruncate(mfd, (off_t)l.size) < 0) {
         rc = -errno;
         goto fail_fd;
     }
-    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    void *base = mmap(NULL, l.size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail_fd;
     }
-    shm->base = base;
-    shm->size = size;
+    *shm = (pool_shm_t){.base = base, .size = l.size, .g = *g, .at = l};
     pool_shm_header *h = base;
     h->magic = POOL_SHM_MAGIC;
     h->version = POOL_SHM_VERSION;
-    h->nworkers = nworkers;
-    h->ring_capacity = capacity;
-    h->size = size;
+    h->nworkers = g->nworkers;
+    h->ring_capacity = g->ring_capacity;
+    h->nloops = g->nloops;
+    h->nslots = g->nslots;
+    h->size = l.size;
     atomic_init(&h->crash.state, 0);
     atomic_init(&h->heartbeat.seq, 0);
     atomic_init(&h->heartbeat.mono_ns, 0);
     atomic_init(&h->loading_plugin, -1);
-    for (uint32_t i = 0; i < nworkers; i++) {
+    atomic_init(&h->taken, 0);
+    atomic_init(&h->wake.epoch, 0);
+    atomic_init(&h->wake.sleepers, 0);
+    for (uint32_t i = 0; i < g->nworkers; i++) {
         pool_shm_worker *w = pool_shm_worker_of(shm, i);
         atomic_init(&w->call_id, 0);
         atomic_init(&w->busy_since_ns, 0);
         atomic_init(&w->jobs_done, 0);
-        pool_logring_init(pool_shm_ring(shm, i), capacity);
+        pool_logring_init(pool_shm_ring(shm, i), g->ring_capacity);
     }
+    if (g->nslots) {
+        pool_ring_init(pool_shm_submit(shm), g->nslots);
+        for (uint32_t i = 0; i < g->nloops; i++) {
+            pool_ring_init(pool_shm_done(shm, i), g->nslots);
+            atomic_init(&pool_shm_loop_of(shm, i)->sleeping, 0);
+        }
+    }
+    /* The slots are zero (ftruncate): free, not cancelled. */
     *fd = mfd;
     *out = shm;
     return 0;
@@ -106,18 +136,19 @@ int pool_shm_map(int fd, pool_shm_t **out) {
     if (base == MAP_FAILED)
         return -errno;
     const pool_shm_header *h = base;
+    pool_shm_geometry g = {.nworkers = h->nworkers,
+                           .ring_capacity = h->ring_capacity,
+                           .nloops = h->nloops,
+                           .nslots = h->nslots};
     if (h->magic != POOL_SHM_MAGIC || h->version != POOL_SHM_VERSION ||
-        h->size != size || h->nworkers == 0 || h->ring_capacity == 0 ||
-        h->nworkers > UINT16_MAX || h->ring_capacity > (1u << 24) ||
-        pool_shm_size(h->nworkers, h->ring_capacity) > size)
+        h->size != size || !geometry_ok(&g) || pool_shm_size(&g) != size)
         goto invalid;
     pool_shm_t *shm = malloc(sizeof(*shm));
     if (!shm) {
         munmap(base, size);
         return -ENOMEM;
     }
-    shm->base = base;
-    shm->size = size;
+    *shm = (pool_shm_t){.base = base, .size = size, .g = g, .at = layout_of(&g)};
     *out = shm;
     return 0;
 invalid:
@@ -132,16 +163,19 @@ void pool_shm_unmap(pool_shm_t *shm) {
     free(shm);
 }
 
+const pool_shm_geometry *pool_shm_geometry_of(const pool_shm_t *shm) {
+    return &shm->g;
+}
+
 uint32_t pool_shm_nworkers(const pool_shm_t *shm) {
-    return header(shm)->nworkers;
+    return shm->g.nworkers;
 }
 
 pool_log_ring *pool_shm_ring(pool_shm_t *shm, uint32_t worker) {
-    pool_shm_header *h = header(shm);
-    if (worker >= h->nworkers)
+    if (worker >= shm->g.nworkers)
         return NULL;
-    return (pool_log_ring *)((char *)shm->base + rings_offset(h->nworkers) +
-                             (size_t)worker * ring_stride(h->ring_capacity));
+    return (pool_log_ring *)((char *)shm->base + shm->at.rings +
+                             (size_t)worker * shm->at.ring_stride);
 }
 
 pool_crash_record *pool_shm_crash(pool_shm_t *shm) {
@@ -153,9 +187,9 @@ pool_shm_heartbeat *pool_shm_heartbeat_of(pool_shm_t *shm) {
 }
 
 pool_shm_worker *pool_shm_worker_of(pool_shm_t *shm, uint32_t worker) {
-    if (worker >= header(shm)->nworkers)
+    if (worker >= shm->g.nworkers)
         return NULL;
-    return (pool_shm_worker *)((char *)shm->base + workers_offset()) + worker;
+    return (pool_shm_worker *)((char *)shm->base + shm->at.workers) + worker;
 }
 
 void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin) {
@@ -166,4 +200,38 @@ void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin) {
 int32_t pool_shm_loading(pool_shm_t *shm) {
     return atomic_load_explicit(&header(shm)->loading_plugin,
                                 memory_order_acquire);
+}
+
+pool_shm_wake *pool_shm_wake_of(pool_shm_t *shm) {
+    return &header(shm)->wake;
+}
+
+_Atomic uint64_t *pool_shm_taken(pool_shm_t *shm) {
+    return &header(shm)->taken;
+}
+
+pool_ring *pool_shm_submit(pool_shm_t *shm) {
+    if (!shm->g.nslots)
+        return NULL;
+    return (pool_ring *)((char *)shm->base + shm->at.submit);
+}
+
+pool_ring *pool_shm_done(pool_shm_t *shm, uint32_t loop) {
+    if (!shm->g.nslots || loop >= shm->g.nloops)
+        return NULL;
+    return (pool_ring *)((char *)shm->base + shm->at.done +
+                         (size_t)loop * shm->at.done_stride);
+}
+
+pool_shm_loop *pool_shm_loop_of(pool_shm_t *shm, uint32_t loop) {
+    if (loop >= shm->g.nloops)
+        return NULL;
+    return (pool_shm_loop *)((char *)shm->base + shm->at.loops) + loop;
+}
+
+pool_slot *pool_shm_slot(pool_shm_t *shm, uint32_t index) {
+    if (index >= shm->g.nslots)
+        return NULL;
+    return (pool_slot *)((char *)shm->base + shm->at.slots +
+                         (size_t)index * POOL_SLOT_SIZE);
 }

@@ -1,58 +1,31 @@
 /*
  * The shared-memory region of one pool host: the heartbeat, per-worker
- * progress, per-worker log rings and the crash record. The supervisor creates it (a memfd) and maps it; the host maps
- * the same fd. Everything in it is position independent (no pointers), so the
- * supervisor can read the last logs and the crash record after the host died,
- * even of SIGKILL or SIGSEGV.
+ * progress, per-worker log rings, the crash record, and the call path: the
+ * submission ring, one completion ring per server HTTP thread, the call
+ * slots and the words sleepers wait on. The server creates it (a memfd) and
+ * maps it; the host maps the same fd. Everything in it is position
+ * independent (no pointers), so the server can read the last logs and the
+ * crash record after the host died, even of SIGKILL or SIGSEGV.
  *
- * Layout: pool_shm_header, then nworkers pool_shm_worker slots, then
- * nworkers rings of ring_capacity records, each ring 64-byte aligned.
+ * Layout: pool_shm_header; nworkers pool_shm_worker; nworkers log rings of
+ * ring_capacity records; the submission ring; nloops completion rings;
+ * nloops pool_shm_loop; nslots slots of POOL_SLOT_SIZE. Each part is
+ * 64-byte aligned.
  */
 #ifndef POOL_SHM_H
 #define POOL_SHM_H
+
+#include "logring.h"
+#include "ring.h"
+#include "slot.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define POOL_SHM_MAGIC 0x50485348u /* "PHSH" */
-#define POOL_SHM_VERSION 2u
+#define POOL_SHM_VERSION 3u
 #define POOL_SHM_DEFAULT_RING 1024u /* records per worker */
-
-#define POOL_LOG_MSG_MAX 224u
-
-/* One log line. `seq` is the seqlock word: odd while the writer is filling
- * the record, 2 * (n + 1) once record number n is complete. The message bytes
- * are written and read with relaxed atomic word accesses so that a reader
- * racing a wrapping writer is well defined; it retries or skips on a seq
- * change. */
-typedef struct pool_log_record {
-    _Atomic uint64_t seq;
-    uint64_t ts_ns; /* CLOCK_REALTIME */
-    uint64_t call_id;
-    uint16_t worker;
-    uint8_t level; /* ph_log_level */
-    uint8_t truncated;
-    uint16_t len; /* bytes of msg used, no NUL */
-    uint16_t pad;
-    _Atomic uint64_t msg[POOL_LOG_MSG_MAX / 8];
-} pool_log_record;
-
-/* A single-writer ring: only worker `w` writes ring `w`; one reader at a
- * time consumes (the host thread, or the supervisor after the host died). */
-typedef struct pool_log_ring {
-    _Atomic uint64_t head;    /* records ever written */
-    _Atomic uint64_t tail;    /* records consumed by the reader */
-    _Atomic uint64_t dropped; /* records overwritten before being read */
-    uint32_t capacity;
-    uint32_t pad;
-} pool_log_ring;
-
-/* A ring's records follow its header, POOL_LOG_RING_HDR bytes in. */
-#define POOL_LOG_RING_HDR 64u
-static inline pool_log_record *pool_log_ring_records(pool_log_ring *ring) {
-    return (pool_log_record *)((char *)ring + POOL_LOG_RING_HDR);
-}
 
 enum pool_crash_kind {
     POOL_CRASH_NONE = 0,
@@ -96,28 +69,55 @@ typedef struct pool_shm_worker {
     uint64_t pad[5];
 } pool_shm_worker;
 
+/* The words the host's idle workers sleep on, so that a server thread can
+ * wake one after it puts a call on the submission ring (a futex shared
+ * between the two processes). */
+typedef struct pool_shm_wake {
+    _Alignas(64) _Atomic uint32_t epoch;
+    _Atomic uint32_t sleepers;
+} pool_shm_wake;
+
+/* One per completion ring: its HTTP thread sets sleeping before it waits,
+ * and a worker that answers it then writes its eventfd. */
+typedef struct pool_shm_loop {
+    _Alignas(64) _Atomic uint32_t sleeping;
+} pool_shm_loop;
+
 typedef struct pool_shm_header {
     uint32_t magic;
     uint32_t version;
     uint32_t nworkers;
     uint32_t ring_capacity;
+    uint32_t nloops;
+    uint32_t nslots;
     uint64_t size;
     pool_shm_heartbeat heartbeat;
     /* The plugin the host is loading (index into INIT's list), -1 when
      * none: names the culprit of a plugin that crashes or hangs at load. */
     _Atomic int32_t loading_plugin;
+    /* Calls workers took from the submission ring so far: the server's
+     * count of calls submitted minus this is how many wait in the host. */
+    _Atomic uint64_t taken;
+    pool_shm_wake wake;
     pool_crash_record crash;
 } pool_shm_header;
 
+/* What a region holds. */
+typedef struct pool_shm_geometry {
+    uint32_t nworkers;      /* progress slots and log rings, >= 1 */
+    uint32_t ring_capacity; /* log records per worker */
+    uint32_t nloops;        /* completion rings (server HTTP threads) */
+    uint32_t nslots;        /* call slots: 0, or a power of two */
+} pool_shm_geometry;
+
 typedef struct pool_shm pool_shm_t;
 
-/* Bytes needed for nworkers rings of capacity records each. */
-size_t pool_shm_size(uint32_t nworkers, uint32_t capacity);
+/* Bytes a region of this geometry takes. */
+size_t pool_shm_size(const pool_shm_geometry *g);
 
 /* Creates a memfd of the right size, maps and initialises it. Returns 0 and
- * sets *fd and *out, or a negative errno. */
-int pool_shm_create(uint32_t nworkers, uint32_t capacity, int *fd,
-                    pool_shm_t **out);
+ * sets *fd and *out, or a negative errno (-EINVAL for a bad geometry). */
+int pool_shm_create(const pool_shm_geometry *g, int *fd, pool_shm_t **out);
 
 /* Maps an existing region (the host side) and validates its header.
  * Returns 0 or a negative errno (-EINVAL for a bad header). */
@@ -126,6 +126,10 @@ int pool_shm_map(int fd, pool_shm_t **out);
 /* Unmaps. Does not close any fd. */
 void pool_shm_unmap(pool_shm_t *shm);
 
+/* The geometry the region was created or mapped with: kept in private
+ * memory, so that what the other side writes into the header never moves
+ * this side's accesses. */
+const pool_shm_geometry *pool_shm_geometry_of(const pool_shm_t *shm);
 uint32_t pool_shm_nworkers(const pool_shm_t *shm);
 pool_log_ring *pool_shm_ring(pool_shm_t *shm, uint32_t worker);
 pool_crash_record *pool_shm_crash(pool_shm_t *shm);
@@ -134,5 +138,13 @@ pool_shm_worker *pool_shm_worker_of(pool_shm_t *shm, uint32_t worker);
 /* The index of the plugin being loaded, -1 when none. */
 void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin);
 int32_t pool_shm_loading(pool_shm_t *shm);
+
+/* The call path (NULL when the region has no slots or no such loop). */
+pool_shm_wake *pool_shm_wake_of(pool_shm_t *shm);
+_Atomic uint64_t *pool_shm_taken(pool_shm_t *shm);
+pool_ring *pool_shm_submit(pool_shm_t *shm);
+pool_ring *pool_shm_done(pool_shm_t *shm, uint32_t loop);
+pool_shm_loop *pool_shm_loop_of(pool_shm_t *shm, uint32_t loop);
+pool_slot *pool_shm_slot(pool_shm_t *shm, uint32_t index);
 
 #endif

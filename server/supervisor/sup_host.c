@@ -264,7 +264,10 @@ int server_host_spawn(const server_host_opts *o, uint64_t generation,
     h->max_payload = o->max_payload;
     int shm_fd = -1, sv[2] = {-1, -1};
     int rc =
-        pool_shm_create(o->threads, POOL_SHM_DEFAULT_RING, &shm_fd, &h->shm);
+        pool_shm_create(&(pool_shm_geometry){.nworkers = o->threads,
+                                             .ring_capacity =
+                                                 POOL_SHM_DEFAULT_RING},
+                        &shm_fd, &h->shm);
     if (rc < 0)
         goto fail;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {

@@ -189,7 +189,9 @@ static void expect_error(sup_side *s, uint64_t id, const char *fn, json_t *args,
 
 static void make_shm(sup_side *s) {
     cr_assert_eq(
-        pool_shm_create(THREADS, POOL_SHM_DEFAULT_RING, &s->shm_fd, &s->shm),
+        pool_shm_create(
+            &(pool_shm_geometry){THREADS, POOL_SHM_DEFAULT_RING, 0, 0},
+            &s->shm_fd, &s->shm),
         0);
 }
 

@@ -22,7 +22,7 @@ static pool_shm_t *shm;
 static int shm_fd = -1;
 
 static void setup_ring(uint32_t capacity) {
-    cr_assert_eq(pool_shm_create(2, capacity, &shm_fd, &shm), 0);
+    cr_assert_eq(pool_shm_create(&(pool_shm_geometry){2, capacity, 0, 0}, &shm_fd, &shm), 0);
 }
 
 static void teardown(void) {
@@ -176,5 +176,5 @@ Test(shm, map_refuses_a_bad_region) {
     cr_assert_eq(pool_shm_map(shm_fd, &s), -EINVAL);
     munmap(h, sizeof(*h));
     teardown();
-    cr_assert_eq(pool_shm_create(0, 8, &fd, &s), -EINVAL);
+    cr_assert_eq(pool_shm_create(&(pool_shm_geometry){0, 8, 0, 0}, &fd, &s), -EINVAL);
 }

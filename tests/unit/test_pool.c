@@ -536,7 +536,7 @@ Test(pool, one_worker_per_cpu_is_pinned, .fini = stop) {
 Test(pool, refuses_a_region_with_too_few_rings) {
     pool_shm_t *shm;
     int fd;
-    cr_assert_eq(pool_shm_create(1, 8, &fd, &shm), 0);
+    cr_assert_eq(pool_shm_create(&(pool_shm_geometry){1, 8, 0, 0}, &fd, &shm), 0);
     pool_config cfg = {.nthreads = 2, .shm = shm, .alert_fd = -1};
     pool_t *p;
     cr_assert_eq(pool_new(&cfg, &p), -EINVAL);
@@ -628,7 +628,7 @@ static void raise_job(ph_ctx *ctx, void *p) {
 static void crash_child(int signo, ph_job_fn fn, const char *where) {
     int fd;
     pool_shm_t *shm;
-    cr_assert_eq(pool_shm_create(2, 8, &fd, &shm), 0);
+    cr_assert_eq(pool_shm_create(&(pool_shm_geometry){2, 8, 0, 0}, &fd, &shm), 0);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
