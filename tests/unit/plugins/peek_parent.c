@@ -1,7 +1,9 @@
 /* Test plugin: peek_parent tries to read the server's environment through
  * /proc/<parent pid>/environ, where a secret left out of the host's own
  * environment would still be. Result: {"readable": bool, "errno": name or
- * null}. */
+ * null}. own_environ returns the environment the host was started with
+ * (/proc/self/environ, entries joined by newlines): a test outside cannot
+ * always read it, since the sandbox makes the host non-dumpable. */
 #include <poolhost/module.h>
 
 #include <errno.h>
@@ -26,11 +28,31 @@ static int peek_parent(ph_ctx *ctx, const json_t *args, json_t **result) {
     return *result ? PH_OK : PH_EFAIL;
 }
 
+static int own_environ(ph_ctx *ctx, const json_t *args, json_t **result) {
+    (void)ctx;
+    (void)args;
+    char buf[1 << 16];
+    size_t n = 0;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return PH_EFAIL;
+    ssize_t got;
+    while (n < sizeof buf && (got = read(fd, buf + n, sizeof buf - n)) > 0)
+        n += (size_t)got;
+    close(fd);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = '\n';
+    *result = json_pack("{s:s%}", "environ", buf, n);
+    return *result ? PH_OK : PH_EFAIL;
+}
+
 static const ph_function functions[] = {
     {"peek_parent", "reads /proc/<parent>/environ", "{}", peek_parent},
+    {"own_environ", "returns /proc/self/environ", "{}", own_environ},
 };
 
-static const ph_module module = {PH_ABI_VERSION, "peek_parent", functions, 1};
+static const ph_module module = {PH_ABI_VERSION, "peek_parent", functions, 2};
 
 PH_EXPORT const ph_module *ph_module_entry(void) {
     return &module;
