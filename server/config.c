@@ -611,6 +611,9 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
                                   ? (size_t)cfg->max_inflight_bytes
                                   : auto_inflight_bytes();
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    sup->lanes = cfg->http_threads ? (unsigned)cfg->http_threads
+                                   : (unsigned)(cpus > 0 ? cpus : 1);
     sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
      * may be larger than requests. */

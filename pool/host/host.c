@@ -1,11 +1,11 @@
 /*
- * The pool host loop. One host thread waits for INIT, starts the pool and
- * the heartbeat thread, and then only moves messages: CALL frames become
- * pool jobs, finished jobs come back through a completion list and an
- * eventfd and become RESULT or ERROR frames (after the logs they wrote),
- * and while calls run their logs are sent every heartbeat interval. The
- * heartbeat itself is another thread's, in the shared region: nothing this
- * loop does can delay it.
+ * The pool host loop. One host thread waits for INIT, loads the modules,
+ * starts the pool (whose workers take calls from the shared region
+ * themselves) and the heartbeat thread, and then handles only what does not
+ * fit the region: CALL frames with arguments too large for a slot, RESULT
+ * frames for results too large for one, and panics. The heartbeat is
+ * another thread's, in the shared region: nothing this loop does can delay
+ * it.
  */
 #include "host_int.h"
 #include "sandbox.h"
@@ -206,6 +206,13 @@ static int host_start(host_t *h, const host_init *init) {
                 rings);
         return POOL_HOST_EXIT_PROTOCOL;
     }
+    /* Every completion ring needs the eventfd of the thread it answers. */
+    const pool_shm_geometry *g = pool_shm_geometry_of(shm);
+    if (g->nslots && (g->nloops == 0 || g->nloops != h->cfg->nloops)) {
+        fprintf(stderr, "pool host: %u completion rings but %u eventfds\n",
+                g->nloops, h->cfg->nloops);
+        return POOL_HOST_EXIT_PROTOCOL;
+    }
     if (!h->cfg->thread_mode && init->memory_limit > 0) {
         int rc = cap_memory(init->memory_limit, threads);
         if (rc)
@@ -233,6 +240,9 @@ static int host_start(host_t *h, const host_init *init) {
         /* In thread mode a wedged worker of an abandoned host keeps its
          * CPU; pinned workers of the next host could not move away. */
         .no_pin = h->cfg->thread_mode,
+        .source = {.take = pool__host_take,
+                   .pending = pool__host_pending,
+                   .udata = h},
     };
     int rc = pool_new(&pc, &h->pool);
     if (rc != 0) {
@@ -275,9 +285,6 @@ static int on_input(host_t *h) {
                 return POOL_HOST_EXIT_PROTOCOL;
             }
             break;
-        case POOL_FRAME_CANCEL:
-            pool__host_on_cancel(h, f.call_id);
-            break;
         case POOL_FRAME_SHUTDOWN:
             return POOL_HOST_EXIT_OK;
         default:
@@ -293,24 +300,17 @@ static int on_input(host_t *h) {
     return HOST_CONTINUE;
 }
 
-/* The poll loop. While calls run, their logs go out every heartbeat
- * interval; an idle host sleeps until a frame comes. Returns 0 or an exit
- * code. */
+/* The poll loop: frames, results too large for their slot, and (thread
+ * mode) parked workers. Calls themselves never pass through here. Returns
+ * 0 or an exit code. */
 static int serve(host_t *h) {
-    int64_t period = (int64_t)h->heartbeat_ms * 1000000;
-    int64_t next_logs = pool__host_now_ns() + period;
     for (;;) {
         struct pollfd p[3] = {
             {.fd = pool_chan_fd(h->ch), .events = POLLIN},
             {.fd = h->done_fd, .events = POLLIN},
             {.fd = h->alert_rd, .events = POLLIN},
         };
-        int timeout = -1;
-        if (h->inflight) {
-            int64_t wait = next_logs - pool__host_now_ns();
-            timeout = wait > 0 ? (int)((wait + 999999) / 1000000) : 0;
-        }
-        if (poll(p, h->alert_rd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+        if (poll(p, h->alert_rd >= 0 ? 3 : 2, -1) < 0 && errno != EINTR) {
             perror("pool host: poll");
             return POOL_HOST_EXIT_SETUP;
         }
@@ -323,28 +323,20 @@ static int serve(host_t *h) {
             if (rc != HOST_CONTINUE)
                 return rc;
         }
-        int64_t now = pool__host_now_ns();
-        if (!h->inflight) {
-            next_logs = now + period;
-        } else if (now >= next_logs) {
-            pool__host_drain_logs(h);
-            next_logs = now + period;
-        }
     }
 }
 
 /* Frees everything, after the pool's jobs ran: calls still running are
  * told to stop first so that cooperative ones end quickly. */
 static void host_free(host_t *h) {
-    for (host_call *hc = h->inflight; hc; hc = hc->next)
-        atomic_store(&hc->call.cancelled, true);
+    pool__host_cancel_all(h);
     if (h->pool)
         pool_free(h->pool);
-    while (h->inflight) {
-        host_call *hc = h->inflight;
-        h->inflight = hc->next;
-        pool__host_call_free(hc);
+    for (uint32_t i = 0; i < h->ncalls; i++) {
+        free(h->calls[i].args);
+        free(h->calls[i].result);
     }
+    free(h->calls);
     if (h->reg)
         pool_registry_free(h->reg);
     pool_chan_free(h->ch);
@@ -355,7 +347,6 @@ static void host_free(host_t *h) {
         close(h->alert_rd);
         close(h->alert_wr);
     }
-    free(h->logbuf);
     free(h);
 }
 
@@ -374,10 +365,16 @@ static host_t *host_new(const pool_host_config *cfg) {
     h->ch = pool_chan_new(cfg->sock_fd, max);
     if (!h->ch)
         goto fail_chan;
-    h->logbuf = malloc(HOST_LOG_BATCH * sizeof(*h->logbuf));
+    h->ncalls = pool_shm_geometry_of(cfg->shm)->nslots;
+    h->cells = pool_shm_ring_cells(cfg->shm);
+    h->calls = calloc(h->ncalls ? h->ncalls : 1, sizeof(*h->calls));
     h->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!h->logbuf || h->done_fd < 0)
+    if (!h->calls || h->done_fd < 0)
         goto fail_res;
+    for (uint32_t i = 0; i < h->ncalls; i++)
+        h->calls[i] = (host_call){.host = h,
+                                  .slot = pool_shm_slot(cfg->shm, i),
+                                  .index = i};
     if (cfg->thread_mode) {
         int fds[2];
         if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -424,8 +421,7 @@ int pool_host_run(const pool_host_config *cfg) {
     if (cfg->thread_mode && atomic_load(&h->failed)) {
         /* Abandoned: only the parked worker (and any that ignores the
          * cancel) stays, and may still use h. */
-        for (host_call *hc = h->inflight; hc; hc = hc->next)
-            atomic_store(&hc->call.cancelled, true);
+        pool__host_cancel_all(h);
         pool_abandon(h->pool);
         return POOL_HOST_EXIT_PANIC;
     }

@@ -17,7 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* argv[1] of a spawned host: `poolhost --pool-host SOCK_FD SHM_FD`. */
+/* argv[1] of a spawned host: `poolhost --pool-host SOCK_FD SHM_FD
+ * [LOOP_FD...]`, one eventfd per completion ring of the region. */
 #define POOL_HOST_FLAG "--pool-host"
 
 typedef struct pool_host_config {
@@ -25,6 +26,10 @@ typedef struct pool_host_config {
     pool_shm_t *shm;  /* mapped region, nworkers >= the INIT thread count */
     bool thread_mode; /* park panicking workers instead of exiting */
     uint32_t max_payload;
+    /* The eventfds of the server's HTTP threads, one per completion ring
+     * of the region (borrowed: the host writes them, never closes them). */
+    const int *loop_fds;
+    uint32_t nloops;
 } pool_host_config;
 
 /* Runs the host loop: waits for INIT, starts the pool, answers READY, then

@@ -1,148 +1,285 @@
 /*
- * Calls in the host. A CALL frame becomes a pool job at once: the host
- * thread reads only the frame's header line and copies the argument bytes.
- * The worker that runs the job parses the arguments, runs the function and
- * writes the result as JSON text, so that nothing whose cost grows with a
- * call's size runs on the thread that moves frames. The finished call goes
- * on a completion list and an eventfd wakes the host thread, which sends
- * the call's logs and then its RESULT or ERROR. CANCEL sets the call's
- * flag, which functions poll.
+ * Calls in the host. A call arrives in a slot of the shared region: an idle
+ * worker takes its index from the submission ring (the pool's source) and
+ * runs it then and there, so that no host thread stands between the
+ * server's HTTP thread and the worker. The worker parses the arguments,
+ * runs the function, writes the outcome into the slot and puts the index
+ * on the completion ring of the HTTP thread that owns the call, writing
+ * that thread's eventfd only when it sleeps.
+ *
+ * A call too large for a slot sends its arguments in a CALL frame: the
+ * host thread attaches them and queues the task. A result too large for a
+ * slot goes back in a RESULT frame, sent by the host thread.
  */
 #include "host_int.h"
-#include "pool/wire/wire.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static double ms(int64_t ns) {
-    return (double)ns / 1e6;
+/* A slot goes back and forth between the host and the server: it is the
+ * host's from when a call in it is taken until its answer is published,
+ * and the server gives it back only with its next call. That order passes
+ * through the server's process, where ThreadSanitizer, which sees only
+ * this one, cannot follow it; these tell it what the protocol guarantees:
+ * all the host did for a slot's call happens before what it does for the
+ * slot's next call. */
+#if defined(__SANITIZE_THREAD__)
+#define HOST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HOST_TSAN 1
+#endif
+#endif
+#ifdef HOST_TSAN
+#include <sanitizer/tsan_interface.h>
+#define slot_handed_back(hc) __tsan_release(hc)
+#define slot_handed_over(hc) __tsan_acquire(hc)
+#else
+#define slot_handed_back(hc) ((void)(hc))
+#define slot_handed_over(hc) ((void)(hc))
+#endif
+
+#define RING_FULL_TRIES 100000
+
+static void set_message(pool_slot *s, const char *msg) {
+    snprintf(s->message, sizeof(s->message), "%s", msg);
 }
 
-/* Parses the arguments; returns the object, or NULL with the call failed
- * (fail_message set, status in *status). */
-static json_t *call_args(ph_ctx *ctx, host_call *hc, int *status) {
+/* Parses the arguments; returns the object, or NULL with the outcome set.
+ * Runs out of memory like any allocation in a call: a panic of it. */
+static json_t *call_args(ph_ctx *ctx, host_call *hc, const char *text,
+                         size_t len) {
     json_error_t err;
-    json_t *args = json_loadb(hc->args, hc->args_len, JSON_REJECT_DUPLICATES,
-                              &err);
-    free(hc->args);
-    hc->args = NULL;
+    json_t *args = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!args && json_error_code(&err) == json_error_out_of_memory)
-        pool_oom(ctx, hc->args_len);
+        pool_oom(ctx, len);
     if (json_is_object(args))
         return args;
-    *status = ph_fail(ctx, PH_EINVAL, "args must be a JSON object%s%s",
-                      args ? "" : ": ", args ? "" : err.text);
+    char msg[POOL_SLOT_MESSAGE_MAX];
+    snprintf(msg, sizeof(msg), "args must be a JSON object%s%s",
+             args ? "" : ": ", args ? "" : err.text);
+    hc->slot->outcome = POOL_OUTCOME_INVALID;
+    set_message(hc->slot, msg);
     json_decref(args);
     return NULL;
+}
+
+/* Writes the result text into the slot, or keeps it for a RESULT frame.
+ * Returns false when the outcome is an error instead. */
+static bool call_result(ph_ctx *ctx, host_call *hc, json_t *result) {
+    pool_slot *s = hc->slot;
+    char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text) {
+        ph_fail(ctx, PH_EFAIL, "the result could not be encoded as JSON (a "
+                               "string that is not UTF-8?)");
+        return false;
+    }
+    size_t len = strlen(text);
+    if (len <= POOL_SLOT_DATA) {
+        memcpy(pool_slot_data(s), text, len);
+        s->result_len = (uint32_t)len;
+        free(text);
+    } else {
+        hc->result = text;
+        hc->result_len = len;
+        s->flags |= POOL_SLOT_RESULT_FRAME;
+    }
+    return true;
+}
+
+static pool_slot_outcome outcome_of(int status) {
+    switch (status) {
+    case PH_OK:
+        return POOL_OUTCOME_OK;
+    case PH_EINVAL:
+        return POOL_OUTCOME_INVALID;
+    case PH_ECANCELLED:
+        return POOL_OUTCOME_CANCELLED;
+    default:
+        return POOL_OUTCOME_FAILED;
+    }
+}
+
+/* Tells the HTTP thread that owns the call: its completion ring, and its
+ * eventfd if it sleeps. A result sent as a frame is the host thread's to
+ * announce. */
+static void call_answer(host_t *h, host_call *hc) {
+    pool_slot *s = hc->slot;
+    atomic_store_explicit(&s->state, POOL_SLOT_DONE, memory_order_release);
+    if (s->flags & POOL_SLOT_RESULT_FRAME) {
+        pthread_mutex_lock(&h->done_lock);
+        hc->done_next = h->done;
+        h->done = hc;
+        pthread_mutex_unlock(&h->done_lock);
+        uint64_t one = 1;
+        while (write(h->done_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+            continue;
+        return;
+    }
+    uint32_t loop = hc->loop;
+    uint32_t index = hc->index;
+    pool_ring *done = pool_shm_done(h->cfg->shm, loop);
+    slot_handed_back(hc);
+    int rc = done ? POOL_RING_FULL : POOL_RING_ECORRUPT;
+    /* Full only while a server thread stalled in the middle of taking
+     * from it holds a cell: wait for it, a while. */
+    for (int i = 0; rc == POOL_RING_FULL && i < RING_FULL_TRIES; i++) {
+        rc = pool_ring_push(done, h->cells, index);
+        if (rc == POOL_RING_FULL)
+            sched_yield();
+    }
+    if (rc != POOL_RING_OK)
+        return; /* a broken ring: the server times the call out */
+    pool_shm_loop *l = pool_shm_loop_of(h->cfg->shm, loop);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&l->sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&l->sleeping, 0, memory_order_relaxed)) {
+        uint64_t one = 1;
+        ssize_t n = write(h->cfg->loop_fds[loop], &one, sizeof(one));
+        (void)n; /* only fails when the counter is saturated: still set */
+    }
 }
 
 /* The root job of a call: runs the function on a worker. */
 static void call_job(ph_ctx *ctx, void *arg) {
     host_call *hc = arg;
+    pool_slot *s = hc->slot;
     int64_t start = pool__host_now_ns();
-    hc->wait_ns = start - hc->received_ns;
-    json_t *args = call_args(ctx, hc, &hc->status);
+    s->wait_ms = s->submit_ns > 0 && start > s->submit_ns
+                     ? pool__host_ms(start - s->submit_ns)
+                     : 0;
+    s->outcome = POOL_OUTCOME_OK;
+    s->result_len = 0;
+    s->message[0] = '\0';
+    char name[POOL_SLOT_FUNCTION_MAX];
+    memcpy(name, s->function, sizeof(name));
+    name[sizeof(name) - 1] = '\0';
+    const ph_function *fn = pool_registry_find(hc->host->reg, name, NULL);
+    json_t *args = NULL;
+    if (!fn) {
+        s->outcome = POOL_OUTCOME_UNKNOWN;
+        set_message(s, "no such function");
+    } else if (hc->args) {
+        args = call_args(ctx, hc, hc->args, hc->args_len);
+        free(hc->args);
+        hc->args = NULL;
+    } else if (s->args_len <= POOL_SLOT_DATA) {
+        args = call_args(ctx, hc, pool_slot_data(s), s->args_len);
+    } else {
+        s->outcome = POOL_OUTCOME_INVALID;
+        set_message(s, "the arguments are longer than their slot");
+    }
     if (args) {
         json_t *result = NULL;
-        hc->status = hc->fn->fn(ctx, args, &result);
-        if (hc->status == PH_OK && result) {
-            hc->result = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (hc->result)
-                hc->result_len = strlen(hc->result);
-            else
-                hc->status = ph_fail(ctx, PH_EFAIL,
-                                     "the result could not be encoded as "
-                                     "JSON (a string that is not UTF-8?)");
-        } else if (hc->status == PH_OK) {
-            hc->status =
-                ph_fail(ctx, PH_EFAIL, "the function returned no result");
-        }
+        int status = fn->fn(ctx, args, &result);
+        if (status == PH_OK && !result)
+            status = ph_fail(ctx, PH_EFAIL, "the function returned no result");
+        if (status == PH_OK && !call_result(ctx, hc, result))
+            status = PH_EFAIL;
+        s->outcome = outcome_of(status);
+        if (status != PH_OK)
+            set_message(s, hc->call.fail_message[0] ? hc->call.fail_message
+                           : status == PH_ECANCELLED ? "the call was cancelled"
+                                                     : "the function failed");
         json_decref(result);
         json_decref(args);
     }
-    hc->run_ns = pool__host_now_ns() - start;
-    host_t *h = hc->host;
-    pthread_mutex_lock(&h->done_lock);
-    hc->done_next = h->done;
-    h->done = hc;
-    pthread_mutex_unlock(&h->done_lock);
-    uint64_t one = 1;
-    while (write(h->done_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        continue;
+    s->run_ms = pool__host_ms(pool__host_now_ns() - start);
+    call_answer(hc->host, hc);
 }
 
-static void send_error(host_t *h, uint64_t id, const char *kind,
-                       const char *message, int64_t wait_ns, int64_t run_ns) {
-    pool_wire_error e = {.kind = kind,
-                         .message = message,
-                         .run_ms = ms(run_ns),
-                         .wait_ms = ms(wait_ns)};
-    size_t len;
-    char *text = pool_wire_error_encode(&e, &len);
-    if (text)
-        pool_chan_send(h->ch, POOL_FRAME_ERROR, id, text, len);
-    free(text);
+/* Prepares the task of the call in slot index, which the caller claimed
+ * (SUBMITTED to TAKEN). */
+static pool_task *call_task(host_t *h, uint32_t index) {
+    host_call *hc = &h->calls[index];
+    pool_slot *s = hc->slot;
+    hc->loop = s->loop;
+    if (hc->loop >= h->cfg->nloops)
+        hc->loop = 0;
+    char id[POOL_SLOT_ID_MAX];
+    memcpy(id, s->id, sizeof(id));
+    id[sizeof(id) - 1] = '\0';
+    int64_t now = pool__host_now_ns();
+    pool_call_init(&hc->call, s->wire, id,
+                   s->timeout_ms > 0 ? now + s->timeout_ms * 1000000 : 0);
+    hc->call.cancel_word = &s->cancelled;
+    pool_task_init(&hc->task, &hc->call, call_job, hc);
+    return &hc->task;
 }
 
-void pool__host_call_free(host_call *hc) {
-    free(hc->args);
-    free(hc->result);
-    free(hc);
+/* Claims the call in slot index. */
+static bool call_claim(host_t *h, uint32_t index) {
+    pool_slot *s = h->calls[index].slot;
+    uint32_t want = POOL_SLOT_SUBMITTED;
+    if (!atomic_compare_exchange_strong(&s->state, &want, POOL_SLOT_TAKEN))
+        return false;
+    atomic_fetch_add_explicit(pool_shm_taken(h->cfg->shm), 1,
+                              memory_order_relaxed);
+    return true;
 }
 
-static void call_unlink(host_t *h, host_call *hc) {
-    if (hc->prev)
-        hc->prev->next = hc->next;
-    else
-        h->inflight = hc->next;
-    if (hc->next)
-        hc->next->prev = hc->prev;
-}
-
-static void send_result(host_t *h, host_call *hc) {
-    uint64_t id = hc->call.id;
-    pool_wire_result r = {.run_ms = ms(hc->run_ns), .wait_ms = ms(hc->wait_ns)};
-    size_t hlen;
-    char *head = pool_wire_result_header(&r, &hlen);
-    int rc = head ? pool_chan_send2(h->ch, POOL_FRAME_RESULT, id, head, hlen,
-                                    hc->result, hc->result_len)
-                  : -ENOMEM;
-    free(head);
-    if (rc == -EMSGSIZE)
-        send_error(h, id, "function-failed",
-                   "the result is larger than the frame limit", hc->wait_ns,
-                   hc->run_ns);
-    else if (rc == -ENOMEM)
-        send_error(h, id, "function-failed", "out of memory sending the result",
-                   hc->wait_ns, hc->run_ns);
-}
-
-static void call_reply(host_t *h, host_call *hc) {
-    const char *msg = hc->call.fail_message;
-    switch (hc->status) {
-    case PH_OK:
-        send_result(h, hc);
-        return;
-    case PH_EINVAL:
-        send_error(h, hc->call.id, "invalid-arguments",
-                   msg[0] ? msg : "bad arguments", hc->wait_ns, hc->run_ns);
-        return;
-    case PH_ECANCELLED:
-        send_error(h, hc->call.id, "call-cancelled", "the call was cancelled",
-                   hc->wait_ns, hc->run_ns);
-        return;
-    default:
-        send_error(h, hc->call.id, "function-failed",
-                   msg[0] ? msg : "the function failed", hc->wait_ns,
-                   hc->run_ns);
-        return;
+pool_task *pool__host_take(void *udata) {
+    host_t *h = udata;
+    pool_ring *ring = pool_shm_submit(h->cfg->shm);
+    if (!ring)
+        return NULL;
+    uint64_t v;
+    while (pool_ring_pop(ring, h->cells, &v) == POOL_RING_OK) {
+        /* A bad index, or a slot that is not waiting, is not a call. */
+        if (v >= h->ncalls)
+            continue;
+        slot_handed_over(&h->calls[v]);
+        if (h->calls[v].slot->flags & POOL_SLOT_ARGS_FRAME)
+            continue;
+        if (call_claim(h, (uint32_t)v))
+            return call_task(h, (uint32_t)v);
     }
+    return NULL;
 }
 
-/* Replies to every finished call, after the logs its jobs wrote. */
+bool pool__host_pending(void *udata) {
+    host_t *h = udata;
+    pool_ring *ring = pool_shm_submit(h->cfg->shm);
+    return ring && pool_ring_nonempty(ring, h->cells);
+}
+
+/* The index of the slot a frame's wire id names, or -1. */
+static int64_t slot_of(host_t *h, uint64_t wire) {
+    uint64_t i = wire & POOL_WIRE_SLOT_MASK;
+    if (i >= h->ncalls || h->calls[i].slot->wire != wire)
+        return -1;
+    return (int64_t)i;
+}
+
+bool pool__host_on_call(host_t *h, const pool_frame_t *f) {
+    int64_t i = slot_of(h, f->call_id);
+    if (i < 0)
+        return false;
+    slot_handed_over(&h->calls[i]);
+    if (!(h->calls[i].slot->flags & POOL_SLOT_ARGS_FRAME))
+        return false;
+    if (!call_claim(h, (uint32_t)i))
+        return false;
+    host_call *hc = &h->calls[i];
+    hc->args = malloc(f->len ? f->len : 1);
+    if (!hc->args) {
+        hc->slot->outcome = POOL_OUTCOME_FAILED;
+        set_message(hc->slot, "out of memory receiving the arguments");
+        call_answer(h, hc);
+        return true;
+    }
+    memcpy(hc->args, f->payload, f->len);
+    hc->args_len = f->len;
+    pool_submit_task(h->pool, call_task(h, (uint32_t)i));
+    return true;
+}
+
+/* Sends the results too large for their slot, in RESULT frames; the
+ * server completes their calls when they arrive. */
 void pool__host_finish_calls(host_t *h) {
     uint64_t count;
     while (read(h->done_fd, &count, sizeof(count)) < 0 && errno == EINTR)
@@ -151,70 +288,28 @@ void pool__host_finish_calls(host_t *h) {
     host_call *list = h->done;
     h->done = NULL;
     pthread_mutex_unlock(&h->done_lock);
-    if (!list)
-        return;
-    host_call *fifo = NULL;
     while (list) {
-        host_call *next = list->done_next;
-        list->done_next = fifo;
-        fifo = list;
-        list = next;
-    }
-    pool__host_drain_logs(h);
-    while (fifo) {
-        host_call *next = fifo->done_next;
-        call_reply(h, fifo);
-        call_unlink(h, fifo);
-        pool__host_call_free(fifo);
-        fifo = next;
+        host_call *hc = list;
+        list = hc->done_next;
+        uint64_t wire = hc->slot->wire;
+        char *result = hc->result;
+        size_t len = hc->result_len;
+        hc->result = NULL;
+        slot_handed_back(hc);
+        int rc = pool_chan_send(h->ch, POOL_FRAME_RESULT, wire, result, len);
+        if (rc == -EMSGSIZE) {
+            /* Larger than a frame, too: the call fails, in its slot (which
+             * is still the host's: nothing was sent). */
+            hc->slot->outcome = POOL_OUTCOME_FAILED;
+            set_message(hc->slot, "the result is larger than the frame limit");
+            slot_handed_back(hc);
+            pool_chan_send(h->ch, POOL_FRAME_RESULT, wire, NULL, 0);
+        }
+        free(result);
     }
 }
 
-/* CALL: answers at once when the call cannot start, else submits it.
- * Returns false for a frame that is not a call at all. */
-bool pool__host_on_call(host_t *h, const pool_frame_t *f) {
-    pool_wire_call c;
-    json_t *hold;
-    if (pool_wire_call_decode(f->payload, f->len, &c, &hold) < 0)
-        return false;
-    const ph_function *fn = pool_registry_find(h->reg, c.function, NULL);
-    if (!fn) {
-        send_error(h, f->call_id, "unknown-function", "no such function", 0, 0);
-        json_decref(hold);
-        return true;
-    }
-    host_call *hc = calloc(1, sizeof(*hc));
-    if (!hc || !(hc->args = malloc(c.args_len ? c.args_len : 1)))
-        goto fail;
-    memcpy(hc->args, c.args, c.args_len);
-    hc->args_len = c.args_len;
-    hc->host = h;
-    hc->fn = fn;
-    hc->received_ns = pool__host_now_ns();
-    pool_call_init(&hc->call, f->call_id, c.id,
-                   c.timeout_ms > 0
-                       ? hc->received_ns + c.timeout_ms * 1000000
-                       : 0);
-    hc->next = h->inflight;
-    if (h->inflight)
-        h->inflight->prev = hc;
-    h->inflight = hc;
-    if (pool_submit(h->pool, &hc->call, call_job, hc) != 0) {
-        call_unlink(h, hc);
-        goto fail;
-    }
-    json_decref(hold);
-    return true;
-fail:
-    if (hc)
-        pool__host_call_free(hc);
-    send_error(h, f->call_id, "function-failed", "out of memory", 0, 0);
-    json_decref(hold);
-    return true;
-}
-
-void pool__host_on_cancel(host_t *h, uint64_t id) {
-    for (host_call *hc = h->inflight; hc; hc = hc->next)
-        if (hc->call.id == id)
-            atomic_store(&hc->call.cancelled, true);
+void pool__host_cancel_all(host_t *h) {
+    for (uint32_t i = 0; i < h->ncalls; i++)
+        atomic_store(&h->calls[i].call.cancelled, true);
 }

@@ -1,7 +1,8 @@
 /*
- * Internals of the pool host shared by its files: the host state, the calls
- * in flight, and the parts of the loop that live in host_call.c (calls),
- * host_report.c (logs, failures) and host_beat.c (the heartbeat thread).
+ * Internals of the pool host shared by its files: the host state, its side
+ * of the call slots, and the parts of the loop that live in host_call.c
+ * (calls), host_report.c (failures) and host_beat.c (the heartbeat
+ * thread).
  */
 #ifndef POOL_HOST_INT_H
 #define POOL_HOST_INT_H
@@ -19,26 +20,23 @@
 #include <stdint.h>
 #include <time.h>
 
-#define HOST_LOG_BATCH 256u
-
 typedef struct host host_t;
 
-/* One call in flight. Its pool_call_t must outlive the call's jobs. */
+/* The host's side of one call slot: the task and call record a worker runs
+ * it under (they must outlive the call's jobs), and what a frame brought or
+ * must take. One per slot, made when the host starts. */
 typedef struct host_call {
+    pool_task task;
     pool_call_t call;
     host_t *host;
-    const ph_function *fn;
-    char *args;      /* JSON text; the worker parses it, then frees it */
+    pool_slot *slot;
+    uint32_t index;
+    uint32_t loop; /* the completion ring, checked */
+    char *args;    /* from a CALL frame, or NULL: in the slot */
     size_t args_len;
-    int64_t received_ns;
-    /* Written by the worker before it publishes the call as done. */
-    char *result; /* JSON text, on PH_OK */
+    char *result; /* for a RESULT frame, or NULL: in the slot */
     size_t result_len;
-    int status;
-    int64_t wait_ns; /* received to started */
-    int64_t run_ns;
-    struct host_call *prev, *next; /* in flight: host thread only */
-    struct host_call *done_next;   /* completion list: under done_lock */
+    struct host_call *done_next; /* results for frames: under done_lock */
 } host_call;
 
 /* The heartbeat thread (host_beat.c). */
@@ -59,17 +57,17 @@ struct host {
     pool_t *pool;
     int heartbeat_ms;
     host_beat beat;
-    host_call *inflight;
+    host_call *calls; /* one per slot of the region */
+    uint32_t ncalls;
+    uint32_t cells; /* of each ring of the region */
     pthread_mutex_t done_lock;
-    host_call *done; /* most recent first */
-    int done_fd;     /* eventfd: calls finished */
+    host_call *done; /* results for frames, most recent first */
+    int done_fd;     /* eventfd: results for frames are waiting */
     int alert_rd;    /* thread mode: a worker parked after a signal */
     int alert_wr;
     /* A worker panicked or crashed: in thread mode the pool can no longer be
      * freed, and only the first failure is reported. */
     atomic_bool failed;
-    pool_log_entry *logbuf;
-    uint64_t dropped_sent;
 };
 
 static inline int64_t pool__host_now_ns(void) {
@@ -82,15 +80,17 @@ static inline double pool__host_ms(int64_t ns) {
     return (double)ns / 1e6;
 }
 
-/* host_call.c: CALL and CANCEL frames, and replies to finished calls. */
-/* Returns false for a CALL frame that does not decode. */
+/* host_call.c: the pool's source of calls (the submission ring), CALL
+ * frames for arguments too large for a slot (false: not a call the host
+ * was given), RESULT frames for results too large for one, and
+ * cancelling every call at the end. */
+pool_task *pool__host_take(void *udata);
+bool pool__host_pending(void *udata);
 bool pool__host_on_call(host_t *h, const pool_frame_t *f);
-void pool__host_on_cancel(host_t *h, uint64_t id);
 void pool__host_finish_calls(host_t *h);
-void pool__host_call_free(host_call *hc);
+void pool__host_cancel_all(host_t *h);
 
-/* host_report.c: LOG and PANIC frames. */
-void pool__host_drain_logs(host_t *h);
+/* host_report.c: PANIC frames. */
 /* The pool's panic handler (udata is the host). */
 void pool__host_on_panic(void *udata, const pool_crash_record *rec);
 /* Thread mode: a worker parked after a fatal signal. */

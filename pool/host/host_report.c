@@ -1,6 +1,6 @@
 /*
- * What the host reports besides results: log batches drained from the
- * shared rings, and panics. The text in
+ * What the host reports besides results: panics, and the crash record as
+ * the supervisor reads it. The text in
  * those records comes from functions or was cut at a fixed size, so it is
  * sanitised before jansson, which refuses invalid UTF-8.
  */
@@ -36,28 +36,7 @@ static json_t *host_text(const char *s, size_t max) {
     return j;
 }
 
-static const char *level_name(int level) {
-    switch (level) {
-    case PH_LOG_DEBUG:
-        return "debug";
-    case PH_LOG_INFO:
-        return "info";
-    case PH_LOG_WARN:
-        return "warn";
-    case PH_LOG_ERROR:
-        return "error";
-    default:
-        return "unknown";
-    }
-}
 
-static json_t *log_json(const pool_log_entry *e) {
-    return json_pack("{s:I, s:I, s:i, s:I, s:s, s:o*}", "seq",
-                     (json_int_t)e->seq, "ts_ns", (json_int_t)e->ts_ns,
-                     "worker", (int)e->worker, "call", (json_int_t)e->call_id,
-                     "level", level_name(e->level), "message",
-                     host_text(e->msg, sizeof(e->msg)));
-}
 
 static const char *crash_kind_name(uint32_t kind) {
     switch (kind) {
@@ -131,45 +110,6 @@ json_t *pool_host_crash_json(const pool_crash_record *rec) {
         return NULL;
     }
     return j;
-}
-
-/* ---- logs --------------------------------------------------------------- */
-
-static void send_logs(host_t *h, json_t *records, uint64_t dropped) {
-    json_t *msg = json_pack("{s:O, s:I}", "records", records, "dropped",
-                            (json_int_t)dropped);
-    if (msg)
-        pool_chan_send_json(h->ch, POOL_FRAME_LOG, 0, msg);
-    json_decref(msg);
-    json_array_clear(records);
-}
-
-/* Moves every unread log record of every worker into LOG frames. */
-void pool__host_drain_logs(host_t *h) {
-    json_t *records = json_array();
-    if (!records)
-        return;
-    uint64_t dropped = 0;
-    uint32_t n = pool_nthreads(h->pool);
-    for (uint32_t w = 0; w < n; w++) {
-        pool_log_ring *ring = pool_shm_ring(h->cfg->shm, w);
-        size_t got;
-        while ((got = pool_logring_read(ring, h->logbuf, HOST_LOG_BATCH))) {
-            for (size_t i = 0; i < got; i++) {
-                json_t *r = log_json(&h->logbuf[i]);
-                if (r)
-                    json_array_append_new(records, r);
-            }
-            if (json_array_size(records) >= HOST_LOG_BATCH)
-                send_logs(h, records, h->dropped_sent);
-        }
-        dropped += pool_logring_dropped(ring);
-    }
-    if (json_array_size(records) > 0 || dropped != h->dropped_sent) {
-        h->dropped_sent = dropped;
-        send_logs(h, records, dropped);
-    }
-    json_decref(records);
 }
 
 /* ---- failures ----------------------------------------------------------- */

@@ -5,7 +5,9 @@
  * handler runs on the worker's alternate stack and uses async-signal-safe
  * calls only: its own number formatting, the static system call names, and
  * backtrace_symbols_fd (or dladdr, which it uses) into the worker's scratch
- * memfd, read back with pread.
+ * memfd, read back with pread. The scheduler calls in here (a worker's
+ * alternate stack), never the reverse: which worker a thread is comes from
+ * current.c, the time from clock.h.
  */
 #include "pool_int.h"
 #include "syscall_name.h"

@@ -249,6 +249,9 @@ bool ph_cancelled(const ph_ctx *ctx) {
     const pool_call_t *call = ctx->call;
     if (atomic_load_explicit(&call->cancelled, memory_order_relaxed))
         return true;
+    if (call->cancel_word &&
+        atomic_load_explicit(call->cancel_word, memory_order_relaxed))
+        return true;
     return call->deadline_ns &&
            pool__now_ns(CLOCK_MONOTONIC) >= call->deadline_ns;
 }

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -29,15 +28,6 @@
 #define YIELD_ROUNDS 16
 #define WORKER_STACK (8u << 20)
 
-_Thread_local pool_worker *pool__tls_worker
-    __attribute__((tls_model("initial-exec")));
-
-int64_t pool__now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -46,35 +36,19 @@ static void cpu_relax(void) {
 #endif
 }
 
-/* Without membarrier a push may be missed by a worker falling asleep, so
- * then sleepers wake up now and then to look again. */
-#define SLEEP_RECHECK_NS 10000000
-
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val, bool bounded) {
-    struct timespec ts = {0, SLEEP_RECHECK_NS};
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val,
-            bounded ? &ts : NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *addr, int n) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
 static void wake_all(pool_t *pool) {
-    atomic_fetch_add(&pool->epoch, 1);
-    futex_wake(&pool->epoch, INT_MAX);
+    pool_wake_up(pool->wk, INT_MAX);
 }
 
 static void wake_one(pool_t *pool) {
-    atomic_fetch_add(&pool->epoch, 1);
-    futex_wake(&pool->epoch, 1);
+    pool_wake_up(pool->wk, 1);
 }
 
 /* Wakes a sleeper for work pushed on a deque, unless one is already being
  * woken or a worker is searching. */
 static void wake_for_push(pool_t *pool) {
-    if (atomic_load_explicit(&pool->sleepers, memory_order_relaxed) &&
-        !atomic_load_explicit(&pool->searching, memory_order_relaxed) &&
+    if (atomic_load_explicit(&pool->wk->sleepers, memory_order_relaxed) &&
+        !atomic_load_explicit(&pool->wk->searching, memory_order_relaxed) &&
         !atomic_load_explicit(&pool->wake_pending, memory_order_relaxed) &&
         !atomic_exchange_explicit(&pool->wake_pending, true,
                                   memory_order_relaxed))
@@ -103,7 +77,7 @@ void pool__inject(pool_t *pool, pool_job *job) {
     atomic_fetch_add(&pool->inj_count, 1);
     pthread_mutex_unlock(&pool->inj_lock);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&pool->sleepers))
+    if (atomic_load(&pool->wk->sleepers))
         wake_one(pool);
 }
 
@@ -131,7 +105,7 @@ static uint32_t next_rand(pool_worker *w) {
 }
 
 /* Own deque first, then the other workers' from a random start, then the
- * injector. */
+ * outside source, then the injector. */
 static pool_job *find_work(pool_worker *w) {
     pool_job *job = pool_deque_pop(&w->deque);
     if (job)
@@ -152,12 +126,19 @@ static pool_job *find_work(pool_worker *w) {
                 return x;
         }
     }
+    if (pool->source.take) {
+        pool_task *t = pool->source.take(pool->source.udata);
+        if (t)
+            return (pool_job *)t;
+    }
     return inject_take(pool);
 }
 
 static bool work_visible(pool_worker *w) {
     pool_t *pool = w->pool;
     if (atomic_load(&pool->inj_count))
+        return true;
+    if (pool->source.pending && pool->source.pending(pool->source.udata))
         return true;
     for (uint32_t i = 0; i < pool->n; i++)
         if (pool_deque_nonempty(&pool->workers[i].deque))
@@ -228,18 +209,20 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
             sched_yield();
             continue;
         }
-        uint32_t e = atomic_load(&pool->epoch);
-        atomic_fetch_add(&pool->sleepers, 1);
-        atomic_fetch_sub(&pool->searching, 1);
+        uint32_t e = atomic_load(&pool->wk->epoch);
+        atomic_fetch_add(&pool->wk->sleepers, 1);
+        atomic_fetch_sub(&pool->wk->searching, 1);
         /* From here on a push must wake a sleeper again: maybe this one. */
         atomic_store_explicit(&pool->wake_pending, false, memory_order_relaxed);
         if (pool->membarrier)
             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        /* Without membarrier a push to a deque may be missed by a worker
+         * falling asleep: then it sleeps bounded and looks again. */
         if (wait_mark_sleepy(w, kind, word) && !work_visible(w))
-            futex_wait(&pool->epoch, e, !pool->membarrier);
-        atomic_fetch_add(&pool->searching, 1);
+            pool_wake_wait(pool->wk, e, !pool->membarrier);
+        atomic_fetch_add(&pool->wk->searching, 1);
         atomic_store_explicit(&pool->wake_pending, false, memory_order_relaxed);
-        atomic_fetch_sub(&pool->sleepers, 1);
+        atomic_fetch_sub(&pool->wk->sleepers, 1);
         spin = SPIN_ROUNDS / 2;
     }
 }
@@ -251,10 +234,10 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
 static pool_job *wait_for_work(pool_worker *w, enum wait_kind kind,
                                _Atomic uint32_t *word) {
     pool_t *pool = w->pool;
-    atomic_fetch_add_explicit(&pool->searching, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->wk->searching, 1, memory_order_relaxed);
     pool_job *job = wait_loop(w, kind, word);
-    uint32_t was =
-        atomic_fetch_sub_explicit(&pool->searching, 1, memory_order_relaxed);
+    uint32_t was = atomic_fetch_sub_explicit(&pool->wk->searching, 1,
+                                             memory_order_relaxed);
     if (job && was == 1)
         wake_for_push(pool);
     return job;
@@ -376,6 +359,34 @@ static int submit(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg,
     return 0;
 }
 
+/* A task: a root job in storage its submitter owns, not freed here. */
+typedef struct task_job {
+    pool_job base;
+    ph_job_fn fn;
+    void *arg;
+} task_job;
+_Static_assert(sizeof(task_job) <= sizeof(pool_task),
+               "pool_task is too small for a task_job");
+
+static void task_run(pool_job *job, pool_worker *w) {
+    task_job *t = (task_job *)job;
+    ph_ctx ctx = {job->call, w};
+    t->fn(&ctx, t->arg);
+}
+
+void pool_task_init(pool_task *t, pool_call_t *call, ph_job_fn fn, void *arg) {
+    task_job *j = (task_job *)t;
+    j->base.run = task_run;
+    j->base.call = call;
+    j->base.next = NULL;
+    j->fn = fn;
+    j->arg = arg;
+}
+
+void pool_submit_task(pool_t *pool, pool_task *t) {
+    pool__inject(pool, (pool_job *)t);
+}
+
 int pool_submit(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg) {
     return submit(pool, call, fn, arg, NULL);
 }
@@ -470,6 +481,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
                 0) == 0;
     pool->n = n;
+    pool->source = cfg->source;
     pool->on_panic = cfg->on_panic;
     pool->panic_udata = cfg->panic_udata;
     pool->alert_fd = cfg->alert_fd;
@@ -495,6 +507,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
         close(fd);
         pool->own_shm = true;
     }
+    pool->wk = pool_shm_wake_of(pool->shm);
     for (uint32_t i = 0; i < n; i++) {
         pool_worker *w = &pool->workers[i];
         w->pool = pool;

@@ -24,10 +24,33 @@ typedef struct pool_call {
     char id_str[80];     /* the id the caller sees (ph_call_id) */
     int64_t deadline_ns; /* CLOCK_MONOTONIC, 0 for none */
     atomic_bool cancelled;
+    /* Also cancelled when this word (a call slot's, in the shared region,
+     * set by the server) is nonzero; NULL: none. */
+    const _Atomic uint32_t *cancel_word;
     /* Set by ph_fail (first failure wins). */
     atomic_int fail_code;
     char fail_message[512];
 } pool_call_t;
+
+/* A root job whose storage its submitter owns (no allocation per job):
+ * pool_task_init fills it, and it must stay put until fn has returned. */
+typedef struct pool_task {
+    void *opaque[5];
+} pool_task;
+
+void pool_task_init(pool_task *t, pool_call_t *call, ph_job_fn fn, void *arg);
+
+/* A source of root tasks outside the pool, such as a ring in shared
+ * memory: an idle worker asks take() for one after its own deque and the
+ * other workers' (NULL: none now), and a worker about to sleep asks
+ * pending() whether one may be waiting. Both must be cheap and safe from
+ * every worker at once. A producer outside the process wakes a sleeper
+ * with pool_wake_for_task (pool/wire/wake.h) once its task can be taken. */
+typedef struct pool_source {
+    pool_task *(*take)(void *udata);
+    bool (*pending)(void *udata);
+    void *udata;
+} pool_source;
 
 /* Called on the panicking worker after the crash record was written. Must
  * not return (exit the process, or park the thread for good); if it does,
@@ -51,6 +74,7 @@ typedef struct pool_config {
      * escape a CPU that another process hogs, though; true lets them float
      * (fewer workers than CPUs always float). */
     bool no_pin;
+    pool_source source; /* take NULL: none */
 } pool_config;
 
 /* Per-worker progress, for heartbeats. */
@@ -84,6 +108,10 @@ void pool_call_init(pool_call_t *call, uint64_t id, const char *id_str,
 /* Queues fn(ctx, arg) as the root job of call on the injector and wakes a
  * sleeping worker. Safe from any thread. Returns 0 or -ENOMEM. */
 int pool_submit(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg);
+
+/* Queues a task (pool_task_init) on the injector and wakes a sleeper.
+ * Safe from any thread of the pool's process. */
+void pool_submit_task(pool_t *pool, pool_task *t);
 
 /* Submits and blocks the calling (non-worker) thread until the job ran. */
 int pool_run(pool_t *pool, pool_call_t *call, ph_job_fn fn, void *arg);

@@ -1,11 +1,14 @@
 /*
- * Internals shared by the pool's own files (pool.c, ctx.c, crash.c): the
- * pool and worker structs, jobs, the worker thread-local, and the helpers
- * the fork-join primitives and the crash handler need.
+ * Internals shared by the pool's own files (pool.c, ctx.c, crash.c,
+ * current.c): the pool and worker structs, jobs, the worker thread-local,
+ * and the helpers the fork-join primitives and the crash handler need.
+ * Calls point one way: ctx.c uses pool.c and crash.c, pool.c uses crash.c,
+ * and all three use current.c and clock.h.
  */
 #ifndef POOL_POOL_INT_H
 #define POOL_POOL_INT_H
 
+#include "clock.h"
 #include "deque.h"
 #include "pool.h"
 
@@ -57,13 +60,14 @@ struct pool {
     void *panic_udata;
     int alert_fd;
     atomic_bool stop;
-    /* Sleep protocol: a sleeper reads epoch, registers in sleepers, checks
-     * for work once more and futex-waits on epoch; a waker bumps epoch. */
-    _Alignas(64) _Atomic uint32_t epoch;
-    _Alignas(64) _Atomic uint32_t sleepers;
-    /* Idle workers spinning for work: while there is one, a push need not
-     * wake a sleeper (it would cost a system call per push). */
-    _Alignas(64) _Atomic uint32_t searching;
+    /* Sleep protocol, in the shared region so that a producer in another
+     * process takes part: a sleeper reads epoch, registers in sleepers,
+     * checks for work once more and futex-waits on epoch; a waker bumps
+     * epoch. While a worker is searching (spinning for work), a push need
+     * not wake a sleeper (it would cost a system call per push). */
+    pool_shm_wake *wk;
+    /* Root tasks from outside the pool (the host's submission ring). */
+    pool_source source;
     /* A push woke a sleeper that has not run yet: until it does, further
      * pushes need not wake anyone (each would be a system call). */
     _Alignas(64) atomic_bool wake_pending;
@@ -75,7 +79,7 @@ struct pool {
     pool_job *inj_tail;
 };
 
-/* The worker the calling thread is, or NULL. */
+/* The worker the calling thread is, or NULL (current.c). */
 extern _Thread_local pool_worker *pool__tls_worker
     __attribute__((tls_model("initial-exec")));
 
@@ -123,7 +127,5 @@ void pool__crash_worker_fini(pool_worker *w);
  * (NUL-terminated) using a scratch file (raw addresses when scratch_fd is
  * -1). Async-signal-safe. */
 void pool__backtrace(int scratch_fd, char *buf, size_t size);
-
-int64_t pool__now_ns(clockid_t clock);
 
 #endif

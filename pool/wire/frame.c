@@ -20,9 +20,8 @@
 
 static const char *const frame_type_names[] = {
     [POOL_FRAME_INIT] = "init",     [POOL_FRAME_READY] = "ready",
-    [POOL_FRAME_CALL] = "call",     [POOL_FRAME_CANCEL] = "cancel",
-    [POOL_FRAME_RESULT] = "result", [POOL_FRAME_ERROR] = "error",
-    [POOL_FRAME_LOG] = "log",       [POOL_FRAME_PANIC] = "panic",
+    [POOL_FRAME_CALL] = "call",     [POOL_FRAME_RESULT] = "result",
+    [POOL_FRAME_PANIC] = "panic",
     [POOL_FRAME_SHUTDOWN] = "shutdown",
 };
 

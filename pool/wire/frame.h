@@ -8,19 +8,19 @@
  *   u64 call id
  * then the payload, or nothing.
  *
- * Payloads (JSON objects unless empty; CALL, RESULT and ERROR are typed in
- * wire.h):
+ * Calls do not travel in frames: they go through the slots and rings of
+ * the host's shared region (slot.h, slots.h). Frames carry what does not
+ * fit there. Payloads (JSON objects unless said otherwise):
  *   INIT      sup->host  {"threads", "fault_injection", "plugins": [...],
  *                         "heartbeat_interval_ms", "memory_limit",
  *                         "generation", "sandbox": "strict" (the default)
  *                         or "off"}
  *   READY     host->sup  {"pid", "threads", "functions": [...]}
- *   CALL      sup->host  id: call; header line, then the arguments
- *   CANCEL    sup->host  id: call; empty
- *   RESULT    host->sup  id: call; header line, then the result
- *   ERROR     host->sup  id: call; {"kind", "message", "run_ms", "wait_ms"}
- *   LOG       host->sup  {"records": [{"seq", "ts_ns", "worker", "call",
- *                         "level", "message"}], "dropped"}
+ *   CALL      sup->host  id: the call's wire id; the arguments (JSON text)
+ *                        of a call too large for its slot
+ *   RESULT    host->sup  id: the call's wire id; the result (JSON text) of
+ *                        a call whose result did not fit its slot, or
+ *                        nothing when the slot says the call failed
  *   PANIC     host->sup  id: culprit call; {"kind", "worker", "message",
  *                         "location", "signal", "backtrace"}, plus
  *                         "syscall" for kind "forbidden-syscall"
@@ -38,7 +38,7 @@
 #include <stdint.h>
 
 #define POOL_FRAME_MAGIC 0x4850u
-#define POOL_FRAME_VERSION 2u
+#define POOL_FRAME_VERSION 3u
 #define POOL_FRAME_HEADER_SIZE 16u
 /* Room for a 16 MiB body plus the JSON around it. */
 #define POOL_FRAME_DEFAULT_MAX_PAYLOAD ((16u << 20) + (1u << 20))
@@ -47,10 +47,7 @@ typedef enum pool_frame_type {
     POOL_FRAME_INIT = 1,
     POOL_FRAME_READY,
     POOL_FRAME_CALL,
-    POOL_FRAME_CANCEL,
     POOL_FRAME_RESULT,
-    POOL_FRAME_ERROR,
-    POOL_FRAME_LOG,
     POOL_FRAME_PANIC,
     POOL_FRAME_SHUTDOWN,
     POOL_FRAME_TYPE_MAX = POOL_FRAME_SHUTDOWN,

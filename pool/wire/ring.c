@@ -22,18 +22,13 @@ size_t pool_ring_size(uint32_t capacity) {
 void pool_ring_init(pool_ring *r, uint32_t capacity) {
     atomic_init(&r->enq, 0);
     atomic_init(&r->deq, 0);
-    r->capacity = capacity;
-    r->pad = 0;
     for (uint32_t i = 0; i < capacity; i++) {
         atomic_init(&cells(r)[i].seq, i);
         atomic_init(&cells(r)[i].value, 0);
     }
 }
 
-int pool_ring_push(pool_ring *r, uint64_t v) {
-    uint32_t cap = r->capacity;
-    if (cap == 0 || (cap & (cap - 1)))
-        return POOL_RING_ECORRUPT;
+int pool_ring_push(pool_ring *r, uint32_t cap, uint64_t v) {
     uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
     for (int tries = 0; tries < RING_TRIES; tries++) {
         pool_ring_cell *c = &cells(r)[pos & (cap - 1)];
@@ -56,10 +51,7 @@ int pool_ring_push(pool_ring *r, uint64_t v) {
     return POOL_RING_ECORRUPT;
 }
 
-int pool_ring_pop(pool_ring *r, uint64_t *v) {
-    uint32_t cap = r->capacity;
-    if (cap == 0 || (cap & (cap - 1)))
-        return POOL_RING_ECORRUPT;
+int pool_ring_pop(pool_ring *r, uint32_t cap, uint64_t *v) {
     uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
     for (int tries = 0; tries < RING_TRIES; tries++) {
         pool_ring_cell *c = &cells(r)[pos & (cap - 1)];
@@ -83,10 +75,7 @@ int pool_ring_pop(pool_ring *r, uint64_t *v) {
     return POOL_RING_ECORRUPT;
 }
 
-int pool_ring_nonempty(pool_ring *r) {
-    uint32_t cap = r->capacity;
-    if (cap == 0 || (cap & (cap - 1)))
-        return 0;
+bool pool_ring_nonempty(pool_ring *r, uint32_t cap) {
     uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
     pool_ring_cell *c = &cells(r)[pos & (cap - 1)];
     return atomic_load_explicit(&c->seq, memory_order_acquire) == pos + 1;

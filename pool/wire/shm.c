@@ -28,8 +28,23 @@ struct pool_shm {
 
 #define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
 
+/* Cells of the submission and completion rings: more than slots, since a
+ * thread stalled in the middle of taking from a ring (preempted, or
+ * stopped by a debugger) holds its cell, and a producer that comes round
+ * to that cell finds the ring full; with many cells per slot it comes
+ * round rarely. */
+#define RING_CELLS_PER_SLOT 16u
+#define RING_CELLS_MIN 256u
+
 static uint32_t ring_cells(const pool_shm_geometry *g) {
-    return g->nslots ? g->nslots : 1;
+    if (!g->nslots)
+        return 1;
+    uint32_t n = g->nslots * RING_CELLS_PER_SLOT;
+    return n < RING_CELLS_MIN ? RING_CELLS_MIN : n;
+}
+
+uint32_t pool_shm_ring_cells(const pool_shm_t *shm) {
+    return ring_cells(&shm->g);
 }
 
 static layout layout_of(const pool_shm_geometry *g) {
@@ -50,7 +65,7 @@ static layout layout_of(const pool_shm_geometry *g) {
 static bool geometry_ok(const pool_shm_geometry *g) {
     return g->nworkers >= 1 && g->nworkers <= UINT16_MAX &&
            g->ring_capacity >= 1 && g->ring_capacity <= (1u << 24) &&
-           g->nloops <= 1024 && g->nslots <= (1u << 20) &&
+           g->nloops <= 1024 && g->nslots <= (1u << 16) &&
            (g->nslots & (g->nslots - 1)) == 0;
 }
 
@@ -100,6 +115,7 @@ int pool_shm_create(const pool_shm_geometry *g, int *fd, pool_shm_t **out) {
     atomic_init(&h->taken, 0);
     atomic_init(&h->wake.epoch, 0);
     atomic_init(&h->wake.sleepers, 0);
+    atomic_init(&h->wake.searching, 0);
     for (uint32_t i = 0; i < g->nworkers; i++) {
         pool_shm_worker *w = pool_shm_worker_of(shm, i);
         atomic_init(&w->call_id, 0);
@@ -108,10 +124,13 @@ int pool_shm_create(const pool_shm_geometry *g, int *fd, pool_shm_t **out) {
         pool_logring_init(pool_shm_ring(shm, i), g->ring_capacity);
     }
     if (g->nslots) {
-        pool_ring_init(pool_shm_submit(shm), g->nslots);
+        pool_ring_init(pool_shm_submit(shm), ring_cells(g));
         for (uint32_t i = 0; i < g->nloops; i++) {
-            pool_ring_init(pool_shm_done(shm, i), g->nslots);
-            atomic_init(&pool_shm_loop_of(shm, i)->sleeping, 0);
+            pool_ring_init(pool_shm_done(shm, i), ring_cells(g));
+            /* Asleep until it says otherwise: the thread may be waiting
+             * already, having last looked at a previous host's region,
+             * and must be woken by the first answer in this one. */
+            atomic_init(&pool_shm_loop_of(shm, i)->sleeping, 1);
         }
     }
     /* The slots are zero (ftruncate): free, not cancelled. */

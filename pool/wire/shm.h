@@ -18,6 +18,7 @@
 #include "logring.h"
 #include "ring.h"
 #include "slot.h"
+#include "wake.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -69,16 +70,9 @@ typedef struct pool_shm_worker {
     uint64_t pad[5];
 } pool_shm_worker;
 
-/* The words the host's idle workers sleep on, so that a server thread can
- * wake one after it puts a call on the submission ring (a futex shared
- * between the two processes). */
-typedef struct pool_shm_wake {
-    _Alignas(64) _Atomic uint32_t epoch;
-    _Atomic uint32_t sleepers;
-} pool_shm_wake;
-
 /* One per completion ring: its HTTP thread sets sleeping before it waits,
- * and a worker that answers it then writes its eventfd. */
+ * and a worker that answers it then writes its eventfd. A new region starts
+ * with it set. */
 typedef struct pool_shm_loop {
     _Alignas(64) _Atomic uint32_t sleeping;
 } pool_shm_loop;
@@ -139,7 +133,9 @@ pool_shm_worker *pool_shm_worker_of(pool_shm_t *shm, uint32_t worker);
 void pool_shm_set_loading(pool_shm_t *shm, int32_t plugin);
 int32_t pool_shm_loading(pool_shm_t *shm);
 
-/* The call path (NULL when the region has no slots or no such loop). */
+/* The call path (NULL when the region has no slots or no such loop). The
+ * submission and completion rings all have pool_shm_ring_cells cells. */
+uint32_t pool_shm_ring_cells(const pool_shm_t *shm);
 pool_shm_wake *pool_shm_wake_of(pool_shm_t *shm);
 _Atomic uint64_t *pool_shm_taken(pool_shm_t *shm);
 pool_ring *pool_shm_submit(pool_shm_t *shm);

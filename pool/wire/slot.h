@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define POOL_SLOT_SIZE (16u << 10)
-#define POOL_SLOT_FUNCTION_MAX 64u /* function names are shorter */
+#define POOL_SLOT_FUNCTION_MAX 80u /* names are at most 64 bytes */
 #define POOL_SLOT_ID_MAX 48u       /* call ids are shorter */
 #define POOL_SLOT_MESSAGE_MAX 512u
 
@@ -51,6 +51,8 @@ typedef struct pool_slot {
     uint32_t loop;              /* completion ring to answer on */
     uint32_t flags;             /* pool_slot_flags */
     int64_t timeout_ms;         /* 0: none */
+    int64_t submit_ns;          /* CLOCK_MONOTONIC, when it was put on the
+                                   ring: the wait in the host starts there */
     char function[POOL_SLOT_FUNCTION_MAX];
     char id[POOL_SLOT_ID_MAX];
     uint32_t args_len;
@@ -61,6 +63,12 @@ typedef struct pool_slot {
     double run_ms, wait_ms;
     char message[POOL_SLOT_MESSAGE_MAX];
 } pool_slot;
+
+/* A call's wire id: the index of its slot in the low bits, a sequence in
+ * the others (never 0), so that a late word about a slot's previous call
+ * is recognised as such. */
+#define POOL_WIRE_SLOT_BITS 20u
+#define POOL_WIRE_SLOT_MASK ((1ull << POOL_WIRE_SLOT_BITS) - 1)
 
 /* The bytes after the header: the arguments in, the result out. */
 #define POOL_SLOT_DATA (POOL_SLOT_SIZE - (uint32_t)sizeof(pool_slot))

@@ -23,6 +23,7 @@ struct server_call_watch {
 
 struct server_call {
     atomic_uint refs;
+    void *flight; /* the dispatch's, under its lock */
     /* Guards everything below the immutable request fields. Mutable so
      * that readers taking a const call can lock it. */
     pthread_mutex_t lock;
@@ -356,9 +357,13 @@ static size_t line_bytes(const json_t *line) {
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
                          const char *level, const char *message) {
+    /* A function's text need not be UTF-8: escaped then, not lost. */
+    json_t *msg = json_string(message);
+    if (!msg)
+        msg = server_log_client_string(message, strlen(message));
     json_t *line =
-        json_pack("{s:I, s:i, s:s, s:s}", "ts", (json_int_t)ts_ms, "worker",
-                  worker, "level", level, "message", message);
+        json_pack("{s:I, s:i, s:s, s:o*}", "ts", (json_int_t)ts_ms, "worker",
+                  worker, "level", level, "message", msg);
     if (!line)
         return;
     pthread_mutex_lock(&c->lock);
@@ -572,6 +577,14 @@ void server_call_watch_remove(server_call *c, server_call_watch *w) {
             break;
         }
     pthread_mutex_unlock(&c->lock);
+}
+
+void server_call_set_flight(server_call *c, void *flight) {
+    c->flight = flight;
+}
+
+void *server_call_flight(const server_call *c) {
+    return c->flight;
 }
 
 void server_call_request_cancel(server_call *c) {

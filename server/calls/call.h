@@ -127,6 +127,11 @@ server_call_watch *
 server_call_watch_add_end(server_call *c, server_call_watch_fn fn, void *udata);
 void server_call_watch_remove(server_call *c, server_call_watch *w);
 
+/* The dispatch's record of the call while it is in flight (dispatch.h):
+ * set and read only under the dispatch's lock. NULL when none. */
+void server_call_set_flight(server_call *c, void *flight);
+void *server_call_flight(const server_call *c);
+
 /* Cancellation requested by the client (DELETE); the supervisor reads it. */
 void server_call_request_cancel(server_call *c);
 bool server_call_cancel_requested(const server_call *c);

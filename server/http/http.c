@@ -18,6 +18,7 @@
 
 #include "http_check.h"
 #include "http_headers.h"
+#include "lane.h"
 #include "server/log.h"
 #include "server/calls/problem.h"
 #include "routes.h"
@@ -164,6 +165,8 @@ void server_req_wake(void *udata) {
             server_hangup_disarm(req->http->hangup, req->hangup);
         MHD_resume_connection(req->conn);
         atomic_fetch_sub(&req->http->suspended, 1);
+        /* The lane runs its daemon, and with it the resumption. */
+        server_lane_wake(req->lane);
     } else {
         req->wake = true;
     }
@@ -190,6 +193,7 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
     if (!req)
         return NULL;
     req->http = h;
+    req->lane = server_lane_self();
     req->conn = conn;
     req->tcp = server__http_conn(conn);
     req->method = method;

@@ -1,6 +1,7 @@
 /*
- * The HTTP front end: the libmicrohttpd daemon (epoll, its own thread pool,
- * suspend/resume), routing, request bodies with their limits, and the
+ * The HTTP front end: HTTP lanes (lane.h: threads with a libmicrohttpd
+ * daemon each, suspend/resume), routing, request bodies with their limits,
+ * and the
  * helpers routes answer with. A route that waits for a call suspends its
  * connection and is resumed by the call's watcher, so no HTTP thread is
  * ever pinned by a running call.
@@ -11,6 +12,7 @@
 #include "server/auth.h"
 #include "server/calls/calltable.h"
 #include "server/config.h"
+#include "conn_limit.h"
 #include "guard.h"
 #include "hangup.h"
 #include "server/ids.h"
@@ -39,8 +41,10 @@ typedef struct server_http {
     atomic_size_t active;    /* requests begun and not yet completed */
     atomic_size_t suspended; /* connections waiting for a call */
     server_guard *guard;     /* deadlines, lingering closes, tickers */
-    struct MHD_Daemon *daemon;
-    MHD_socket listen_fd; /* after server_http_quiesce, until the stop */
+    server_conn_limit *limit; /* --max-connections, per IP too */
+    int listen_fd;            /* shared by the lanes */
+    struct server_lane **lanes;
+    unsigned nlanes;
     uint16_t port;
 } server_http;
 
@@ -67,6 +71,7 @@ enum {
 /* One request, from its headers to its completion. */
 struct server_req {
     server_http *http;
+    struct server_lane *lane; /* the thread that serves its connection */
     struct MHD_Connection *conn;
     server_conn *tcp; /* its connection in the guard */
     const char *method;

@@ -1,15 +1,20 @@
 /*
- * The HTTP daemon (http.h): libmicrohttpd's set-up (epoll, its own thread
- * pool, suspend/resume, the limits), its per-connection and per-request
- * callbacks that feed the connection guard, and the stages of a shutdown.
+ * The HTTP front end's set-up (http.h): the listening socket, one lane
+ * (lane.h: a thread with a libmicrohttpd daemon of its own, suspend and
+ * resume, the limits) per HTTP thread, the per-connection and per-request
+ * callbacks that feed the connection guard and the connection limits, and
+ * the stages of a shutdown.
  */
 #include "http.h"
 
 #include "http_check.h"
 #include "http_internal.h"
+#include "lane.h"
 #include "server/calls/problem.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,15 +57,17 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
     server_http *h = cls;
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         server_guard_close(h->guard, *socket_context);
         *socket_context = NULL;
+        /* Counted by the lane that accepted it. */
+        server_conn_limit_give(h->limit, peer ? peer->client_addr : NULL);
         return;
     }
     const union MHD_ConnectionInfo *fd =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *peer =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     *socket_context = fd ? server_guard_open(h->guard, fd->connect_fd,
                                              peer ? peer->client_addr : NULL)
                          : NULL;
@@ -100,75 +107,159 @@ static void fit_fd_limit(const server_config *cfg) {
                              (json_int_t)cfg->max_connections));
 }
 
+/* The listening socket on cfg->listen, shared by the lanes. Returns it or
+ * a negative errno. */
+static int listen_on(const server_config *cfg) {
+    int fam = cfg->listen_addr.ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (fam == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    socklen_t len = fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                    : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, len) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static uint16_t port_of(int fd) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return 0;
+    return ntohs(a.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&a)->sin6_port
+                     : ((struct sockaddr_in *)&a)->sin_port);
+}
+
+/* A lane's daemon: no listening socket of its own (its lane accepts and
+ * hands connections over), run from the lane's loop. NULL on failure. */
+static struct MHD_Daemon *lane_daemon(server_http *h) {
+    const server_config *cfg = h->cfg;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    struct MHD_OptionItem opts[] = {
+        /* The limits are the front end's (conn_limit.h); this one only
+         * bounds a lane's share. */
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s,
+         NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)server__http_completed, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, h},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, 0, NULL, NULL, server__http_access, h,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+}
+
+/* A lane's work is its calls' (dispatch.h). */
+static void lane_enter(void *udata, unsigned lane) {
+    server_dispatch_enter_lane(udata, lane);
+}
+
+static bool lane_work(void *udata, unsigned lane) {
+    return server_dispatch_poll(udata, lane);
+}
+
+static bool lane_may_sleep(void *udata, unsigned lane) {
+    return server_dispatch_may_sleep(udata, lane);
+}
+
+static void lane_awake(void *udata, unsigned lane, bool signalled) {
+    server_dispatch_awake(udata, lane, signalled);
+}
+
+/* Undoes server_http_start from its lanes down. */
+static void http_unwind(server_http *h) {
+    for (unsigned i = 0; i < h->nlanes; i++)
+        server_lane_stop(h->lanes[i]);
+    free(h->lanes);
+    h->lanes = NULL;
+    h->nlanes = 0;
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    h->listen_fd = -1;
+    server_hangup_free(h->hangup);
+    h->hangup = NULL;
+    server_conn_limit_free(h->limit);
+    h->limit = NULL;
+    server_guard_free(h->guard);
+    h->guard = NULL;
+}
+
 int server_http_start(server_http *h, char *err, size_t errlen) {
     const server_config *cfg = h->cfg;
     atomic_init(&h->draining, false);
     atomic_init(&h->active, 0);
-    h->listen_fd = MHD_INVALID_SOCKET;
     atomic_init(&h->suspended, 0);
+    h->listen_fd = -1;
     server_guard_config gcfg = {
         .header_timeout_ms = cfg->request_header_timeout_s * 1000,
         .body_min_rate = cfg->request_body_min_rate,
         .linger_ms = 10000,
     };
     fit_fd_limit(cfg);
+    /* One lane per completion ring of the calls' path. */
+    h->http_threads = server_sup_lanes(h->sup);
     int rc = server_guard_new(&gcfg, &h->guard);
     if (rc) {
         snprintf(err, errlen, "cannot start the connection guard: %s",
                  strerror(-rc));
         return rc;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    h->http_threads = cfg->http_threads ? (unsigned)cfg->http_threads
-                                        : (unsigned)(cpus > 0 ? cpus : 1);
-    if ((rc = server_hangup_new(h->sup, &h->hangup))) {
-        server_guard_free(h->guard);
-        h->guard = NULL;
-        snprintf(err, errlen, "cannot watch for clients that leave: %s",
-                 strerror(-rc));
+    if ((rc = server_conn_limit_new((size_t)cfg->max_connections,
+                                    (size_t)cfg->max_connections_per_ip,
+                                    &h->limit)) ||
+        (rc = server_hangup_new(h->sup, &h->hangup))) {
+        snprintf(err, errlen, "cannot watch connections: %s", strerror(-rc));
+        http_unwind(h);
         return rc;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem opts[12];
-    size_t n = 0;
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-                                        (intptr_t)h->http_threads, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->max_connections, NULL};
-    if (cfg->max_connections_per_ip)
-        opts[n++] = (struct MHD_OptionItem){
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (intptr_t)cfg->max_connections_per_ip, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                (intptr_t)cfg->connection_timeout_s, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0,
-                                        (void *)&cfg->listen_addr};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
-                                        (intptr_t)server__http_completed, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
-                                        (intptr_t)on_connection, h};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
-                                        (intptr_t)on_request_line, h};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, server__http_access, h,
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!h->daemon) {
-        server_hangup_free(h->hangup);
-        h->hangup = NULL;
-        server_guard_free(h->guard);
-        h->guard = NULL;
+    if ((h->listen_fd = listen_on(cfg)) < 0) {
+        rc = h->listen_fd;
         snprintf(err, errlen,
                  "--listen %s: cannot start the HTTP daemon "
                  "(address in use or not available?)",
                  cfg->listen);
-        return -EADDRNOTAVAIL;
+        http_unwind(h);
+        return rc == -EADDRINUSE ? rc : -EADDRNOTAVAIL;
     }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
+    h->port = port_of(h->listen_fd);
+    h->lanes = calloc(h->http_threads, sizeof(*h->lanes));
+    if (!h->lanes) {
+        snprintf(err, errlen, "out of memory");
+        http_unwind(h);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < h->http_threads; i++) {
+        server_dispatch *d = server_sup_dispatch(h->sup);
+        server_lane_config lc = {.index = i,
+                                 .listen_fd = h->listen_fd,
+                                 .daemon = lane_daemon(h),
+                                 .limit = h->limit,
+                                 .wake_fd = server_dispatch_lane_fd(d, i),
+                                 .enter = lane_enter,
+                                 .work = lane_work,
+                                 .may_sleep = lane_may_sleep,
+                                 .awake = lane_awake,
+                                 .udata = d};
+        rc = lc.daemon ? server_lane_start(&lc, &h->lanes[i]) : -ENOMEM;
+        if (rc) {
+            snprintf(err, errlen, "cannot start HTTP thread %u: %s", i,
+                     strerror(-rc));
+            http_unwind(h);
+            return rc;
+        }
+        h->nlanes++;
+    }
     log_listening(h);
     return 0;
 }
@@ -179,9 +270,8 @@ void server_http_drain(server_http *h) {
 
 void server_http_quiesce(server_http *h) {
     atomic_store(&h->draining, true);
-    /* Closed only after the daemon has stopped: its threads may still use
-     * it (libmicrohttpd's rule, and a race TSan sees). */
-    h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    for (unsigned i = 0; i < h->nlanes; i++)
+        server_lane_quiesce(h->lanes[i]);
 }
 
 bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
@@ -196,15 +286,6 @@ bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
 }
 
 void server_http_stop(server_http *h) {
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon);
-    h->daemon = NULL;
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        close(h->listen_fd);
-    h->listen_fd = MHD_INVALID_SOCKET;
-    /* After the daemon: completing requests release their watches. */
-    server_hangup_free(h->hangup);
-    h->hangup = NULL;
-    server_guard_free(h->guard);
-    h->guard = NULL;
+    /* After the lanes: completing requests release their watches. */
+    http_unwind(h);
 }

@@ -42,6 +42,8 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
     int64_t hb = server_host_heartbeat_ns(sup->host);
     t->hb_age_ns = now - (hb > sup->started_ns ? hb : sup->started_ns);
     t->workers = server__workers_json(sup, sup->host->shm, sup->threads, now);
+    /* Nothing more goes to it; what it answers now is the post-mortem's. */
+    server_dispatch_hold(sup->dispatch);
     sup->phase = SERVER_PHASE_FAILING;
     pthread_mutex_lock(&sup->lock);
     sup->state = SERVER_SUP_FAILED;
@@ -56,15 +58,6 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
     sup->phase_deadline_ns = now + (dying ? 500 : 1000) * SUP_MS;
 }
 
-static void route_log(void *udata, const pool_log_entry *e) {
-    server_sup *sup = udata;
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    server_sup_entry *en = server__running_find(sup, e->call_id);
-    if (en)
-        server_call_add_log(en->call, (int64_t)(e->ts_ns / 1000000), e->worker,
-                            e->level < 4 ? names[e->level] : "info", e->msg);
-}
-
 /* What broke, gathered from the crash record, the PANIC frame, the trigger
  * and the exit status, in that order of trust. */
 typedef struct failure {
@@ -72,7 +65,7 @@ typedef struct failure {
     int reason;
     int worker; /* -1: unknown */
     char signame[32];
-    server_sup_entry *culprit; /* the call to blame, NULL: none */
+    server_flight *culprit;    /* the call to blame, NULL: none */
     server_call *culprit_call; /* its call (a reference), NULL: none */
     const char *message;
     const char *location;
@@ -80,6 +73,46 @@ typedef struct failure {
     int exit_code;       /* -1: none */
     json_t *cause;       /* the cause object, culprit included */
 } failure;
+
+/* The calls the host held when it failed, and their calls by id: the
+ * flights go as they are settled, the names stay. */
+typedef struct roster {
+    server_flight **flights;
+    server_call **calls; /* references */
+    size_t n;
+} roster;
+
+static roster roster_take(server_sup *sup) {
+    roster r = {0};
+    r.flights = server_dispatch_detach(sup->dispatch, &r.n);
+    r.calls = calloc(r.n ? r.n : 1, sizeof(*r.calls));
+    if (!r.calls)
+        r.n = 0; /* unnamed then; the flights are still settled */
+    for (size_t i = 0; i < r.n; i++)
+        r.calls[i] = server_call_ref(server_flight_call(r.flights[i]));
+    return r;
+}
+
+static void roster_free(roster *r) {
+    for (size_t i = 0; r->calls && i < r->n; i++)
+        server_call_unref(r->calls[i]);
+    free(r->calls);
+    free(r->flights);
+}
+
+static server_call *roster_find(const roster *r, const char *id) {
+    for (size_t i = 0; id && i < r->n; i++)
+        if (strcmp(server_call_id(r->calls[i]), id) == 0)
+            return r->calls[i];
+    return NULL;
+}
+
+static server_flight *roster_by_wire(const roster *r, uint64_t wire) {
+    for (size_t i = 0; wire && r->flights && i < r->n; i++)
+        if (server_flight_wire(r->flights[i]) == wire)
+            return r->flights[i];
+    return NULL;
+}
 
 static json_t *str_or_null(const char *s) {
     return s && s[0] ? json_string(s) : json_null();
@@ -120,7 +153,8 @@ static void failure_from_exit(failure *f, server_host *h) {
 }
 
 /* Fills f; f->cause is a new reference (NULL when out of memory). */
-static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
+static void failure_from_host(server_sup *sup, server_host *h,
+                              const roster *calls, failure *f) {
     server_sup_trigger *t = &sup->trigger;
     *f = (failure){.kind = t->kind,
                    .reason = t->reason,
@@ -141,8 +175,9 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
     if (t->reason == SERVER_RESTART_START_FAILED ||
         t->reason == SERVER_RESTART_ADMIN)
         f->reason = t->reason;
-    f->culprit = culprit ? server__running_find(sup, culprit) : NULL;
-    f->culprit_call = f->culprit ? server_call_ref(f->culprit->call) : NULL;
+    f->culprit = roster_by_wire(calls, culprit);
+    f->culprit_call =
+        f->culprit ? server_call_ref(server_flight_call(f->culprit)) : NULL;
     if (!base)
         base =
             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "kind", f->kind,
@@ -151,8 +186,8 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
                       json_null(), "backtrace", json_null());
     if (base) {
         json_object_set_new(base, "culprit",
-                            f->culprit
-                                ? json_string(server_call_id(f->culprit->call))
+                            f->culprit_call
+                                ? json_string(server_call_id(f->culprit_call))
                                 : json_null());
         if (f->exit_code >= 0)
             json_object_set_new(base, "exit_status",
@@ -164,35 +199,6 @@ static void failure_from_host(server_sup *sup, server_host *h, failure *f) {
         }
     }
     f->cause = base;
-}
-
-/* The calls on the host when it failed (references), looked up by id:
- * the entries go as the calls are settled, the names stay. */
-typedef struct roster {
-    server_call **calls;
-    size_t n;
-} roster;
-
-static roster roster_take(server_sup *sup) {
-    roster r = {calloc(sup->running.n ? sup->running.n : 1,
-                       sizeof(*r.calls)),
-                0};
-    for (server_sup_entry *e = sup->running.head; r.calls && e; e = e->next)
-        r.calls[r.n++] = server_call_ref(e->call);
-    return r;
-}
-
-static void roster_free(roster *r) {
-    for (size_t i = 0; i < r->n; i++)
-        server_call_unref(r->calls[i]);
-    free(r->calls);
-}
-
-static server_call *roster_find(const roster *r, const char *id) {
-    for (size_t i = 0; id && i < r->n; i++)
-        if (strcmp(server_call_id(r->calls[i]), id) == 0)
-            return r->calls[i];
-    return NULL;
 }
 
 /* How the failure of one call may name another: itself, by id (a call
@@ -362,69 +368,65 @@ void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
     pthread_mutex_unlock(&sup->lock);
 }
 
-/* Fails a running call with slug and the failure as it may read it,
- * followed by why (after, may be empty). */
-static void fail_call(server_sup *sup, server_host *h, server_sup_entry *e,
+/* Ends a call the host held with slug and the failure as it may read
+ * it, followed by why (after, may be empty): posted to its owner. */
+static void fail_call(server_sup *sup, server_host *h, server_flight *fl,
                       const failure *f, const roster *calls, const char *slug,
                       const char *after, json_t *cause, int64_t now) {
     char text[1024], detail[1400];
-    failure_text(sup, h, f, e->call, calls, text, sizeof(text));
+    server_call *call = server_flight_call(fl);
+    failure_text(sup, h, f, call, calls, text, sizeof(text));
     snprintf(detail, sizeof(detail), "%s%s", text, after);
-    server__entry_ended(sup, e);
-    server_call_fail(e->call, slug, detail, cause_for(sup, cause, e->call, calls),
-                     server__host_json(sup, h),
-                     (double)(now - e->sent_ns) / 1e6);
-    server__entry_free(sup, e);
+    server_dispatch_settle_end(sup->dispatch, fl, slug, detail,
+                               cause_for(sup, cause, call, calls),
+                               server__host_json(sup, h),
+                               server_flight_run_ms(fl, now));
 }
 
-/* Ends the culprit; re-queues the others when someone is to blame (or an
- * administrator asked), else fails them. Each call's detail and cause name
- * only the calls it may see. */
+/* Settles every call the host held: what answered in its slot before the
+ * host went ends with that answer; the culprit fails; the others are
+ * re-run when someone is to blame (or an administrator asked), else fail.
+ * Each call's detail and cause name only the calls it may see. */
 static void settle_calls(server_sup *sup, server_host *h, const failure *f,
-                         json_t *cause, int64_t now) {
-    roster calls = roster_take(sup);
-    server_sup_entry *c = f->culprit;
-    if (c) {
-        server__running_remove(sup, c);
-        fail_call(sup, h, c, f, &calls, culprit_slug(f->kind), "", cause, now);
-    }
-    bool rerun = (c || f->reason == SERVER_RESTART_ADMIN) &&
+                         const roster *calls, json_t *cause, int64_t now) {
+    bool rerun = (f->culprit || f->reason == SERVER_RESTART_ADMIN) &&
                  sup->cfg.innocent_retries > 0;
     const char *slug = strcmp(f->kind, "heartbeat") == 0 ? "host-unresponsive"
                                                           : "host-crashed";
-    server_sup_list again = {0};
-    while (sup->running.head) {
-        server_sup_entry *e = sup->running.head;
-        server__running_remove(sup, e);
-        if (e->ended || server_call_is_done(e->call)) {
-            server__entry_free(sup, e);
-            continue;
-        }
-        unsigned n = server_call_requeues(e->call);
+    server_dispatch *d = sup->dispatch;
+    bool *again = calloc(calls->n ? calls->n : 1, sizeof(*again));
+    for (size_t i = 0; calls->flights && i < calls->n; i++) {
+        server_flight *fl = calls->flights[i];
+        unsigned n = server_call_requeues(server_flight_call(fl));
         char after[128];
-        if (!rerun) {
-            fail_call(sup, h, e, f, &calls, slug,
+        if (server_flight_ended(fl)) {
+            server_dispatch_settle_forget(d, fl);
+        } else if (fl != f->culprit &&
+                   server_dispatch_settle_answer(d, fl, h->slots)) {
+            continue;
+        } else if (fl == f->culprit) {
+            fail_call(sup, h, fl, f, calls, culprit_slug(f->kind), "", cause,
+                      now);
+        } else if (!rerun) {
+            fail_call(sup, h, fl, f, calls, slug,
                       "; no call could be blamed, so none was re-run: "
                       "retrying is safe",
                       cause, now);
-        } else if (n >= (unsigned)sup->cfg.innocent_retries) {
+        } else if (n >= (unsigned)sup->cfg.innocent_retries || !again) {
             snprintf(after, sizeof(after),
                      "; this call was not the cause but had already been "
                      "re-run %u time%s",
                      n, n == 1 ? "" : "s");
-            fail_call(sup, h, e, f, &calls, slug, after, cause, now);
+            fail_call(sup, h, fl, f, calls, slug, after, cause, now);
         } else {
-            server_call_requeue(e->call);
-            server__list_push(&again, e);
+            again[i] = true;
         }
     }
     /* Back at the head of their clients' queues, in their old order. */
-    while (again.tail) {
-        server_sup_entry *e = again.tail;
-        server__list_remove(&again, e);
-        server__requeue_front(sup, e);
-    }
-    roster_free(&calls);
+    for (size_t i = calls->n; again && i-- > 0;)
+        if (again[i])
+            server_dispatch_settle_requeue(d, calls->flights[i]);
+    free(again);
 }
 
 /* "2026-12-01T15:04:05Z" for a CLOCK_MONOTONIC time. */
@@ -459,6 +461,8 @@ int64_t server__policy_failure(server_sup *sup, int reason, const char *what,
     } else {
         sup->state = SERVER_SUP_STOPPED;
     }
+    char refusal[sizeof(sup->unavailable_detail)];
+    memcpy(refusal, sup->unavailable_detail, sizeof(refusal));
     pthread_mutex_unlock(&sup->lock);
     if (delay >= 0) {
         server_log(SERVER_LOG_INFO, "host_restart",
@@ -467,6 +471,9 @@ int64_t server__policy_failure(server_sup *sup, int reason, const char *what,
                              server_json_ms((double)delay / 1e6)));
         return delay;
     }
+    /* Refused from now on, not from the supervisor's next turn. */
+    server_dispatch_refuse(sup->dispatch, refusal,
+                           sup->policy.unavailable_until);
     server_log(SERVER_LOG_ERROR, "pool_unavailable",
                json_pack("{s:i, s:i, s:s, s:s, s:s, s:i}", "failures",
                          sup->cfg.restart_max + 1, "window_s",
@@ -482,7 +489,8 @@ void server__fail_unavailable(server_sup *sup) {
     pthread_mutex_lock(&sup->lock);
     memcpy(detail, sup->unavailable_detail, sizeof(detail));
     pthread_mutex_unlock(&sup->lock);
-    server__fail_all(sup, "pool-unavailable", detail);
+    server_dispatch_refuse(sup->dispatch, detail, sup->unavailable_until);
+    server_dispatch_fail_all(sup->dispatch, "pool-unavailable", detail);
 }
 
 /* After a failure with a culprit, or an admin restart: the next host
@@ -520,15 +528,12 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
     if (h->chan)
         server__read_host(sup, now);
     server_host_reap(h);
-    /* A host thread that did not return may still read its rings. */
-    if (h->gone)
-        server_host_drain_rings(h, route_log, sup);
-    failure f;
-    failure_from_host(sup, h, &f);
-    char text[1024];
+    /* The calls it held, with the lines their workers wrote. */
     roster calls = roster_take(sup);
+    failure f;
+    failure_from_host(sup, h, &calls, &f);
+    char text[1024];
     failure_text(sup, h, &f, NULL, &calls, text, sizeof(text));
-    roster_free(&calls);
     json_t *cause = f.cause ? f.cause : json_object();
     server_log(SERVER_LOG_WARN, "host_failed",
                json_pack("{s:I, s:I, s:s, s:s, s:O}", "generation",
@@ -562,7 +567,8 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
         policy_culprit(sup, f.reason);
     else
         delay = server__policy_failure(sup, f.reason, text, now);
-    settle_calls(sup, h, &f, cause, now);
+    settle_calls(sup, h, &f, &calls, cause, now);
+    roster_free(&calls);
     server__publish_failure(sup, f.reason, cause);
     json_decref(cause);
     server_call_unref(f.culprit_call);

@@ -30,26 +30,31 @@ extern char **environ;
  * frees it, so an abandoned thread that returns late writes to a live
  * eventfd. The host keeps a pointer to cfg in state that an abandoned
  * pool's parked workers still use, so an abandoned host's cfg stays. */
+typedef struct host_cfg {
+    pool_host_config cfg;
+    int loop_fds[]; /* cfg.loop_fds points here */
+} host_cfg;
+
 struct server_host_thread {
     atomic_int refs;
     int efd;
     atomic_int rc;
     atomic_bool keep_cfg;
     pthread_t tid;
-    pool_host_config *cfg;
+    host_cfg *cfg;
 };
 
 /* The configs (and through them the shared regions) of abandoned thread
  * hosts: their parked workers use them for as long as the process lives,
  * so they are kept here on purpose, reachable rather than leaked. */
 typedef struct host_kept {
-    pool_host_config *cfg;
+    host_cfg *cfg;
     struct host_kept *next;
 } host_kept;
 static pthread_mutex_t host_kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static host_kept *host_kept_list;
 
-static void host_keep_cfg(pool_host_config *cfg) {
+static void host_keep_cfg(host_cfg *cfg) {
     host_kept *k = malloc(sizeof(*k));
     if (!k)
         return; /* then it is merely unreachable: the workers still have it */
@@ -73,7 +78,7 @@ static void host_thread_unref(server_host_thread *t) {
 
 static void *host_thread_main(void *arg) {
     server_host_thread *t = arg;
-    atomic_store(&t->rc, pool_host_run(t->cfg));
+    atomic_store(&t->rc, pool_host_run(&t->cfg->cfg));
     uint64_t one = 1;
     ssize_t n = write(t->efd, &one, sizeof(one));
     (void)n; /* an eventfd write of 1 cannot fail short of overflow */
@@ -129,8 +134,9 @@ static char **host_environ(bool sandbox) {
     return env;
 }
 
-/* Starts the child: stdin is /dev/null, fds 3 and 4 are the socket and the
- * region, nothing else is inherited, the environment is host_environ's,
+/* Starts the child: stdin is /dev/null, fds 3 and 4 are the socket and
+ * the region, 5 on the eventfds of its completion rings, nothing else is
+ * inherited, the environment is host_environ's,
  * signals are back to their defaults, and it has its own process group so a
  * terminal's ^C reaches only the server, which drains. Returns 0 or a
  * negative errno. */
@@ -138,15 +144,32 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
                               int sock, int shm_fd) {
     int rc = 0;
     char **env = NULL;
-    /* Above 4, so that the dup2s below never clobber each other. */
-    int csock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
-    int cshm = fcntl(shm_fd, F_DUPFD_CLOEXEC, 10);
-    if (csock < 0 || cshm < 0) {
-        rc = -errno;
-        goto out_fds;
-    }
+    uint32_t n = o->nloops;
+    /* fds 3 .. 4 + n in the child: the copies go above, so that the dup2s
+     * below never clobber each other. */
+    int above = 5 + (int)n;
+    int *fds = malloc((n + 2) * sizeof(*fds));
+    char **argv = calloc(n + 5, sizeof(*argv));
+    char *nums = malloc((size_t)(n + 2) * 12);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
+    if (!fds || !argv || !nums) {
+        free(fds);
+        free(argv);
+        free(nums);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n + 2; i++)
+        fds[i] = -1;
+    fds[0] = fcntl(sock, F_DUPFD_CLOEXEC, above);
+    fds[1] = fcntl(shm_fd, F_DUPFD_CLOEXEC, above);
+    for (uint32_t i = 0; i < n; i++)
+        fds[2 + i] = fcntl(o->loop_fds[i], F_DUPFD_CLOEXEC, above);
+    for (uint32_t i = 0; i < n + 2; i++)
+        if (fds[i] < 0) {
+            rc = -errno;
+            goto out_fds;
+        }
     if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
         rc = -rc;
         goto out_fds;
@@ -158,13 +181,16 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
+    argv[0] = (char *)o->exe_path;
+    argv[1] = (char *)POOL_HOST_FLAG;
     rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    for (uint32_t i = 0; !rc && i < n + 2; i++) {
+        rc = posix_spawn_file_actions_adddup2(&fa, fds[i], 3 + (int)i);
+        snprintf(nums + 12 * i, 12, "%u", 3 + i);
+        argv[2 + i] = nums + 12 * i;
+    }
     if (!rc)
-        rc = posix_spawn_file_actions_adddup2(&fa, csock, 3);
-    if (!rc)
-        rc = posix_spawn_file_actions_adddup2(&fa, cshm, 4);
-    if (!rc)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 5);
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, above);
     if (!rc)
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (!rc)
@@ -179,8 +205,6 @@ static int host_spawn_process(server_host *h, const server_host_opts *o,
         rc = -rc;
         goto out_attr;
     }
-    char *argv[] = {(char *)o->exe_path, (char *)POOL_HOST_FLAG, "3", "4",
-                    NULL};
     /* A confined host runs as the server's user: a server that is not
      * dumpable keeps /proc/<its pid>/{environ,mem,fd} (the secrets the
      * host's environment leaves out) from it, and cannot be ptraced. */
@@ -204,10 +228,12 @@ out_fa:
     posix_spawn_file_actions_destroy(&fa);
 out_fds:
     free(env);
-    if (csock >= 0)
-        close(csock);
-    if (cshm >= 0)
-        close(cshm);
+    for (uint32_t i = 0; i < n + 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    free(argv);
+    free(nums);
     return rc;
 }
 
@@ -222,7 +248,7 @@ static int host_spawn_thread(server_host *h, const server_host_opts *o,
     if (!t)
         return -ENOMEM;
     t->efd = -1;
-    t->cfg = malloc(sizeof(*t->cfg));
+    t->cfg = malloc(sizeof(*t->cfg) + o->nloops * sizeof(int));
     if (!t->cfg) {
         rc = -ENOMEM;
         goto fail;
@@ -234,10 +260,13 @@ static int host_spawn_thread(server_host *h, const server_host_opts *o,
     }
     atomic_init(&t->refs, 2);
     atomic_init(&t->keep_cfg, false);
-    *t->cfg = (pool_host_config){.sock_fd = sock,
-                                 .shm = h->shm,
-                                 .thread_mode = true,
-                                 .max_payload = o->max_payload};
+    memcpy(t->cfg->loop_fds, o->loop_fds, o->nloops * sizeof(int));
+    t->cfg->cfg = (pool_host_config){.sock_fd = sock,
+                                     .shm = h->shm,
+                                     .thread_mode = true,
+                                     .max_payload = o->max_payload,
+                                     .loop_fds = t->cfg->loop_fds,
+                                     .nloops = o->nloops};
     rc = -pthread_create(&t->tid, NULL, host_thread_main, t);
     if (rc)
         goto fail;
@@ -263,12 +292,14 @@ int server_host_spawn(const server_host_opts *o, uint64_t generation,
     h->nworkers = o->threads;
     h->max_payload = o->max_payload;
     int shm_fd = -1, sv[2] = {-1, -1};
-    int rc =
-        pool_shm_create(&(pool_shm_geometry){.nworkers = o->threads,
-                                             .ring_capacity =
-                                                 POOL_SHM_DEFAULT_RING},
-                        &shm_fd, &h->shm);
+    pool_shm_geometry g = {.nworkers = o->threads,
+                           .ring_capacity = POOL_SHM_DEFAULT_RING,
+                           .nloops = o->nloops,
+                           .nslots = o->nslots};
+    int rc = pool_shm_create(&g, &shm_fd, &h->shm);
     if (rc < 0)
+        goto fail;
+    if ((rc = pool_slots_new(h->shm, &h->slots)) < 0)
         goto fail;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
@@ -306,26 +337,10 @@ fail:
         close(shm_fd);
     if (h->chan)
         pool_chan_free(h->chan);
+    pool_slots_free(h->slots);
     if (h->shm)
         pool_shm_unmap(h->shm);
     free(h);
-    return rc;
-}
-
-int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
-                     const json_t *payload) {
-    if (!h->chan)
-        return -EPIPE;
-    char *text = NULL;
-    size_t len = 0;
-    if (payload) {
-        text = json_dumps(payload, JSON_COMPACT);
-        if (!text)
-            return -ENOMEM;
-        len = strlen(text);
-    }
-    int rc = server_host_send2(h, type, id, text, len, NULL, 0);
-    free(text);
     return rc;
 }
 
@@ -349,44 +364,51 @@ static void seg_free(server_host_seg *s) {
     free(s);
 }
 
-/* A segment of our own: the frame header, then a and b copied. */
+/* A segment of our own: a frame header for a payload of frame_len bytes,
+ * then the first len of them (the rest follows in other segments). */
 static server_host_seg *seg_own(pool_frame_type type, uint64_t id,
-                                uint32_t frame_len, const void *a, size_t alen,
-                                const void *b, size_t blen) {
+                                uint32_t frame_len, const void *p,
+                                size_t len) {
     server_host_seg *s = calloc(1, sizeof(*s));
-    uint8_t *p = malloc(POOL_FRAME_HEADER_SIZE + alen + blen);
-    if (!s || !p) {
+    uint8_t *buf = malloc(POOL_FRAME_HEADER_SIZE + len);
+    if (!s || !buf) {
         free(s);
-        free(p);
+        free(buf);
         return NULL;
     }
-    pool_frame_header(p, type, id, frame_len);
-    if (alen)
-        memcpy(p + POOL_FRAME_HEADER_SIZE, a, alen);
-    if (blen)
-        memcpy(p + POOL_FRAME_HEADER_SIZE + alen, b, blen);
-    s->p = p;
-    s->len = POOL_FRAME_HEADER_SIZE + alen + blen;
+    pool_frame_header(buf, type, id, frame_len);
+    if (len)
+        memcpy(buf + POOL_FRAME_HEADER_SIZE, p, len);
+    s->p = buf;
+    s->len = POOL_FRAME_HEADER_SIZE + len;
     return s;
 }
 
-int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
-                      const void *a, size_t alen, const void *b,
-                      size_t blen) {
+int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
+                     const json_t *payload) {
     if (!h->chan)
         return -EPIPE;
-    if (alen > h->max_payload || blen > h->max_payload - alen)
-        return -EMSGSIZE;
-    server_host_seg *s =
-        seg_own(type, id, (uint32_t)(alen + blen), a, alen, b, blen);
-    if (!s)
-        return -ENOMEM;
-    seg_push(h, s);
-    return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (payload) {
+        text = json_dumps(payload, JSON_COMPACT);
+        if (!text)
+            return -ENOMEM;
+        len = strlen(text);
+    }
+    int rc = -EMSGSIZE;
+    server_host_seg *seg = NULL;
+    if (len <= h->max_payload) {
+        seg = seg_own(type, id, (uint32_t)len, text, len);
+        rc = seg ? 0 : -ENOMEM;
+    }
+    free(text);
+    if (seg)
+        seg_push(h, seg);
+    return rc;
 }
 
-int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
-                          const void *head, size_t hlen, server_call *call) {
+int server_host_send_args(server_host *h, uint64_t wire, server_call *call) {
     if (!h->chan)
         return -EPIPE;
     size_t alen;
@@ -394,11 +416,11 @@ int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
     if (!args)
         return -ECANCELED;
     int rc = -EMSGSIZE;
-    if (hlen > h->max_payload || alen > h->max_payload - hlen)
+    if (alen > h->max_payload)
         goto fail;
     rc = -ENOMEM;
     server_host_seg *own =
-        seg_own(type, id, (uint32_t)(hlen + alen), head, hlen, NULL, 0);
+        seg_own(POOL_FRAME_CALL, wire, (uint32_t)alen, NULL, 0);
     server_host_seg *borrowed = calloc(1, sizeof(*borrowed));
     if (!own || !borrowed) {
         if (own)
@@ -501,19 +523,6 @@ void server_host_reap(server_host *h) {
     h->gone = true;
 }
 
-void server_host_drain_rings(server_host *h, server_host_log_fn fn,
-                             void *udata) {
-    uint32_t n = pool_shm_nworkers(h->shm);
-    pool_log_entry buf[32];
-    for (uint32_t w = 0; w < n; w++) {
-        pool_log_ring *ring = pool_shm_ring(h->shm, w);
-        size_t got;
-        while ((got = pool_logring_read(ring, buf, 32)) > 0)
-            for (size_t i = 0; i < got; i++)
-                fn(udata, &buf[i]);
-    }
-}
-
 int64_t server_host_heartbeat_ns(server_host *h) {
     return atomic_load_explicit(&pool_shm_heartbeat_of(h->shm)->mono_ns,
                                 memory_order_acquire);
@@ -528,6 +537,7 @@ void server_host_free(server_host *h, bool abandon) {
     if (h->chan)
         pool_chan_free(h->chan);
     h->chan = NULL;
+    pool_slots_free(h->slots);
     if (h->isolation == SERVER_ISOLATION_PROCESS) {
         server_host_reap(h);
         if (h->exit_fd >= 0)

@@ -11,6 +11,7 @@
 #include "pool/wire/frame.h"
 #include "pool/wire/logring.h"
 #include "pool/wire/shm.h"
+#include "pool/wire/slots.h"
 #include "supervisor.h"
 
 #include <jansson.h>
@@ -37,6 +38,7 @@ typedef struct server_host {
     int exit_fd;       /* pidfd or the host thread's eventfd; -1: none */
     pool_chan_t *chan; /* our end, non-blocking; NULL once closed */
     pool_shm_t *shm;
+    pool_slots *slots; /* the region's call slots, ours to hand out */
     uint32_t nworkers;
     uint32_t max_payload;
     server_host_thread *thread; /* thread mode */
@@ -52,8 +54,13 @@ typedef struct server_host_opts {
     server_isolation isolation;
     bool sandbox; /* a confined host: only an allowlisted environment */
     uint32_t threads;
+    uint32_t nslots; /* call slots in the region, a power of two */
     uint32_t max_payload;
     const char *exe_path;
+    /* The eventfds of the region's completion rings, one per HTTP lane
+     * (borrowed: they must outlive the host, an abandoned one included). */
+    const int *loop_fds;
+    uint32_t nloops;
 } server_host_opts;
 
 /* Spawns a host (it then waits for INIT). Returns 0 and sets *out, or a
@@ -66,16 +73,10 @@ int server_host_spawn(const server_host_opts *o, uint64_t generation,
 int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
                      const json_t *payload);
 
-/* Queues a frame whose payload is a then b (either may be empty). Returns
- * as server_host_send. */
-int server_host_send2(server_host *h, pool_frame_type type, uint64_t id,
-                      const void *a, size_t alen, const void *b, size_t blen);
-
-/* Queues a frame whose payload is head then call's arguments, borrowed
- * until written. Returns as server_host_send, or -ECANCELED when the call
- * ended and its arguments are gone. */
-int server_host_send_call(server_host *h, pool_frame_type type, uint64_t id,
-                          const void *head, size_t hlen, server_call *call);
+/* Queues the CALL frame of a call whose arguments did not fit its slot:
+ * the arguments, borrowed until written. Returns as server_host_send, or
+ * -ECANCELED when the call ended and its arguments are gone. */
+int server_host_send_args(server_host *h, uint64_t wire, server_call *call);
 
 /* CLOCK_MONOTONIC of the host's last heartbeat, 0 before the first. */
 int64_t server_host_heartbeat_ns(server_host *h);
@@ -96,12 +97,6 @@ bool server_host_poll_exit(server_host *h);
 /* Process mode: SIGKILLs the host unless gone and waits for it (blocking:
  * a killed process goes at once). No-op in thread mode. */
 void server_host_reap(server_host *h);
-
-/* Calls fn for every unread log record in the shared region. Only once the
- * host is gone (a single reader per ring). */
-typedef void (*server_host_log_fn)(void *udata, const pool_log_entry *e);
-void server_host_drain_rings(server_host *h, server_host_log_fn fn,
-                             void *udata);
 
 /* The crash record when complete, else NULL. */
 const pool_crash_record *server_host_crash(server_host *h);

@@ -1,16 +1,17 @@
 /*
  * The supervisor's private state, shared by its files: supervisor.c (the
- * public API, the event loop, starting and stopping hosts), sup_admit.c
- * (admission: per-client counts, byte budget, drain rate), sup_calls.c
- * (the calls: per-client queues, fair dispatch, running calls by wire id,
- * deadlines, cancels), sup_frames.c (frames from the host) and sup_fail.c
- * (host failures, blame, the post-mortem and the restart policy).
- * Everything not under `lock` belongs to the supervisor thread.
+ * public API, the event loop, starting and stopping hosts), sup_frames.c
+ * (frames from the host), sup_fail.c (host failures, blame, the
+ * post-mortem and the restart policy) and sup_probe.c (plugins tried in a
+ * throwaway host). The calls themselves are the dispatch's
+ * (server/calls/dispatch.h): the supervisor attaches hosts to it, settles
+ * a failed host's calls and watches their deadlines. Everything not under
+ * `lock` belongs to the supervisor thread.
  */
 #ifndef SERVER_SUP_INTERNAL_H
 #define SERVER_SUP_INTERNAL_H
 
-#include "server/htab.h"
+#include "server/calls/dispatch.h"
 #include "restart.h"
 #include "sup_host.h"
 #include "supervisor.h"
@@ -20,48 +21,6 @@
 #include <stdint.h>
 
 #define SUP_MS 1000000LL
-
-typedef struct server_sup_client server_sup_client;
-
-/* A call the supervisor holds. */
-typedef struct server_sup_entry {
-    server_call *call;   /* one reference */
-    server_sup_client *client;
-    size_t bytes;        /* of the arguments, counted in the budget */
-    uint64_t wire_id;    /* 0 while queued */
-    int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
-    int64_t sent_ns;
-    /* The call ended (deadline, cancel) while its jobs still run on the
-     * host: the host is recycled unless it answers by grace_ns. */
-    bool ended;
-    bool cancelling; /* counted in sup->cancelling */
-    int64_t grace_ns;
-    struct server_sup_entry *prev, *next; /* a client queue, running, inbox */
-    server_hnode hnode;                   /* running: by wire id */
-} server_sup_entry;
-
-typedef struct server_sup_list {
-    server_sup_entry *head, *tail;
-    size_t n;
-} server_sup_list;
-
-/* One client (its token name or source address) with calls in flight.
- * Created at its first admitted call, freed once it has none left. */
-struct server_sup_client {
-    server_hnode hnode; /* in sup->clients, under lock */
-    char *name;
-    size_t in_flight;      /* admitted and not ended; under lock */
-    server_sup_list queue; /* waiting to be sent; supervisor thread */
-    /* In the round-robin ring of clients with queued calls. */
-    struct server_sup_client *rr_prev, *rr_next;
-    bool in_ring;
-};
-
-/* A request queued by another thread for the supervisor thread. */
-typedef struct server_sup_cancel_req {
-    server_call *call;
-    struct server_sup_cancel_req *next;
-} server_sup_cancel_req;
 
 typedef enum server_host_phase {
     SERVER_PHASE_NONE = 0,
@@ -89,21 +48,13 @@ struct server_sup {
     pthread_t thread;
     int wake_fd;
 
+    server_dispatch *dispatch; /* the calls; thread-safe on its own */
+    int *lane_fds;             /* its lanes' eventfds, for the hosts */
+
     /* ---- shared with other threads, under lock ---- */
     pthread_mutex_t lock;
     pthread_cond_t started_cond; /* a host became ready, or start failed */
-    server_sup_list inbox;
-    server_sup_cancel_req *cancels;
     bool restart_req, stop_req, reload_req, start_req, draining, quitting;
-    size_t in_flight;
-    size_t inflight_bytes;
-    size_t cancelling;
-    server_htab clients; /* server_sup_client by name */
-    size_t nclients;
-    size_t queued; /* admitted, not sent to a host yet */
-    double drain_rate; /* calls ended per second, smoothed */
-    int64_t rate_at_ns;
-    uint64_t rate_count;
     int64_t unavailable_until; /* 0: available */
     int64_t backoff_until;
     char unavailable_detail[768]; /* why, and until when */
@@ -122,8 +73,6 @@ struct server_sup {
     uint64_t host_starts;
     uint64_t host_stops;
     double last_start_ms;
-    server_htab running_ids; /* running entries by wire id: written by the
-                                supervisor thread under lock */
 
     /* ---- the supervisor thread's own ---- */
     uint32_t threads; /* resolved from cfg.threads */
@@ -136,11 +85,9 @@ struct server_sup {
     int64_t started_ns;
     int64_t phase_deadline_ns; /* start timeout, kill or stop bound */
     int64_t idle_since_ns;     /* 0: not idle */
+    int64_t next_logs_ns;      /* when running calls' logs are read next */
     server_sup_trigger trigger;
     server_restart policy;
-    server_sup_client *rr; /* next client to send from */
-    server_sup_list running;
-    uint64_t next_wire;
     uint64_t total_restarts;
 };
 
@@ -161,55 +108,20 @@ void server__plugin_failure(const server_sup *sup, int32_t plugin,
                             const char *kind, const char *signame,
                             const char *text, char *buf, size_t len);
 
-/* ---- sup_admit.c: under lock unless said otherwise ---- */
-/* Admits calls[0..n) as one unit, or returns SERVER_SUP_E* with nothing
- * changed. entries[i] are allocated by the caller; admitted ones are
- * filled and pushed to the inbox. */
-int server__admit_locked(server_sup *sup, server_call *const *calls,
-                         server_sup_entry **entries, size_t n, int64_t now);
-/* The entry's call ended for the supervisor: counts it out of its client,
- * the budget and in_flight; frees the client once it has nothing left.
- * Takes the lock. */
-void server__admit_release(server_sup *sup, server_sup_entry *e,
-                           int64_t now);
-/* Seconds a refused client should wait (Retry-After). */
-int server__retry_after_locked(const server_sup *sup, const char *client);
-/* Refuses new calls with pool-unavailable (also for queued calls). */
-bool server__unavailable_locked(const server_sup *sup, int64_t now);
-
-/* ---- sup_calls.c: supervisor thread ---- */
-void server__list_push(server_sup_list *l, server_sup_entry *e);
-void server__list_push_front(server_sup_list *l, server_sup_entry *e);
-void server__list_remove(server_sup_list *l, server_sup_entry *e);
-server_sup_entry *server__running_find(server_sup *sup, uint64_t wire_id);
-void server__running_remove(server_sup *sup, server_sup_entry *e);
-/* Puts an entry back at the head of its client's queue (a re-run). */
-void server__requeue_front(server_sup *sup, server_sup_entry *e);
-/* Forgets an entry that left every list, counting its call out unless it
- * already was (ended). */
-void server__entry_free(server_sup *sup, server_sup_entry *e);
-/* The call left the supervisor's hands (ended) but the entry stays. */
-void server__entry_ended(server_sup *sup, server_sup_entry *e);
-/* Takes the inbox and the cancels. */
-void server__take_requests(server_sup *sup, int64_t now);
-/* Sends queued calls to a ready host, round-robin across clients, keeping
- * at most a window of calls on the host. */
-void server__send_queued(server_sup *sup, int64_t now);
-/* Fails calls past their deadline; returns the next deadline (or grace
- * end) to wake for, INT64_MAX for none. Sets *grace_culprit to a running
- * entry whose grace ran out, if any. */
-int64_t server__check_deadlines(server_sup *sup, int64_t now,
-                                server_sup_entry **grace_culprit);
-/* Fails every queued and running call with slug and detail. */
-void server__fail_all(server_sup *sup, const char *slug, const char *detail);
-/* Calls waiting to be sent, across clients. */
-size_t server__queued_count(const server_sup *sup);
+/* ---- sup_status.c ---- */
+/* {pid, generation, restarts} of a host, for problems. */
 json_t *server__host_json(server_sup *sup, const server_host *h);
 /* [{index, busy, call, function, busy_ms, jobs}] read from a host's
- * region; call ids resolved through the running table (the caller holds
- * the lock or is the supervisor thread). */
+ * region; call ids resolved through the dispatch. */
 json_t *server__workers_json(server_sup *sup, pool_shm_t *shm,
                              uint32_t nworkers, int64_t now);
+/* Call slots a host's region gets: room for the window. */
+uint32_t server__host_slots(const server_sup *sup);
+/* The options every host of this supervisor is spawned with. */
+server_host_opts server__host_opts(const server_sup *sup);
+/* "strict" or "off": a thread-mode host cannot be confined without
+ * confining the server. */
+const char *server__sandbox_name(const server_sup *sup);
 
 /* ---- sup_frames.c ---- */
 /* Reads what the host sent and handles each frame. Returns false at end of

@@ -69,10 +69,9 @@ static int probe_wait(server_sup *sup, server_host *h,
 
 int server__probe_plugins(server_sup *sup, const volatile bool *cancel,
                           char *err, size_t errlen) {
-    server_host_opts o = {.isolation = SERVER_ISOLATION_PROCESS,
-                          .threads = sup->threads,
-                          .max_payload = sup->cfg.max_payload,
-                          .exe_path = sup->cfg.exe_path};
+    server_host_opts o = server__host_opts(sup);
+    o.isolation = SERVER_ISOLATION_PROCESS;
+    o.sandbox = false;
     server_host *h = NULL;
     int rc = server_host_spawn(&o, 0, &h);
     json_t *init = rc == 0 ? server__init_json(sup, 0) : NULL;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SUP_STOP_WAIT_MS 1000 /* a host gets this long to stop when asked */
@@ -63,6 +64,16 @@ void server_sup_config_defaults(server_sup_config *cfg) {
     };
 }
 
+int64_t server__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void wake_cb(void *udata) {
+    server__wake(udata);
+}
+
 void server__wake(server_sup *sup) {
     uint64_t one = 1;
     ssize_t n = write(sup->wake_fd, &one, sizeof(one));
@@ -70,14 +81,6 @@ void server__wake(server_sup *sup) {
 }
 
 /* ---- hosts ---- */
-
-/* The sandbox in force: a thread-mode host cannot be confined without
- * confining the server. */
-static const char *sandbox_name(const server_sup *sup) {
-    return sup->cfg.isolation == SERVER_ISOLATION_PROCESS && sup->cfg.sandbox
-               ? "strict"
-               : "off";
-}
 
 json_t *server__init_json(const server_sup *sup, uint64_t generation) {
     json_t *plugins = json_array();
@@ -88,17 +91,13 @@ json_t *server__init_json(const server_sup *sup, uint64_t generation) {
         "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
         "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
         (json_int_t)sup->cfg.host_memory_limit, "generation",
-        (json_int_t)generation, "sandbox", sandbox_name(sup));
+        (json_int_t)generation, "sandbox", server__sandbox_name(sup));
 }
 
 /* Spawns a host and sends INIT; a spawn failure counts against the restart
  * policy like any failed start. */
 static void host_start(server_sup *sup, int64_t now) {
-    server_host_opts o = {.isolation = sup->cfg.isolation,
-                          .sandbox = strcmp(sandbox_name(sup), "strict") == 0,
-                          .threads = sup->threads,
-                          .max_payload = sup->cfg.max_payload,
-                          .exe_path = sup->cfg.exe_path};
+    server_host_opts o = server__host_opts(sup);
     pthread_mutex_lock(&sup->lock);
     uint64_t gen = ++sup->generation;
     sup->host_starts++;
@@ -147,7 +146,7 @@ static void host_start(server_sup *sup, int64_t now) {
                          sup->cfg.isolation == SERVER_ISOLATION_THREAD
                              ? "thread"
                              : "process",
-                         "sandbox", sandbox_name(sup), "pid",
+                         "sandbox", server__sandbox_name(sup), "pid",
                          json_integer(h->pid ? h->pid : -1), "threads",
                          (int)sup->threads));
 }
@@ -170,6 +169,21 @@ static void host_stop(server_sup *sup, int64_t now, const char *why) {
 static void host_stopped(server_sup *sup) {
     server_host *h = sup->host;
     server_host_reap(h);
+    /* Whatever it still held had ended (cancelled, or failed by the stop)
+     * or ends now. */
+    size_t n;
+    server_flight **held = server_dispatch_detach(sup->dispatch, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (server_flight_ended(held[i]) ||
+            server_dispatch_settle_answer(sup->dispatch, held[i], h->slots))
+            server_dispatch_settle_forget(sup->dispatch, held[i]);
+        else
+            server_dispatch_settle_end(
+                sup->dispatch, held[i], "pool-unavailable",
+                "the pool host stopped before the call finished", NULL,
+                server__host_json(sup, h), 0);
+    }
+    free(held);
     bool abandon = h->isolation == SERVER_ISOLATION_THREAD &&
                    (!h->gone || h->exit_code != 0);
     /* Readers of the status let go of the region before it is unmapped. */
@@ -194,28 +208,49 @@ static void host_stopped(server_sup *sup) {
 
 /* ---- the event loop ---- */
 
+/* The host is ready or stopping: frames may go to it. */
+static bool h_is_live(const server_sup *sup) {
+    return sup->phase == SERVER_PHASE_READY ||
+           sup->phase == SERVER_PHASE_STOPPING;
+}
+
+/* Sends the CALL frame of a call whose arguments did not fit its slot; a
+ * frame that cannot be queued leaves the call to its deadline. */
+static void send_args(void *udata, uint64_t wire, server_call *call) {
+    server_host_send_args(udata, wire, call);
+}
+
 /* Timers and state changes; returns the next time to wake up. */
 static int64_t sup_tick(server_sup *sup, int64_t now) {
     int64_t next = INT64_MAX;
 #define WAKE_AT(t)                                                             \
     do {                                                                       \
-        if ((t) < next)                                                        \
-            next = (t);                                                        \
+        int64_t at_ = (t);                                                     \
+        if (at_ < next)                                                        \
+            next = at_;                                                        \
     } while (0)
 
-    server_sup_entry *grace = NULL;
-    WAKE_AT(server__check_deadlines(sup, now, &grace));
+    uint64_t grace = 0;
+    WAKE_AT(server_dispatch_expire(sup->dispatch, now, &grace));
     if (server__reclaim_hosts(sup))
         WAKE_AT(now + 100 * SUP_MS);
     if (grace && sup->phase == SERVER_PHASE_READY) {
+        server_call *c = server_dispatch_call_of(sup->dispatch, grace);
         char msg[256];
         snprintf(msg, sizeof(msg),
                  "call %s did not stop within %d ms of its cancellation; "
                  "the host was recycled",
-                 server_call_id(grace->call), sup->cfg.cancel_grace_ms);
-        server__host_fail(sup, now, SERVER_RESTART_TIMEOUT, "timeout",
-                          grace->wire_id, msg);
+                 c ? server_call_id(c) : "?", sup->cfg.cancel_grace_ms);
+        server_call_unref(c);
+        server__host_fail(sup, now, SERVER_RESTART_TIMEOUT, "timeout", grace,
+                          msg);
     }
+    if (sup->phase == SERVER_PHASE_READY &&
+        server_dispatch_host_broken(sup->dispatch))
+        server__host_fail(sup, now, SERVER_RESTART_CRASH, "protocol", 0,
+                          "the host broke its submission ring");
+    server_dispatch_stats calls;
+    server_dispatch_get_stats(sup->dispatch, &calls);
 
     switch (sup->phase) {
     case SERVER_PHASE_STARTING:
@@ -240,7 +275,17 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
             break;
         }
         WAKE_AT(dead_at);
-        if (sup->rr || sup->running.n > 0) {
+        /* Lines of calls still running reach their followers this often;
+         * a call's lines are all read before it ends in any case. */
+        if (calls.on_host > 0) {
+            if (now >= sup->next_logs_ns) {
+                server_dispatch_drain_logs(sup->dispatch);
+                sup->next_logs_ns =
+                    now + (int64_t)sup->cfg.heartbeat_interval_ms * SUP_MS;
+            }
+            WAKE_AT(sup->next_logs_ns);
+        }
+        if (calls.queued || calls.on_host > 0) {
             sup->idle_since_ns = 0;
         } else if (sup->cfg.idle_shutdown_ms >= 0) {
             if (!sup->idle_since_ns)
@@ -283,7 +328,10 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
             !server_restart_unavailable(&sup->policy, now)) {
             sup->unavailable_until = 0;
             sup->state = SERVER_SUP_STOPPED;
+            bool draining = sup->draining;
             pthread_mutex_unlock(&sup->lock);
+            if (!draining)
+                server_dispatch_refuse(sup->dispatch, NULL, 0);
             server_log(SERVER_LOG_INFO, "pool_available", NULL);
             pthread_mutex_lock(&sup->lock);
         }
@@ -300,7 +348,7 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
             if (sup->unavailable_until)
                 server__fail_unavailable(sup);
             WAKE_AT(blocked);
-        } else if (sup->rr || start) {
+        } else if (calls.queued || start) {
             host_start(sup, now);
             if (sup->phase == SERVER_PHASE_STARTING)
                 WAKE_AT(sup->phase_deadline_ns);
@@ -309,10 +357,10 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
         }
     }
     if (sup->phase == SERVER_PHASE_READY && sup->retiring &&
-        sup->running.n == 0)
+        calls.on_host == 0)
         host_stop(sup, now, "reload");
-    else if (sup->phase == SERVER_PHASE_READY && !sup->retiring)
-        server__send_queued(sup, now);
+    if (sup->host && h_is_live(sup))
+        server_dispatch_take_frames(sup->dispatch, send_args, sup->host);
     if (sup->phase == SERVER_PHASE_STOPPING)
         WAKE_AT(sup->phase_deadline_ns);
     return next;
@@ -327,18 +375,24 @@ static bool sup_admin(server_sup *sup, int64_t now) {
     sup->restart_req = sup->stop_req = sup->reload_req = false;
     pthread_mutex_unlock(&sup->lock);
     if (stop || quit) {
-        server__fail_all(sup, "pool-unavailable",
-                         quit ? "the service is shutting down"
-                              : "an administrator stopped the pool host");
+        server_dispatch_close(sup->dispatch);
+        server_dispatch_fail_all(sup->dispatch, "pool-unavailable",
+                                 quit ? "the service is shutting down"
+                                      : "an administrator stopped the pool "
+                                        "host");
         host_stop(sup, now, quit ? "shutdown" : "admin");
     } else if (reload && sup->host && !sup->retiring &&
                (sup->phase == SERVER_PHASE_READY ||
                 sup->phase == SERVER_PHASE_STARTING)) {
         sup->retiring = true;
+        /* Its calls finish; the next ones wait for the next host. */
+        server_dispatch_close(sup->dispatch);
+        server_dispatch_stats calls;
+        server_dispatch_get_stats(sup->dispatch, &calls);
         server_log(SERVER_LOG_INFO, "host_reload",
                    json_pack("{s:I, s:I}", "generation",
                              (json_int_t)sup->host->generation, "running",
-                             (json_int_t)sup->running.n));
+                             (json_int_t)calls.on_host));
     } else if (restart && sup->host &&
                (sup->phase == SERVER_PHASE_READY ||
                 sup->phase == SERVER_PHASE_STARTING)) {
@@ -353,7 +407,6 @@ static void *sup_main(void *arg) {
     bool quitting = false;
     for (;;) {
         int64_t now = server__now_ns();
-        server__take_requests(sup, now);
         quitting = sup_admin(sup, now) || quitting;
         if (quitting && !sup->host)
             break;
@@ -422,8 +475,8 @@ static void *sup_main(void *arg) {
             }
         }
     }
-    server__take_requests(sup, server__now_ns());
-    server__fail_all(sup, "pool-unavailable", "the service is shutting down");
+    server_dispatch_fail_all(sup->dispatch, "pool-unavailable",
+                             "the service is shutting down");
     return NULL;
 }
 
@@ -432,8 +485,10 @@ static void *sup_main(void *arg) {
 static void sup_destroy(server_sup *sup) {
     server__release_abandoned(sup);
     server_restart_destroy(&sup->policy);
-    server_htab_destroy(&sup->running_ids);
-    server_htab_destroy(&sup->clients);
+    /* The workers of an abandoned host may still write to the lanes'
+     * eventfds: kept open then, like their configuration (sup_host.c). */
+    server_dispatch_free(sup->dispatch, sup->abandoned_hosts > 0);
+    free(sup->lane_fds);
     if (sup->wake_fd >= 0)
         close(sup->wake_fd);
     pthread_cond_destroy(&sup->started_cond);
@@ -471,12 +526,29 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
         sup->cfg.max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     sup->threads = cfg->threads ? cfg->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
+    server_dispatch_config dc = {
+        .nlanes = cfg->lanes ? cfg->lanes : 1,
+        .threads = sup->threads,
+        .max_queue = cfg->max_queue,
+        .max_calls_per_client = cfg->max_calls_per_client,
+        .max_inflight_bytes = cfg->max_inflight_bytes,
+        .cancel_grace_ms = cfg->cancel_grace_ms,
+        .max_payload = sup->cfg.max_payload,
+        .wake_supervisor = wake_cb,
+        .udata = sup,
+    };
     if ((rc = server_restart_init(&sup->policy, cfg->restart_max,
                                   cfg->restart_window_s,
                                   cfg->restart_cooldown_s)) < 0 ||
-        (rc = server_htab_init(&sup->running_ids, 256)) < 0 ||
-        (rc = server_htab_init(&sup->clients, 64)) < 0)
+        (rc = server_dispatch_new(&dc, &sup->dispatch)) < 0)
         goto fail;
+    sup->lane_fds = calloc(dc.nlanes, sizeof(*sup->lane_fds));
+    if (!sup->lane_fds) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < dc.nlanes; i++)
+        sup->lane_fds[i] = server_dispatch_lane_fd(sup->dispatch, i);
     sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (sup->wake_fd < 0) {
         rc = -errno;
@@ -539,55 +611,37 @@ void server_sup_free(server_sup *sup) {
     pthread_mutex_unlock(&sup->lock);
     server__wake(sup);
     pthread_join(sup->thread, NULL);
-    while (sup->cancels) {
-        server_sup_cancel_req *r = sup->cancels;
-        sup->cancels = r->next;
-        server_call_unref(r->call);
-        free(r);
-    }
     sup_destroy(sup);
+}
+
+server_dispatch *server_sup_dispatch(server_sup *sup) {
+    return sup->dispatch;
+}
+
+unsigned server_sup_lanes(const server_sup *sup) {
+    return sup->cfg.lanes ? sup->cfg.lanes : 1;
 }
 
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
                             size_t n) {
-    server_sup_entry **e = calloc(n ? n : 1, sizeof(*e));
-    size_t made = 0;
-    while (e && made < n && (e[made] = calloc(1, sizeof(**e))))
-        made++;
-    int rc = SERVER_SUP_EOVERLOADED;
-    if (made == n) {
-        pthread_mutex_lock(&sup->lock);
-        rc = server__admit_locked(sup, calls, e, n, server__now_ns());
-        pthread_mutex_unlock(&sup->lock);
-    }
-    if (rc != SERVER_SUP_OK)
-        for (size_t i = 0; i < made; i++)
-            free(e[i]);
-    free(e);
-    if (rc == SERVER_SUP_OK && n > 0)
-        server__wake(sup);
-    return rc;
+    return server_dispatch_submit(sup->dispatch, calls, n);
 }
 
 int server_sup_submit(server_sup *sup, server_call *call) {
-    return server_sup_submit_batch(sup, &call, 1);
+    return server_dispatch_submit(sup->dispatch, &call, 1);
 }
 
 void server_sup_cancel(server_sup *sup, server_call *call,
                        const char *detail) {
-    if (!server_call_fail(call, "call-cancelled",
-                          detail ? detail : "the call was cancelled", NULL,
-                          NULL, 0))
-        return;
-    server_sup_cancel_req *r = malloc(sizeof(*r));
-    if (!r)
-        return; /* the host finishes the call; its result is ignored */
-    r->call = server_call_ref(call);
-    pthread_mutex_lock(&sup->lock);
-    r->next = sup->cancels;
-    sup->cancels = r;
-    pthread_mutex_unlock(&sup->lock);
-    server__wake(sup);
+    server_dispatch_cancel(sup->dispatch, call, detail);
+}
+
+void server_sup_refused(server_sup *sup, server_call *call, int rc) {
+    server_dispatch_refused(sup->dispatch, call, rc);
+}
+
+int server_sup_retry_after(server_sup *sup, const char *client) {
+    return server_dispatch_retry_after(sup->dispatch, client);
 }
 
 /* Sets one of the admin request flags and wakes the supervisor. */
@@ -599,11 +653,16 @@ static int sup_request(server_sup *sup, bool *flag) {
     return 0;
 }
 
+/* A restart or a reload takes effect for every call submitted after it
+ * returns: the host is closed to new calls here, at once, not when the
+ * supervisor gets to it. */
 int server_sup_restart(server_sup *sup) {
+    server_dispatch_hold(sup->dispatch);
     return sup_request(sup, &sup->restart_req);
 }
 
 int server_sup_reload(server_sup *sup) {
+    server_dispatch_close(sup->dispatch);
     return sup_request(sup, &sup->reload_req);
 }
 
@@ -615,13 +674,7 @@ void server_sup_drain(server_sup *sup) {
     pthread_mutex_lock(&sup->lock);
     sup->draining = true;
     pthread_mutex_unlock(&sup->lock);
-}
-
-int server_sup_retry_after(server_sup *sup, const char *client) {
-    pthread_mutex_lock(&sup->lock);
-    int s = server__retry_after_locked(sup, client);
-    pthread_mutex_unlock(&sup->lock);
-    return s;
+    server_dispatch_refuse(sup->dispatch, "the service is shutting down", 0);
 }
 
 void server_sup_unavailable_detail(server_sup *sup, char *buf, size_t len) {
@@ -655,100 +708,3 @@ bool server_sup_has_function(server_sup *sup, const char *name) {
     return found;
 }
 
-/* Seconds until calls are taken again (at least 1). Under lock. */
-static int retry_after_locked(const server_sup *sup, int64_t now) {
-    int64_t until =
-        sup->unavailable_until ? sup->unavailable_until : sup->backoff_until;
-    if (until <= now)
-        return 1;
-    return (int)((until - now + 999999999LL) / 1000000000LL);
-}
-
-/* Workers busy in the current host, from its region. Under lock. */
-static uint32_t workers_busy_locked(const server_sup *sup) {
-    uint32_t busy = 0;
-    for (uint32_t i = 0; sup->view && i < sup->view_workers; i++)
-        busy += atomic_load_explicit(
-                    &pool_shm_worker_of(sup->view, i)->busy_since_ns,
-                    memory_order_relaxed) != 0;
-    return busy;
-}
-
-/* Heartbeat age of the current host in ns, -1 when none is ready. */
-static int64_t heartbeat_age_locked(const server_sup *sup, int64_t now) {
-    if (!sup->view)
-        return -1;
-    int64_t hb = atomic_load_explicit(&pool_shm_heartbeat_of(sup->view)->mono_ns,
-                                      memory_order_acquire);
-    if (hb < sup->ready_ns)
-        hb = sup->ready_ns;
-    return now > hb ? now - hb : 0;
-}
-
-void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
-    int64_t now = server__now_ns();
-    pthread_mutex_lock(&sup->lock);
-    bool unavailable = sup->unavailable_until && now < sup->unavailable_until;
-    bool full = sup->in_flight >= sup->cfg.max_queue ||
-                sup->inflight_bytes >= sup->cfg.max_inflight_bytes;
-    int64_t age = heartbeat_age_locked(sup, now);
-    *out = (server_sup_stats){
-        .state = sup->state,
-        .ready = !unavailable && !sup->draining && !sup->quitting && !full,
-        .full = full,
-        .live = sup->abandoned_hosts <=
-                (uint64_t)(sup->cfg.max_abandoned_hosts < 0
-                               ? 0
-                               : sup->cfg.max_abandoned_hosts),
-        .retry_after_s = retry_after_locked(sup, now),
-        .in_flight = sup->in_flight,
-        .queued = sup->queued,
-        .inflight_bytes = sup->inflight_bytes,
-        .clients = sup->nclients,
-        .cancelling = sup->cancelling,
-        .host_pid = sup->host_pid,
-        .generation = sup->generation,
-        .heartbeat_age_s = age >= 0 ? (double)age / 1e9 : -1,
-        .workers_busy = workers_busy_locked(sup),
-        .abandoned_hosts = sup->abandoned_hosts,
-        .host_starts = sup->host_starts,
-        .host_stops = sup->host_stops,
-        .last_start_ms = sup->last_start_ms,
-    };
-    memcpy(out->restarts, sup->restarts, sizeof(out->restarts));
-    pthread_mutex_unlock(&sup->lock);
-}
-
-json_t *server_sup_status_json(server_sup *sup) {
-    int64_t now = server__now_ns();
-    json_t *restarts = json_object();
-    pthread_mutex_lock(&sup->lock);
-    for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
-        json_object_set_new(restarts, reason_names[i],
-                            json_integer((json_int_t)sup->restarts[i]));
-    int64_t age = heartbeat_age_locked(sup, now);
-    json_t *host = sup->generation
-                       ? json_pack("{s:I, s:I}", "pid",
-                                   (json_int_t)(sup->host_pid > 0 ? sup->host_pid
-                                                              : -1),
-                                   "generation", (json_int_t)sup->generation)
-                       : json_null();
-    json_t *workers =
-        sup->view ? server__workers_json(sup, sup->view, sup->view_workers, now)
-                  : json_array();
-    json_t *st = json_pack(
-        "{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:b, s:I}",
-        "state", server_sup_state_name(sup->state), "isolation",
-        sup->cfg.isolation == SERVER_ISOLATION_THREAD ? "thread" : "process",
-        "sandbox", sandbox_name(sup), "threads", (int)sup->threads, "host",
-        host, "heartbeat_age_ms", json_integer(age >= 0 ? age / SUP_MS : -1),
-        "workers",
-        workers, "restarts", restarts, "last_failure",
-        sup->last_failure ? json_deep_copy(sup->last_failure) : json_null(),
-        "in_flight", (json_int_t)sup->in_flight, "queued",
-        (json_int_t)sup->queued, "abandoned_hosts",
-        (json_int_t)sup->abandoned_hosts, "draining", sup->draining,
-        "generation", (json_int_t)sup->generation);
-    pthread_mutex_unlock(&sup->lock);
-    return st;
-}

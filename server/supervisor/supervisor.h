@@ -11,7 +11,7 @@
 #ifndef SERVER_SUPERVISOR_H
 #define SERVER_SUPERVISOR_H
 
-#include "server/calls/call.h"
+#include "server/calls/dispatch.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -53,6 +53,7 @@ typedef struct server_sup_config {
     size_t max_calls_per_client;  /* queued + running per client */
     size_t max_inflight_bytes;    /* arguments of queued + running calls */
     int max_abandoned_hosts;      /* thread mode: /livez fails beyond */
+    unsigned lanes;               /* HTTP lanes (completion rings), >= 1 */
     uint32_t max_payload;         /* frame payload limit */
     const char *exe_path;         /* binary spawned with POOL_HOST_FLAG */
     /* Calls' clients are authenticated (client tokens): a failure may then
@@ -87,36 +88,41 @@ int server_sup_start(server_sup *sup, const volatile bool *cancel, char *err,
 void server_sup_free(server_sup *sup);
 
 /* Submit results. */
+/* Why a call was not admitted: the dispatch's refusals. */
 enum {
-    SERVER_SUP_OK = 0,
-    SERVER_SUP_EOVERLOADED = -1,  /* queue full: 503 overloaded */
-    SERVER_SUP_EUNAVAILABLE = -2, /* restart intensity exceeded or stopping:
-                                     503 pool-unavailable */
-    SERVER_SUP_ECLIENT = -3,      /* the client's own limit: 503 overloaded */
-    SERVER_SUP_EBYTES = -4,       /* the byte budget: 503 overloaded */
+    SERVER_SUP_OK = SERVER_DISPATCH_OK,
+    SERVER_SUP_EOVERLOADED = SERVER_DISPATCH_EOVERLOADED,
+    SERVER_SUP_EUNAVAILABLE = SERVER_DISPATCH_EUNAVAILABLE,
+    SERVER_SUP_ECLIENT = SERVER_DISPATCH_ECLIENT,
+    SERVER_SUP_EBYTES = SERVER_DISPATCH_EBYTES,
 };
 
 /* Fails a call that submission refused with rc (one of the errors above),
  * with the problem and a detail that names the limit. */
 void server_sup_refused(server_sup *sup, server_call *call, int rc);
 
-/* Queues a call (takes a reference) and starts the host if it is stopped.
- * The call then always ends: succeeded, failed (with a slug) or cancelled,
- * by its deadline at the latest. Admission counts the call against
- * max_queue, its client's max_calls_per_client (server_call_client) and
- * the byte budget. Returns SERVER_SUP_OK or an error above, in which case
- * the call was not taken. */
+/* The calls' path (dispatch.h): the lanes poll it. */
+server_dispatch *server_sup_dispatch(server_sup *sup);
+unsigned server_sup_lanes(const server_sup *sup);
+
+/* Queues a call (takes a reference) for the calling thread's lane, which
+ * ends it (server_dispatch_enter_lane), and starts the host if it is
+ * stopped. The call then always ends: succeeded, failed (with a slug) or
+ * cancelled, by its deadline at the latest. Admission counts the call
+ * against max_queue, its client's max_calls_per_client
+ * (server_call_client) and the byte budget. Returns SERVER_SUP_OK or an
+ * error above, in which case the call was not taken. */
 int server_sup_submit(server_sup *sup, server_call *call);
 
 /* Queues n calls as one unit: all are taken, or none (with the error of
- * server_sup_submit), and the supervisor is woken once. */
+ * server_sup_submit), and a worker is woken once. */
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
                             size_t n);
 
-/* Cancels a queued or running call: it ends cancelled at once, with detail
- * (NULL: "the call was cancelled") saying why; the host is told to cancel
- * and recycled if the call's jobs do not stop within cancel_grace_ms.
- * No-op for a finished call. */
+/* Cancels a queued or running call: its owner ends it cancelled, with
+ * detail (NULL: "the call was cancelled") saying why; the host is told to
+ * cancel and recycled if the call's jobs do not stop within
+ * cancel_grace_ms. No-op for a finished call. */
 void server_sup_cancel(server_sup *sup, server_call *call, const char *detail);
 
 /* Why the pool is unavailable (how many failures, the last cause, when it

@@ -10,6 +10,7 @@
 #include "pool/modules/registry.h"
 #include "server/log.h"
 #include "server/supervisor/supervisor.h"
+#include "tests/unit/sup_lane.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -93,6 +94,9 @@ static double timed(server_sup *s, const char *fn, const char *args,
     return ok ? t : -1;
 }
 
+/* The lane that ends the calls the benchmark submits. */
+static sup_lane lane;
+
 static server_sup *mksup(server_isolation iso, const char *exe) {
     server_sup_config cfg;
     server_sup_config_defaults(&cfg);
@@ -105,7 +109,7 @@ static server_sup *mksup(server_isolation iso, const char *exe) {
     cfg.restart_window_s = 0; /* no backoff: time the restart itself */
     cfg.max_abandoned_hosts = 1000;
     server_sup *s = NULL;
-    if (server_sup_new(&cfg, &s) != 0) {
+    if (server_sup_new(&cfg, &s) != 0 || sup_lane_start(&lane, s) != 0) {
         fprintf(stderr, "bench_failover: cannot start the supervisor\n");
         exit(1);
     }
@@ -165,6 +169,7 @@ static void bench_mode(server_isolation iso, const char *exe, result *r) {
     r->panic_max_ms = pct(panic, FAILOVERS, 1.0);
     r->submit_fail_ms = pct(submit, FAILOVERS, 0.5);
     r->recover_ms = pct(recover, FAILOVERS, 0.5);
+    sup_lane_stop(&lane);
     server_sup_free(s);
 }
 

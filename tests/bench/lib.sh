@@ -18,9 +18,28 @@ bench_pids=()
 bench_cleanup() {
     local p
     for p in "${bench_pids[@]}"; do
-        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+        stop_pid "$p"
     done
     bench_pids=()
+}
+
+# stop_pid PID: SIGTERM, then after 5 s SIGKILL for PID and the processes
+# below it (a server that ignores SIGTERM must not hang the benchmark).
+stop_pid() {
+    local i tree
+    kill "$1" 2>/dev/null || return 0
+    for ((i = 0; i < 500; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        # a zombie has exited: only its parent (this shell) is left to reap it
+        [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ] && break
+        sleep 0.01
+    done
+    if ((i == 500)); then
+        echo "pid $1 ignored SIGTERM for 5 s: SIGKILL" >&2
+        tree=$(python3 "$BENCH_DIR/procstat.py" pids "$1")
+        kill -KILL ${tree//,/ } 2>/dev/null || true
+    fi
+    wait "$1" 2>/dev/null || true
 }
 trap bench_cleanup EXIT
 
@@ -31,6 +50,7 @@ now_ns() { date +%s%N; }
 start_server() {
     local name=$1 log=$2
     shift 2
+    : >"$log" # not an earlier run's listening line
     "$@" 2>"$log" >/dev/null &
     SERVER_PID=$!
     bench_pids+=("$SERVER_PID")
@@ -97,10 +117,9 @@ start_quiet() {
     return 1
 }
 
-# stop_server PID: SIGTERM, then wait for it.
+# stop_server PID: stops it (stop_pid) and forgets it.
 stop_server() {
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
+    stop_pid "$1"
     local keep=() p
     for p in "${bench_pids[@]}"; do
         [ "$p" = "$1" ] || keep+=("$p")
@@ -157,14 +176,76 @@ wl_args() {
     esac
 }
 
-# bench_wrk PORT WORKLOAD CONNS SECONDS: one wrk run against 127.0.0.1:PORT;
-# prints its "WRK rps=... p50_us=... p99_us=..." line.
+# wl_calls WORKLOAD: the calls one request of the workload carries.
+wl_calls() {
+    case $1 in
+    batch) echo 10 ;;
+    *) echo 1 ;;
+    esac
+}
+
+# bench_wrk PORT WORKLOAD CONNS SECONDS [WRAPPER...]: one wrk run against
+# 127.0.0.1:PORT (run under WRAPPER when given); prints its
+# "WRK rps=... p50_us=... p99_us=..." line.
 bench_wrk() {
     local port=$1 wl=$2 c=$3 d=$4 script a1 a2 a3
+    shift 4
     read -r script a1 a2 a3 <<<"$(wl_args "$wl")"
     local threads=2
     ((c < 2)) && threads=1
-    wrk -t"$threads" -c"$c" -d"${d}s" --timeout 10s \
+    "$@" wrk -t"$threads" -c"$c" -d"${d}s" --timeout 10s \
         -s "$BENCH_DIR/$script" "http://127.0.0.1:$port" \
         -- $a1 $a2 $a3 | grep '^WRK '
+}
+
+# syscalls_countable: whether perf can count system calls here (the
+# raw_syscalls tracepoint needs tracefs and perf_event_paranoid <= 1 or
+# root).
+syscalls_countable() {
+    command -v perf >/dev/null &&
+        perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true 2>/dev/null
+}
+
+# bench_wrk_counted PID PORT WORKLOAD CONNS SECONDS: bench_wrk against the
+# server PID, plus what PID and the processes below it (poolhost's pool
+# host) spent meanwhile: prints the WRK line extended with "ctx=N vctx=V
+# cpu_ms=M procs=P syscalls=S" (context switches, the voluntary ones, CPU
+# time, processes counted: tests/bench/procstat.py; S is empty unless
+# BENCH_SYSCALLS=1, as perf's tracepoint slows every system call on the
+# machine a little).
+bench_wrk_counted() {
+    local pid=$1 port=$2 wl=$3 c=$4 d=$5 before after line wrap=() sc=""
+    local stat=$OUT/perf_stat.txt
+    if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
+        rm -f "$stat"
+        wrap=(perf stat -x, -e raw_syscalls:sys_enter -o "$stat"
+            -p "$(python3 "$BENCH_DIR/procstat.py" pids "$pid")" --)
+    fi
+    before=$(python3 "$BENCH_DIR/procstat.py" snap "$pid")
+    line=$(bench_wrk "$port" "$wl" "$c" "$d" "${wrap[@]}")
+    after=$(python3 "$BENCH_DIR/procstat.py" snap "$pid")
+    [ ${#wrap[@]} -gt 0 ] && sc=$(awk -F, '/raw_syscalls/ {print $1}' "$stat")
+    echo "$line $(python3 "$BENCH_DIR/procstat.py" delta "$before" "$after") syscalls=$sc"
+}
+
+# peer_start LOG: starts the Node.js + piscina peer (tests/bench/peer/) on
+# a free port, its packages installed once from the lock file into
+# $PEER_DIR (default $OUT/peer; npm needs the registry the first time).
+# Sets SERVER_PID and SERVER_PORT.
+peer_start() {
+    local dir=${PEER_DIR:-$OUT/peer} src=$BENCH_DIR/peer
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "the piscina peer needs node and npm (apt-get install nodejs npm)," \
+            "or PEER=0 to leave it out" >&2
+        return 1
+    fi
+    if ! cmp -s "$src/package-lock.json" "$dir/package-lock.json" ||
+        [ ! -f "$dir/node_modules/piscina/package.json" ]; then
+        mkdir -p "$dir"
+        cp "$src/package.json" "$src/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --omit=optional --no-audit --no-fund \
+            --loglevel=error) >&2
+    fi
+    start_server piscina "$1" env NODE_PATH="$dir/node_modules" \
+        node "$src/server.js" --listen 127.0.0.1:0
 }

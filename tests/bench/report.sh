@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes tests/bench/report/README.md with the
 # tables and PNG plots (gnuplot): HTTP throughput and p99 against
-# connections for poolhost and the ceiling, pool speedup by function, time
-# from each fault to its response, memory, and a CPU profile of poolhost
-# under the small-call load (perf, when available).
+# connections for poolhost, the ceiling, an earlier poolhost (before) and
+# the Node.js + piscina peer, with context switches, CPU time and system
+# calls per request; pool speedup by function, time from each fault to its
+# response, memory, and a CPU profile of poolhost's server and host under
+# the small-call load (perf, when available).
 #
-#   tests/bench/report.sh [-q]     # -q: shorter runs (a smoke test)
+#   tests/bench/report.sh [-q] [-b COMMIT]
+#     -q         shorter runs (a smoke test)
+#     -b COMMIT  the "before" target: COMMIT built by build_ref.sh into
+#                $OUT/ref (or BEFORE=/path/to/poolhost)
 #
 # Needs a release build (BUILD=dir, default ./build-h8 or ./build; COMMIT=
-# the commit it was built from, default the checkout's HEAD), wrk, gnuplot
-# and python3; perf is optional (PROFILE=0 skips it). About 15 minutes.
+# the commit it was built from, default the checkout's HEAD), wrk, gnuplot,
+# python3, node and npm (PEER=0 leaves the peer out); perf is optional
+# (PROFILE=0 skips the profile, SYSCALLS=0 the system call counts). Writes
+# into REPORT (default tests/bench/report). About 25 minutes with before
+# and the peer.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 quick=false
-while getopts q opt; do
+before_commit=""
+while getopts qb: opt; do
     case $opt in
     q) quick=true ;;
+    b) before_commit=$OPTARG ;;
     *) exit 2 ;;
     esac
 done
-REPORT=$BENCH_DIR/report
+REPORT=${REPORT:-$BENCH_DIR/report}
 mkdir -p "$REPORT"
 for tool in wrk gnuplot python3; do
     command -v "$tool" >/dev/null || { echo "report: needs $tool" >&2; exit 1; }
 done
+if [ -n "$before_commit" ]; then
+    echo "== building $before_commit for the before target" >&2
+    BEFORE=$("$BENCH_DIR/build_ref.sh" "$before_commit" "$OUT/ref")
+    before_commit=$(git -C "$bench_repo" rev-parse --short "$before_commit")
+fi
+export BEFORE=${BEFORE:-}
 
 if $quick; then
     http_args=(-d 2 -r 1 -c "1 32")
@@ -37,6 +53,8 @@ else
     mem_args=(-r 100)
     speed_reps=5
 fi
+
+[ "${SYSCALLS:-1}" = 1 ] && syscalls_countable && http_args+=(-s)
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== HTTP benchmark" >&2
@@ -105,7 +123,9 @@ if [ -x "$BUILD/tests/bench/bench_pool" ]; then
     pool_table=$("$BUILD/tests/bench/bench_pool")
 fi
 
-# A CPU profile of the small-call load, by thread and by symbol.
+# A CPU profile of the small-call load (process mode): the whole machine
+# by thread, then the server and its pool host (chosen by pid, whatever
+# their threads are named) by symbol, all code and poolhost's own.
 profile=""
 if command -v perf >/dev/null && [ "${PROFILE:-1}" = 1 ]; then
     echo "== profile" >&2
@@ -113,21 +133,35 @@ if command -v perf >/dev/null && [ "${PROFILE:-1}" = 1 ]; then
     start_quiet poolhost-prof "$OUT/profile.log" "$port" "$POOLHOST" \
         --listen "127.0.0.1:$port" --idle-shutdown-ms -1 --log-level warn
     post "$port" /v1/calls '{"function":"sum_squares","args":{"n":1000}}' >/dev/null
+    prof_pids=$(python3 "$BENCH_DIR/procstat.py" pids "$SERVER_PID")
     wrk -t2 -c32 -d8s -s "$BENCH_DIR/call.lua" "http://127.0.0.1:$port" \
         -- sum_squares '{"n":1000}' >/dev/null &
     wrk_pid=$!
     sleep 2
     if perf record -q -a -g -o "$OUT/perf.data" -- sleep 4 2>/dev/null; then
         profile=$(
-            echo "CPU share by thread (whole machine, 4 s of wrk -c32 small calls):"
+            echo "CPU share by thread (whole machine, 4 s of wrk -c32 small calls;"
+            echo "poolhost's server and host are pids ${prof_pids//,/ and }):"
             echo
             perf report -i "$OUT/perf.data" --no-children --sort comm,pid \
-                --stdio -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 12'
+                --stdio -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 14'
             echo
-            echo "Hottest symbols in poolhost (self time, share of all samples):"
+            share=$(perf report -i "$OUT/perf.data" --no-children --pid "$prof_pids" \
+                --sort pid --stdio -g none 2>/dev/null |
+                awk '/^ +[0-9]/ {sub("%", "", $1); s += $1} END {printf "%.1f", s}')
+            echo "Hottest symbols in poolhost's server and host (self time, share of"
+            echo "their samples, which are $share% of the machine's):"
             echo
-            perf report -i "$OUT/perf.data" --no-children --comm poolhost,MHD-worker \
-                --sort dso,sym --stdio -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 25'
+            perf report -i "$OUT/perf.data" --no-children --pid "$prof_pids" \
+                --percentage relative --sort dso,sym --stdio -g none 2>/dev/null |
+                awk '/^ +[0-9]/ && n++ < 30'
+            echo
+            echo "Hottest functions of poolhost's own code (self time, share of the"
+            echo "server's and host's samples in poolhost's own code):"
+            echo
+            perf report -i "$OUT/perf.data" --no-children --pid "$prof_pids" \
+                --percentage relative --dsos poolhost --sort sym --stdio \
+                -g none 2>/dev/null | awk '/^ +[0-9]/ && n++ < 25'
         )
     fi
     wait "$wrk_pid" || true
@@ -176,7 +210,7 @@ for what in throughput p99; do
         echo "set multiplot layout 1,$nw"
         echo "set logscale x 2; set grid; set key top left"
         echo "set xlabel 'connections'"
-        [ $what = throughput ] && echo "set ylabel 'requests/s'; set yrange [0:*]" ||
+        [ $what = throughput ] && echo "set ylabel 'requests/s (log scale)'; set logscale y" ||
             echo "set ylabel 'p99 latency (ms)'; set logscale y"
         for wl in $workloads; do
             echo "set title '$wl'"
@@ -225,6 +259,10 @@ md_rows() {
 # The README
 # COMMIT: the commit the binaries were built from, when not the checkout's.
 commit=${COMMIT:-$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [ -z "${COMMIT:-}" ] && ! git -C "$bench_repo" diff --quiet HEAD -- 2>/dev/null; then
+    commit="$commit + uncommitted changes"
+fi
+regenerate="tests/bench/report.sh${before_commit:+ -b $before_commit}"
 cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
 {
     echo "# poolhost benchmark report"
@@ -232,22 +270,54 @@ cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
     echo "Generated by \`tests/bench/report.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
     echo "commit \`$commit\`, on $(nproc) CPUs ($cpu), Linux $(uname -r), release build."
     echo "wrk runs on the same machine as the servers, so on 2 CPUs the client"
-    echo "takes a share of the CPU for the ceiling and poolhost alike. Regenerate"
-    echo "with \`tests/bench/report.sh\` (raw data lands in \`tests/bench/out/\`)."
+    echo "takes a share of the CPU for every target alike. Regenerate with"
+    echo "\`$regenerate\` (raw data lands in \`tests/bench/out/\`)."
     echo "Load average (1, 5, 15 min) at the start: $load_start; at the end:"
     echo "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine may overlap)."
     echo
-    echo "## HTTP: poolhost against the ceiling"
+    echo "## HTTP: poolhost against the ceiling, before and a Node.js peer"
     echo
-    echo "The ceiling (\`tests/bench/ceiling.c\`) is a libmicrohttpd server with"
-    echo "poolhost's threading options that answers every POST with a fixed JSON"
-    echo "body. Workloads: \`small\` = \`sum_squares {n: 1000}\` (overhead-bound),"
+    echo "All targets run at once and take turns run by run, so that other work"
+    echo "on the machine hits them alike (\`tests/bench/http_bench.sh\`):"
+    echo
+    echo "- \`ceiling\`: \`tests/bench/ceiling.c\`, a libmicrohttpd server with"
+    echo "  poolhost's threading options that answers every POST with a fixed JSON"
+    echo "  body: what HTTP alone costs here;"
+    echo "- \`process\`, \`thread\`: poolhost at commit \`$commit\` in each isolation mode;"
+    if [ -n "$BEFORE" ]; then
+        echo "- \`before-process\`, \`before-thread\`: poolhost at commit"
+        echo "  \`${before_commit:-$BEFORE}\` (built by \`tests/bench/build_ref.sh\`), the same options;"
+    fi
+    if grep -q ',piscina,' "$OUT/http_runs.csv"; then
+        echo "- \`piscina\`: \`tests/bench/peer/\`, a Node.js $(node --version) service on the"
+        echo "  http module with a piscina pool of one worker thread per CPU, same"
+        echo "  contract, same results, same log lines."
+    fi
+    echo
+    echo "Workloads: \`small\` = \`sum_squares {n: 1000}\` (overhead-bound),"
     echo "\`batch\` = 10 such calls in one \`POST /v1/batch\` (req/s counts"
-    echo "batches), \`nqueens\` = \`nqueens {n: 10}\` (compute-bound). Targets alternate"
-    echo "run by run; the table shows each target's best run (highest req/s, the"
+    echo "batches, calls/s counts calls), \`nqueens\` = \`nqueens {n: 10}\`"
+    echo "(compute-bound). Each cell is the target's best run (highest req/s, the"
     echo "least disturbed by other work on the machine); \"bad\" counts non-2xx"
-    echo "answers and socket errors. Targets: small-call throughput at least 50% of"
-    echo "the ceiling, p99 under 5 ms at 32 connections."
+    echo "answers and socket errors. \"÷ ceiling\" is calls/s over the ceiling's"
+    echo "req/s for the same workload and connections. Per request, counted for"
+    echo "the server and every process below it (poolhost's pool host) over the"
+    echo "run (\`tests/bench/procstat.py\`): context switches from"
+    echo "\`/proc/PID/task/*/status\`, all of them (issue 11's measure) and the"
+    echo "voluntary ones (a thread blocked: the design's doing; the involuntary"
+    echo "rest grows with other load on the machine), CPU time"
+    echo "(\`/proc/PID/stat\`) and, when perf can count them, system calls"
+    echo "(\`raw_syscalls:sys_enter\`). wrk's own share is not in them."
+    echo
+    echo "### Issue 11's bars (process mode)"
+    echo
+    cat "$OUT/http_goals.md"
+    echo
+    echo "### After and before, poolhost and piscina"
+    echo
+    cat "$OUT/http_compare.md"
+    echo
+    echo "### Every target"
     echo
     cat "$OUT/http_table.md"
     echo
@@ -259,12 +329,30 @@ cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
     echo
     echo "From outside over HTTP (\`tests/bench/fault_timing.sh\`): each fault on a"
     echo "warm service, spaced beyond the restart window so that none pays"
-    echo "another's backoff. \`crash to next 200\` is the crashing call plus the"
+    echo "another's backoff. \`panic to error\` and \`crash to error\` are the"
+    echo "faulting call's own answer (500 since #9, 503 before);"
+    echo "\`crash to next 200\` is the crashing call plus the"
     echo "next call on the new host; \`sigstop to 503\` runs with"
     echo "\`--heartbeat-timeout-ms 1000\` and no innocent retries; cold start is"
     echo "exec to listening and exec to the first result (the host starts lazily)."
-    echo "Targets: panic to 503 under 20 ms, restart to ready under 50 ms."
+    echo "Targets: a panic answered under 20 ms, restart to ready under 50 ms, and"
+    echo "(issue 11) no fault slower than before."
     echo
+    if [ -n "$BEFORE" ]; then
+        python3 - "$OUT/fault_timing.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+med = {(r["fault"], r["mode"]): r["median_ms"] for r in rows}
+print("| fault | mode | before median ms | after median ms | after ÷ before |")
+print("|---|---|---|---|---|")
+for (fault, mode), after in med.items():
+    before = med.get((fault, f"before-{mode}"))
+    if mode.startswith("before-") or not before or not after:
+        continue
+    print(f"| {fault} | {mode} | {before} | {after} | {float(after) / float(before):.2f} |")
+PY
+        echo
+    fi
     echo "| fault | mode | n | median ms | p90 ms | max ms |"
     echo "|---|---|---|---|---|---|"
     md_rows "$OUT/fault_timing.csv"
@@ -311,7 +399,7 @@ PY
     fi
     if [ -n "$profile" ]; then
         echo
-        echo "## Where the time goes (small calls, 32 connections)"
+        echo "## Where the time goes (small calls, 32 connections, process mode)"
         echo
         echo '```'
         echo "$profile"

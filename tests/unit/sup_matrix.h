@@ -33,7 +33,7 @@ static inline void m_start(sup_m *m) {
  * thread-mode host that failed is abandoned by design (its sockets and
  * parked threads stay), so only process mode counts descriptors. */
 static inline void m_end(sup_m *m) {
-    server_sup_free(m->s);
+    sup_t_free(m->s);
     cr_assert(sup_t_no_children(), "a host process was left behind");
     if (m->iso == SERVER_ISOLATION_PROCESS)
         cr_assert_eq(sup_t_count_fds(), m->fds, "leaked descriptors: %d",
@@ -260,6 +260,8 @@ static inline void m_cancel(server_isolation iso) {
     sup_t_wait_running(c);
     server_call_request_cancel(c);
     server_sup_cancel(m.s, c, NULL);
+    /* Ended by its owner's thread, at once. */
+    sup_t_wait_done(c);
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_CANCELLED);
     cr_assert_str_eq(server_call_slug(c), "call-cancelled");
     server_call_unref(c);

@@ -7,10 +7,12 @@
 #define TESTS_SUP_TEST_H
 
 #include "server/supervisor/supervisor.h"
+#include "sup_lane.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,10 +53,33 @@ static inline void sup_t_config(server_sup_config *c, server_isolation iso) {
     c->restart_cooldown_s = 1;
 }
 
+/* The lanes of the supervisors of a test (sup_lane.h). */
+#define SUP_T_LANES 8
+static sup_lane sup_t_lanes[SUP_T_LANES];
+static pthread_mutex_t sup_t_lanes_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static inline server_sup *sup_t_new(const server_sup_config *c) {
     server_sup *s = NULL;
     cr_assert_eq(server_sup_new(c, &s), 0);
+    pthread_mutex_lock(&sup_t_lanes_lock);
+    sup_lane *l = NULL;
+    for (int i = 0; i < SUP_T_LANES && !l; i++)
+        if (!sup_t_lanes[i].s)
+            l = &sup_t_lanes[i];
+    cr_assert_not_null(l, "more than %d supervisors at once", SUP_T_LANES);
+    cr_assert_eq(sup_lane_start(l, s), 0);
+    pthread_mutex_unlock(&sup_t_lanes_lock);
     return s;
+}
+
+/* Stops the supervisor's lane, then frees it. */
+static inline void sup_t_free(server_sup *s) {
+    pthread_mutex_lock(&sup_t_lanes_lock);
+    for (int i = 0; i < SUP_T_LANES; i++)
+        if (sup_t_lanes[i].s == s)
+            sup_lane_stop(&sup_t_lanes[i]);
+    pthread_mutex_unlock(&sup_t_lanes_lock);
+    server_sup_free(s);
 }
 
 static inline server_call *sup_t_call(const char *fn, const char *args,

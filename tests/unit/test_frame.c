@@ -124,7 +124,7 @@ Test(frame, decode_valid_frame_and_stream_of_two) {
 
 Test(frame, every_truncation_is_incomplete) {
     size_t len;
-    uint8_t *full = make_frame(POOL_FRAME_LOG, 7, "{\"records\":[]}", &len);
+    uint8_t *full = make_frame(POOL_FRAME_READY, 7, "{\"records\":[]}", &len);
     for (size_t n = 0; n < len; n++) {
         /* A fresh buffer of exactly n bytes each time. */
         uint8_t *cut = malloc(n ? n : 1);
@@ -333,7 +333,7 @@ Test(chan, round_trip_every_type_with_concurrent_reader, .timeout = 60) {
                                    sizes[s]};
     /* Then the limit itself, and small frames after a big one. */
     want[k++] = (frame_spec){POOL_FRAME_RESULT, 1, MAX_PAYLOAD};
-    want[k++] = (frame_spec){POOL_FRAME_LOG, 2, 3};
+    want[k++] = (frame_spec){POOL_FRAME_READY, 2, 3};
     want[k++] = (frame_spec){POOL_FRAME_SHUTDOWN, 0, 0};
     cr_assert_eq(k, n);
 
@@ -372,7 +372,7 @@ static void *writer_main(void *p) {
         uint64_t id = w->base + (uint64_t)i;
         size_t len = (size_t)((id * 7919u) % 300000u);
         fill_pattern(buf, len, id);
-        if (pool_chan_send(w->ch, POOL_FRAME_LOG, id, buf, len) != 0)
+        if (pool_chan_send(w->ch, POOL_FRAME_RESULT, id, buf, len) != 0)
             break;
     }
     free(buf);
@@ -418,7 +418,7 @@ Test(chan, json_round_trip) {
     json_t *o = json_pack("{s:s, s:{s:i}, s:i}", "function", "fib", "args", "n",
                           20, "timeout_ms", 5000);
     cr_assert_eq(pool_chan_send_json(tx, POOL_FRAME_CALL, 9, o), 0);
-    cr_assert_eq(pool_chan_send_json(tx, POOL_FRAME_CANCEL, 9, NULL), 0);
+    cr_assert_eq(pool_chan_send_json(tx, POOL_FRAME_SHUTDOWN, 9, NULL), 0);
     pool_frame_t f;
     cr_assert_eq(read_frame(rx, &f), POOL_FRAME_OK);
     cr_assert_eq(f.type, POOL_FRAME_CALL);
@@ -426,7 +426,7 @@ Test(chan, json_round_trip) {
     cr_assert(json_equal(o, back));
     json_decref(back);
     cr_assert_eq(read_frame(rx, &f), POOL_FRAME_OK);
-    cr_assert_eq(f.type, POOL_FRAME_CANCEL);
+    cr_assert_eq(f.type, POOL_FRAME_SHUTDOWN);
     cr_assert_eq(f.len, 0);
     json_decref(o);
     pool_chan_free(tx);

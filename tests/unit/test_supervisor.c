@@ -633,16 +633,18 @@ Test(supervisor, start_timeout) {
 }
 
 /* Arguments over the frame limit fail that call alone. */
+/* Arguments too large for a call slot go in a CALL frame: over the frame
+ * limit, the call fails alone. */
 Test(supervisor, payload_over_the_frame_limit) {
     sup_m m;
     m_begin(&m, PROC);
-    m.cfg.max_payload = 4096;
+    m.cfg.max_payload = 32768;
     m_start(&m);
-    char *big = malloc(8192);
+    char *big = malloc(40000);
     cr_assert_not_null(big);
     size_t n = (size_t)sprintf(big, "{\"pad\": \"");
-    memset(big + n, 'x', 8180 - n);
-    strcpy(big + 8180, "\"}");
+    memset(big + n, 'x', 39980 - n);
+    strcpy(big + 39980, "\"}");
     server_call *c =
         server_call_new("big", "sum_squares", big, strlen(big), 20000, 10);
     cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_OK);

@@ -12,8 +12,9 @@
 /* The worker threads of an abandoned host's pool are never joined: that is
  * the design (they are parked or wedged for good), so ThreadSanitizer's
  * thread-leak report is turned off for this binary only. Races are still
- * reported. */
-const char *__tsan_default_options(void);
+ * reported. The runtime looks the hook up in the program's dynamic symbol
+ * table, hence default visibility (the project builds with hidden). */
+__attribute__((visibility("default"))) const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) {
     return "report_thread_leaks=0";
 }
@@ -75,7 +76,7 @@ Test(supervisor_thread, idle_shutdown_leaves_nothing) {
     server_sup_get_stats(s, &st);
     cr_assert_eq(st.abandoned_hosts, 0);
     cr_assert_eq(st.host_stops, 1);
-    server_sup_free(s);
+    sup_t_free(s);
     cr_assert_eq(sup_t_count_fds(), fds);
 }
 
@@ -97,7 +98,7 @@ Test(supervisor_thread, abandoned_bound_fails_liveness) {
     server_sup_get_stats(s, &st);
     cr_assert_eq(st.abandoned_hosts, 2);
     cr_assert_not(st.live);
-    server_sup_free(s);
+    sup_t_free(s);
 }
 
 static bool none_abandoned(const server_sup_stats *st) {
@@ -121,7 +122,7 @@ Test(supervisor_thread, restarted_hosts_are_reclaimed) {
     server_sup_get_stats(s, &st);
     cr_assert(st.live);
     cr_assert_geq(st.generation, 6);
-    server_sup_free(s);
+    sup_t_free(s);
 }
 
 /* A thread-mode host cannot be confined without confining the server: the

@@ -11,6 +11,12 @@
  * A module is a named table of functions. Plugins are shared objects that
  * export one symbol, PH_MODULE_ENTRY_SYMBOL, returning their module; the
  * loader refuses a module whose abi_version differs from PH_ABI_VERSION.
+ *
+ * The ph_* functions below (marked PH_API) are all a plugin can call in
+ * poolhost: the executable is built with hidden visibility and exports
+ * exactly these (api/ph_exports.list), so a plugin that needs anything
+ * else is refused at load. Build a plugin with
+ * `cc -shared -fPIC $(pkg-config --cflags --libs poolhost-module) ...`.
  */
 #ifndef POOLHOST_MODULE_H
 #define POOLHOST_MODULE_H
@@ -35,6 +41,9 @@ extern "C" {
 #define PH_NORETURN
 #define PH_EXPORT
 #endif
+/* PH_EXPORT marks what a plugin exports (its entry point), PH_API what
+ * poolhost exports to plugins. */
+#define PH_API PH_EXPORT
 
 /* The per-call, per-worker context. Opaque; valid only during the call. */
 typedef struct ph_ctx ph_ctx;
@@ -80,13 +89,14 @@ typedef const ph_module *(*ph_module_entry_fn)(void);
 typedef void (*ph_job_fn)(ph_ctx *ctx, void *arg);
 
 /* Runs a(arg_a) and b(arg_b), possibly in parallel; returns when both did. */
-void ph_join(ph_ctx *ctx, ph_job_fn a, void *arg_a, ph_job_fn b, void *arg_b);
+PH_API void ph_join(ph_ctx *ctx, ph_job_fn a, void *arg_a, ph_job_fn b,
+                    void *arg_b);
 
 /* Calls fn on disjoint sub-ranges covering [begin, end), none larger than
  * grain (0 picks a grain from the range and the worker count). */
 typedef void (*ph_range_fn)(ph_ctx *ctx, size_t begin, size_t end, void *arg);
-void ph_parallel_for(ph_ctx *ctx, size_t begin, size_t end, size_t grain,
-                     ph_range_fn fn, void *arg);
+PH_API void ph_parallel_for(ph_ctx *ctx, size_t begin, size_t end, size_t grain,
+                            ph_range_fn fn, void *arg);
 
 /* Parallel reduction over [begin, end): each leaf starts from a copy of
  * identity (acc_size bytes) and folds its sub-range into it; combine folds
@@ -97,43 +107,44 @@ void ph_parallel_for(ph_ctx *ctx, size_t begin, size_t end, size_t grain,
 typedef void (*ph_reduce_leaf_fn)(ph_ctx *ctx, size_t begin, size_t end,
                                   void *acc, void *arg);
 typedef void (*ph_reduce_combine_fn)(void *left, const void *right, void *arg);
-void ph_reduce(ph_ctx *ctx, size_t begin, size_t end, size_t grain,
-               size_t acc_size, const void *identity, ph_reduce_leaf_fn leaf,
-               ph_reduce_combine_fn combine, void *arg, void *out);
+PH_API void ph_reduce(ph_ctx *ctx, size_t begin, size_t end, size_t grain,
+                      size_t acc_size, const void *identity,
+                      ph_reduce_leaf_fn leaf, ph_reduce_combine_fn combine,
+                      void *arg, void *out);
 
 /* A scope runs a dynamic number of jobs: spawn any number, from the scope's
  * owner or from inside spawned jobs, then ph_scope_wait() returns once all
  * have run and releases the scope. Returns NULL when out of memory. */
 typedef struct ph_scope ph_scope;
-ph_scope *ph_scope_new(ph_ctx *ctx);
-void ph_scope_spawn(ph_scope *scope, ph_job_fn fn, void *arg);
-void ph_scope_wait(ph_scope *scope);
+PH_API ph_scope *ph_scope_new(ph_ctx *ctx);
+PH_API void ph_scope_spawn(ph_scope *scope, ph_job_fn fn, void *arg);
+PH_API void ph_scope_wait(ph_scope *scope);
 
 /* ---- the call ---------------------------------------------------------- */
 
 /* Appends a line to the call's log, tagged with call and worker. */
-void ph_log(ph_ctx *ctx, ph_log_level level, const char *fmt, ...)
+PH_API void ph_log(ph_ctx *ctx, ph_log_level level, const char *fmt, ...)
     PH_PRINTF(3, 4);
 
 /* Records why the call failed and returns code (PH_EINVAL or PH_EFAIL), so
  * that a function can `return ph_fail(ctx, PH_EINVAL, "n must be ...");`. */
-int ph_fail(ph_ctx *ctx, int code, const char *fmt, ...) PH_PRINTF(3, 4);
+PH_API int ph_fail(ph_ctx *ctx, int code, const char *fmt, ...) PH_PRINTF(3, 4);
 
 /* True once the caller cancelled the call or its deadline passed. Long loops
  * should check it and return PH_ECANCELLED. */
-bool ph_cancelled(const ph_ctx *ctx);
+PH_API bool ph_cancelled(const ph_ctx *ctx);
 
 /* The worker running this job (0-based) and the number of workers. */
-int ph_worker_index(const ph_ctx *ctx);
-int ph_worker_count(const ph_ctx *ctx);
+PH_API int ph_worker_index(const ph_ctx *ctx);
+PH_API int ph_worker_count(const ph_ctx *ctx);
 
 /* The call's id as the caller sees it. */
-const char *ph_call_id(const ph_ctx *ctx);
+PH_API const char *ph_call_id(const ph_ctx *ctx);
 
 /* Panics: records message, worker, call and source location, then hands
  * control to the host, which reports it to the caller. Never returns. */
-PH_NORETURN void ph_panic_at(ph_ctx *ctx, const char *file, int line,
-                             const char *fmt, ...) PH_PRINTF(4, 5);
+PH_API PH_NORETURN void ph_panic_at(ph_ctx *ctx, const char *file, int line,
+                                    const char *fmt, ...) PH_PRINTF(4, 5);
 #define ph_panic(ctx, ...) ph_panic_at((ctx), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Fails the call for lack of memory: for an allocation the function cannot
@@ -141,7 +152,7 @@ PH_NORETURN void ph_panic_at(ph_ctx *ctx, const char *file, int line,
  * out-of-memory, and the host is replaced (its memory cap, or the
  * machine's, was reached). Never returns. Allocations made through jansson
  * already do this on their own. */
-PH_NORETURN void ph_out_of_memory(ph_ctx *ctx, size_t bytes);
+PH_API PH_NORETURN void ph_out_of_memory(ph_ctx *ctx, size_t bytes);
 
 #define PH_ASSERT(ctx, cond)                                                   \
     do {                                                                       \

@@ -1,0 +1,189 @@
+/*
+ * The dispatch's private state, shared by its files: dispatch.c (life,
+ * hosts, the supervisor's side), admit.c (admission and clients), fairq.c
+ * (the clients' queues and sending), owner.c (a lane's completions, its
+ * inbox, and the ends of calls), timers.c (deadlines and graces).
+ *
+ * Two locks. `link` (read-write) guards the attached host: a lane reads
+ * slots and rings under it as a reader, the supervisor attaches and
+ * detaches as the writer, so that a region is never unmapped under a
+ * reader. `lock` guards everything else. Order: link, then lock, then a
+ * call's own lock; nothing is called back with `lock` held.
+ */
+#ifndef SERVER_DISPATCH_INT_H
+#define SERVER_DISPATCH_INT_H
+
+#include "dispatch.h"
+
+#include "server/htab.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define DSP_MS 1000000LL
+
+typedef struct server_dsp_client server_dsp_client;
+
+typedef enum flight_state {
+    FLIGHT_QUEUED = 0, /* in its client's queue */
+    FLIGHT_SENT,       /* in a slot of the attached host */
+    FLIGHT_DETACHED,   /* its host was taken away: being settled */
+    FLIGHT_IDLE,       /* in no queue and no slot (being ended) */
+} flight_state;
+
+/* An admitted call, from admission until its owner let go of it. */
+struct server_flight {
+    server_call *call; /* one reference */
+    server_dsp_client *client; /* NULL once counted out */
+    size_t bytes;              /* of its arguments, in the budget */
+    unsigned owner;            /* the lane that ends it */
+    flight_state state;
+    bool ended;      /* its owner ended the call */
+    bool dead;       /* let go of, but messages about it are still due */
+    unsigned msgs;   /* messages posted about it, not yet taken */
+    bool cancelling; /* ended while on the host: counted in d->cancelling */
+    uint64_t wire;   /* FLIGHT_SENT: its slot's call */
+    int64_t sent_ns;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
+    int64_t grace_ns;    /* cancelling: when its host is recycled */
+    size_t heap_at;      /* in the timer heap, SIZE_MAX: not */
+    struct server_flight *prev, *next; /* client queue, or sent list */
+    struct server_flight *all_prev, *all_next; /* every flight */
+};
+
+typedef struct flight_list {
+    server_flight *head, *tail;
+    size_t n;
+} flight_list;
+
+/* One client (its token name or source address) with calls in flight. */
+struct server_dsp_client {
+    server_hnode hnode;
+    char *name;
+    size_t in_flight;
+    flight_list queue;
+    struct server_dsp_client *rr_prev, *rr_next; /* ring of the waiting */
+    bool in_ring;
+};
+
+/* What one thread posts to a lane about one of its calls. */
+typedef enum msg_kind {
+    MSG_TIMEOUT,  /* its deadline passed */
+    MSG_CANCEL,   /* its client cancelled it: text is the detail */
+    MSG_ANSWER,   /* it answered: outcome, text (result or message) */
+    MSG_END,      /* fail it: slug, text (detail), cause, host, run_ms */
+    MSG_FORGET,   /* it ended already; let go of it */
+} msg_kind;
+
+typedef struct dsp_msg {
+    struct dsp_msg *next;
+    msg_kind kind;
+    server_flight *flight;
+    pool_slot_outcome outcome;
+    const char *slug; /* static */
+    char *text;
+    size_t len;
+    json_t *cause, *host;
+    double run_ms, wait_ms;
+} dsp_msg;
+
+typedef struct dsp_lane {
+    int fd; /* eventfd */
+    dsp_msg *inbox, *inbox_tail; /* under lock */
+} dsp_lane;
+
+/* The attached host. */
+typedef struct dsp_host {
+    pool_shm_t *shm;
+    pool_slots *slots;
+    uint32_t nslots;
+    server_flight **by_slot; /* the flight in each slot */
+    json_t *json;            /* {pid, generation, restarts} for problems */
+    atomic_bool closed;      /* nothing more is sent to it */
+    atomic_bool held;        /* being given up: nothing read either */
+} dsp_host;
+
+typedef struct pending_frame {
+    struct pending_frame *next;
+    uint64_t wire;
+    server_call *call; /* a reference */
+} pending_frame;
+
+struct server_dispatch {
+    server_dispatch_config cfg;
+    dsp_lane *lanes;
+
+    pthread_rwlock_t link;
+    dsp_host *host; /* NULL: none attached; written under link */
+
+    pthread_mutex_t lock;
+    /* admission */
+    server_htab clients;
+    size_t nclients;
+    size_t in_flight, inflight_bytes, queued, cancelling;
+    double drain_rate; /* calls ended per second, smoothed */
+    int64_t rate_at_ns;
+    uint64_t rate_count;
+    char refusal[768]; /* why new calls are refused; "": they are not */
+    int64_t refusal_until; /* when the refusal lifts; 0: when told */
+    /* the queues */
+    server_dsp_client *rr; /* next client to send from */
+    flight_list sent;      /* on the host, in the order sent */
+    server_flight *all;    /* every flight, whatever its state */
+    pending_frame *frames, *frames_tail;
+    bool wake_sup;    /* the supervisor has work here: wake it after */
+    bool host_broken; /* the host broke its submission ring */
+    bool ring_busy;   /* its submission ring was full for a moment */
+    /* the timer heap: deadlines of calls in flight, graces of the
+     * cancelling */
+    server_flight **heap;
+    size_t nheap, heap_cap;
+
+    /* The log rings have one reader at a time. */
+    pthread_mutex_t logs;
+};
+
+int64_t server__dsp_now(void);
+
+/* list */
+void server__dsp_push(flight_list *l, server_flight *f);
+void server__dsp_push_front(flight_list *l, server_flight *f);
+void server__dsp_remove(flight_list *l, server_flight *f);
+
+/* admit.c, under lock */
+int server__dsp_admit(server_dispatch *d, server_call *const *calls,
+                      server_flight **flights, size_t n, unsigned owner);
+/* Counts f's call out of its client, the budget and in_flight. */
+void server__dsp_count_out(server_dispatch *d, server_flight *f, int64_t now);
+/* Frees the clients with nothing left. */
+void server__dsp_client_tidy(server_dispatch *d, server_dsp_client *c);
+
+/* fairq.c, under lock (and link as a reader) */
+void server__dsp_enqueue(server_dispatch *d, server_flight *f, bool front);
+void server__dsp_dequeue(server_dispatch *d, server_flight *f);
+/* Sends queued calls while the window has room. Returns how many went on
+ * the submission ring (the caller wakes a worker after unlocking). */
+size_t server__dsp_send_queued(server_dispatch *d);
+/* Gives f's slot back. */
+void server__dsp_unslot(server_dispatch *d, server_flight *f);
+
+/* timers.c, under lock */
+void server__dsp_timer_set(server_dispatch *d, server_flight *f);
+void server__dsp_timer_clear(server_dispatch *d, server_flight *f);
+
+/* dispatch.c: the workers' log lines into their calls (link held as a
+ * reader) */
+void server__dsp_drain_logs(server_dispatch *d);
+
+/* owner.c */
+/* The calling thread's lane (server_dispatch_enter_lane), 0 by default. */
+unsigned server__dsp_lane(void);
+/* Posts m to its flight's owner and wakes it (lock held). */
+void server__dsp_post(server_dispatch *d, dsp_msg *m);
+dsp_msg *server__dsp_msg(msg_kind kind, server_flight *f);
+void server__dsp_msg_free(dsp_msg *m);
+/* Frees a flight that is in no queue and no slot any more (lock held). */
+void server__dsp_flight_free(server_dispatch *d, server_flight *f);
+void server__dsp_all_add(server_dispatch *d, server_flight *f);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * The clients' queues and sending. One FIFO queue per client, a
+ * round-robin ring of the clients that have calls waiting, and the window:
+ * calls go to the host round-robin across clients and only while fewer
+ * than two per worker are on it, so that one client's backlog waits in
+ * its own queue instead of ahead of everyone else's next call. Under the
+ * dispatch lock, with the link held as a reader.
+ */
+#include "dispatch_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Calls on the host per worker: one running, one ready to start when it
+ * ends, so that a worker never waits for a round trip, while a newcomer
+ * waits behind at most one call per worker. */
+#define WINDOW_PER_WORKER 2u
+
+void server__dsp_push(flight_list *l, server_flight *f) {
+    f->next = NULL;
+    f->prev = l->tail;
+    if (l->tail)
+        l->tail->next = f;
+    else
+        l->head = f;
+    l->tail = f;
+    l->n++;
+}
+
+void server__dsp_push_front(flight_list *l, server_flight *f) {
+    f->prev = NULL;
+    f->next = l->head;
+    if (l->head)
+        l->head->prev = f;
+    else
+        l->tail = f;
+    l->head = f;
+    l->n++;
+}
+
+void server__dsp_remove(flight_list *l, server_flight *f) {
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        l->head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        l->tail = f->prev;
+    f->prev = f->next = NULL;
+    l->n--;
+}
+
+/* ---- the round-robin ring of clients with queued calls ---- */
+
+static void ring_add(server_dispatch *d, server_dsp_client *c) {
+    if (c->in_ring)
+        return;
+    c->in_ring = true;
+    if (!d->rr) {
+        c->rr_prev = c->rr_next = c;
+        d->rr = c;
+        return;
+    }
+    /* Just before the cursor: a newcomer goes last in this round. */
+    c->rr_next = d->rr;
+    c->rr_prev = d->rr->rr_prev;
+    c->rr_prev->rr_next = c;
+    d->rr->rr_prev = c;
+}
+
+static void ring_remove(server_dispatch *d, server_dsp_client *c) {
+    if (!c->in_ring)
+        return;
+    if (c->rr_next == c) {
+        d->rr = NULL;
+    } else {
+        c->rr_prev->rr_next = c->rr_next;
+        c->rr_next->rr_prev = c->rr_prev;
+        if (d->rr == c)
+            d->rr = c->rr_next;
+    }
+    c->rr_prev = c->rr_next = NULL;
+    c->in_ring = false;
+}
+
+void server__dsp_enqueue(server_dispatch *d, server_flight *f, bool front) {
+    server_dsp_client *c = f->client;
+    if (front)
+        server__dsp_push_front(&c->queue, f);
+    else
+        server__dsp_push(&c->queue, f);
+    f->state = FLIGHT_QUEUED;
+    d->queued++;
+    ring_add(d, c);
+}
+
+void server__dsp_dequeue(server_dispatch *d, server_flight *f) {
+    server_dsp_client *c = f->client;
+    server__dsp_remove(&c->queue, f);
+    f->state = FLIGHT_IDLE;
+    d->queued--;
+    if (c->queue.n == 0)
+        ring_remove(d, c);
+}
+
+/* ---- sending ---- */
+
+/* Puts f in a slot of the host: on the submission ring (returns 0), or
+ * waiting for its CALL frame (returns 1). Returns -EAGAIN when no slot is
+ * free or the host broke its ring (f stays where it is), -ENAMETOOLONG
+ * or -EMSGSIZE when the call cannot run (its owner fails it). */
+static int send_one(server_dispatch *d, server_flight *f, int64_t now) {
+    dsp_host *h = d->host;
+    size_t len = 0;
+    const char *args = server_call_args_text(f->call, &len);
+    if (len > d->cfg.max_payload)
+        return -EMSGSIZE;
+    int64_t left_ms = 0;
+    if (f->deadline_ns) {
+        left_ms = (f->deadline_ns - now + DSP_MS - 1) / DSP_MS;
+        if (left_ms < 1)
+            left_ms = 1;
+    }
+    pool_slot_call c = {.function = server_call_function(f->call),
+                        .id = server_call_id(f->call),
+                        .args = args ? args : "{}",
+                        .args_len = args ? len : 2,
+                        .timeout_ms = left_ms,
+                        .loop = f->owner};
+    uint64_t wire;
+    int rc = pool_slots_submit(h->slots, &c, &wire);
+    if (rc == -EIO) {
+        atomic_store(&h->closed, true); /* broken: the supervisor gives it up */
+        d->host_broken = true;
+        return -EAGAIN;
+    }
+    if (rc == -EBUSY) {
+        d->ring_busy = true; /* the supervisor tries again soon */
+        d->wake_sup = true;
+        return -EAGAIN;
+    }
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        /* Held until the frame is queued: the arguments must not go with
+         * an end in between, or the host would wait for them forever. */
+        pending_frame *p = malloc(sizeof(*p));
+        if (!p || !server_call_args_hold(f->call, &len)) {
+            free(p);
+            pool_slots_release(h->slots, wire);
+            return -EAGAIN;
+        }
+        *p = (pending_frame){.wire = wire, .call = server_call_ref(f->call)};
+        if (d->frames_tail)
+            d->frames_tail->next = p;
+        else
+            d->frames = p;
+        d->frames_tail = p;
+        d->wake_sup = true;
+    }
+    f->state = FLIGHT_SENT;
+    f->wire = wire;
+    f->sent_ns = now;
+    h->by_slot[wire & POOL_WIRE_SLOT_MASK] = f;
+    server__dsp_push(&d->sent, f);
+    return rc;
+}
+
+/* The call of f cannot run at all: its owner fails it. */
+static void send_refused(server_dispatch *d, server_flight *f, int rc) {
+    dsp_msg *m = server__dsp_msg(MSG_END, f);
+    if (!m)
+        return; /* it ends at its deadline */
+    if (rc == -EMSGSIZE) {
+        m->slug = "payload-too-large";
+        m->text = strdup("the call's arguments exceed the frame limit");
+    } else {
+        m->slug = "unknown-function";
+        m->text = strdup("no such function");
+    }
+    server__dsp_post(d, m);
+}
+
+size_t server__dsp_send_queued(server_dispatch *d) {
+    dsp_host *h = d->host;
+    size_t window = (size_t)d->cfg.threads * WINDOW_PER_WORKER;
+    size_t rung = 0;
+    int64_t now = server__dsp_now();
+    while (h && !atomic_load(&h->closed) && d->rr && d->sent.n < window) {
+        server_dsp_client *c = d->rr;
+        server_flight *f = c->queue.head;
+        /* The next client goes next, whatever happens to this call. */
+        d->rr = c->rr_next;
+        server__dsp_dequeue(d, f);
+        int rc = send_one(d, f, now);
+        if (rc == -EAGAIN) {
+            server__dsp_enqueue(d, f, true);
+            break;
+        }
+        if (rc < 0)
+            send_refused(d, f, rc);
+        else if (rc == 0)
+            rung++;
+        if (rc >= 0)
+            server_call_set_running(f->call);
+    }
+    return rung;
+}
+
+void server__dsp_unslot(server_dispatch *d, server_flight *f) {
+    dsp_host *h = d->host;
+    if (f->state != FLIGHT_SENT)
+        return;
+    server__dsp_remove(&d->sent, f);
+    if (h) {
+        h->by_slot[f->wire & POOL_WIRE_SLOT_MASK] = NULL;
+        pool_slots_release(h->slots, f->wire);
+    }
+    f->state = FLIGHT_IDLE;
+    f->wire = 0;
+}

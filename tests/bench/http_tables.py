@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""The HTTP benchmark's tables, from the runs http_bench.sh wrote.
+
+    http_tables.py RUNS_CSV OUT_DIR
+
+Writes three markdown tables into OUT_DIR and prints them:
+  http_table.md    every target's best run per (workload, connections):
+                   req/s, calls/s and their ratio to the ceiling, p50, p99,
+                   and per request: context switches (all, voluntary), CPU
+                   time, system calls
+  http_compare.md  per poolhost isolation mode: after / before (BEFORE=...)
+                   and poolhost / piscina, side by side
+  http_goals.md    issue 11's bars, process mode, after beside before
+
+A target's best run is its highest req/s (the run least disturbed by other
+work on the machine); the counted quantities come from that same run. The
+ratio to the ceiling is calls/s over the ceiling's req/s for the same
+workload and connections, so that a batch of 10 counts 10 calls.
+"""
+import csv
+import sys
+
+AFTER_MODES = ("process", "thread")
+
+
+def load(path):
+    runs = {}
+    for r in csv.DictReader(open(path)):
+        runs.setdefault((r["workload"], int(r["conns"]), r["target"]), []).append(r)
+    return runs
+
+
+class Best:
+    """A target's best run for one (workload, connections)."""
+
+    def __init__(self, rs):
+        r = max(rs, key=lambda r: float(r["rps"]))
+        req = max(int(r["requests"]), 1)
+        self.rps = float(r["rps"])
+        self.calls = self.rps * int(r.get("calls_per_req") or 1)
+        self.p50 = int(r["p50_us"]) / 1000
+        self.p99 = int(r["p99_us"]) / 1000
+        self.bad = int(r["non2xx"]) + int(r["errors"])
+        ctx, cpu, sc = r.get("ctx_switches"), r.get("cpu_ms"), r.get("syscalls")
+        vctx = r.get("ctx_voluntary")
+        self.ctx = int(ctx) / req if ctx else None
+        self.vctx = int(vctx) / req if vctx else None
+        self.cpu_us = float(cpu) * 1000 / req if cpu else None
+        self.sc = int(sc) / req if sc else None
+
+
+def fmt(v, spec):
+    return "" if v is None else format(v, spec)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else ""
+
+
+def table(head, rows):
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    runs = load(sys.argv[1])
+    out = sys.argv[2]
+    keys = list(runs)
+    workloads = list(dict.fromkeys(k[0] for k in keys))
+    targets = list(dict.fromkeys(k[2] for k in keys))
+    best = {k: Best(rs) for k, rs in runs.items()}
+    conns = {wl: sorted({k[1] for k in keys if k[0] == wl}) for wl in workloads}
+    has_sc = any(b.sc is not None for b in best.values())
+
+    def get(wl, c, t):
+        return best.get((wl, c, t))
+
+    # every target
+    head = ["workload", "conns", "target", "req/s", "calls/s", "÷ ceiling",
+            "p50 ms", "p99 ms", "ctx sw/req", "voluntary", "CPU µs/req"]
+    head += ["syscalls/req"] if has_sc else []
+    rows = []
+    for wl in workloads:
+        for c in conns[wl]:
+            ceil = get(wl, c, "ceiling")
+            for t in targets:
+                b = get(wl, c, t)
+                if b is None:
+                    continue
+                row = [wl, str(c), t,
+                       f"{b.rps:.0f}" + (f" ({b.bad} bad)" if b.bad else ""),
+                       f"{b.calls:.0f}",
+                       "" if t == "ceiling" or ceil is None else ratio(b.calls, ceil.rps),
+                       f"{b.p50:.2f}", f"{b.p99:.2f}",
+                       fmt(b.ctx, ".2f"), fmt(b.vctx, ".2f"),
+                       fmt(b.cpu_us, ".1f")]
+                row += [fmt(b.sc, ".1f")] if has_sc else []
+                rows.append(row)
+    every = table(head, rows)
+
+    # after / before, poolhost / piscina
+    modes = [m for m in AFTER_MODES if m in targets]
+    with_before = any(f"before-{m}" in targets for m in modes)
+    with_peer = "piscina" in targets
+    head = ["workload", "conns", "mode"]
+    if with_before:
+        head += ["before req/s", "after req/s", "after ÷ before",
+                 "before p99 ms", "after p99 ms",
+                 "before ctx sw/req", "after ctx sw/req"]
+    else:
+        head += ["req/s", "p99 ms", "ctx sw/req"]
+    if with_peer:
+        head += ["piscina req/s", "after ÷ piscina"]
+        head += ["before ÷ piscina"] if with_before else []
+    head += ["after ÷ ceiling"]
+    rows = []
+    for wl in workloads:
+        for c in conns[wl]:
+            ceil, peer = get(wl, c, "ceiling"), get(wl, c, "piscina")
+            for m in modes:
+                a, b = get(wl, c, m), get(wl, c, f"before-{m}")
+                if a is None:
+                    continue
+                row = [wl, str(c), m]
+                if with_before:
+                    row += [fmt(b and b.rps, ".0f"), f"{a.rps:.0f}",
+                            ratio(a.rps, b and b.rps),
+                            fmt(b and b.p99, ".2f"), f"{a.p99:.2f}",
+                            fmt(b and b.ctx, ".2f"), fmt(a.ctx, ".2f")]
+                else:
+                    row += [f"{a.rps:.0f}", f"{a.p99:.2f}", fmt(a.ctx, ".2f")]
+                if with_peer:
+                    row += [fmt(peer and peer.rps, ".0f"),
+                            ratio(a.rps, peer and peer.rps)]
+                    row += [ratio(b and b.rps, peer and peer.rps)] if with_before else []
+                row += [ratio(a.calls, ceil and ceil.rps)]
+                rows.append(row)
+    compare = table(head, rows)
+
+    # issue 11's bars, process mode
+    rows = []
+
+    def bar(text, wl, c, value, ok, spec=".2f"):
+        a, b = get(wl, c, "process"), get(wl, c, "before-process")
+        if a is None or value(a) is None:
+            return
+        before = value(b) if b is not None else None
+        rows.append([text, fmt(before, spec), format(value(a), spec),
+                     "yes" if ok(value(a), before) else "no"])
+
+    def vs_ceiling(wl, c):
+        ceil = get(wl, c, "ceiling")
+        return lambda x: x.calls / ceil.rps if ceil else None
+
+    def vs_peer(wl, c):
+        peer = get(wl, c, "piscina")
+        return lambda x: x.rps / peer.rps if peer else None
+
+    bar("small, 32 conns: calls/s ÷ ceiling ≥ 0.35 (goal 0.5)", "small", 32,
+        vs_ceiling("small", 32), lambda v, _: v >= 0.35)
+    bar("small, 32 conns: p99 < 5 ms", "small", 32, lambda x: x.p99,
+        lambda v, _: v < 5)
+    bar("small, 32 conns: context switches/request ≤ 0.4", "small", 32,
+        lambda x: x.ctx, lambda v, _: v <= 0.4)
+    bar("batch of 10, 32 conns: calls/s ÷ ceiling ≥ 0.8", "batch", 32,
+        vs_ceiling("batch", 32), lambda v, _: v >= 0.8)
+    bar("small, 1 conn: p50 < 0.15 ms", "small", 1, lambda x: x.p50,
+        lambda v, _: v < 0.15)
+    bar("small, 32 conns: poolhost ÷ piscina ≥ 3", "small", 32,
+        vs_peer("small", 32), lambda v, _: v >= 3)
+    for c in conns.get("nqueens", []):
+        bar(f"nqueens, {c} conns: req/s no worse than before", "nqueens", c,
+            lambda x: x.rps, lambda v, b: b is not None and v >= b, ".0f")
+    goals = table(["bar (issue 11, process mode)", "before", "after", "met"], rows) \
+        if rows else "(no process-mode runs at the connection counts the bars name)\n"
+
+    for name, text in (("http_table", every), ("http_compare", compare),
+                       ("http_goals", goals)):
+        with open(f"{out}/{name}.md", "w") as f:
+            f.write(text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
