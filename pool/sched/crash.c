@@ -280,7 +280,13 @@ static void signal_record(pool_crash_record *rec, int32_t worker,
             put_str(&m, " at address ");
             put_uint(&m, (uintptr_t)si->si_addr, 16);
         }
-        if (pc) {
+        /* The faulting instruction as an object and an offset into it,
+         * which addr2line turns into a source line; a bare pc means
+         * nothing once the process and its address layout are gone. */
+        Dl_info info;
+        if (pc && dladdr((void *)pc, &info)) {
+            put_code_address(&loc, &info, pc);
+        } else if (pc) {
             put_str(&loc, "pc ");
             put_uint(&loc, pc, 16);
         } else {
