@@ -37,33 +37,6 @@ const char *server_restart_reason_name(int reason) {
                : "unknown";
 }
 
-void server_sup_config_defaults(server_sup_config *cfg) {
-    *cfg = (server_sup_config){
-        .isolation = SERVER_ISOLATION_PROCESS,
-        .sandbox = true,
-        .threads = 0,
-        .heartbeat_interval_ms = 100,
-        .heartbeat_timeout_ms = 1000,
-        .start_timeout_ms = 5000,
-        .idle_shutdown_ms = 60000,
-        .cancel_grace_ms = 1000,
-        .innocent_retries = 3,
-        .restart_max = 5,
-        .restart_window_s = 30,
-        .restart_cooldown_s = 10,
-        .host_memory_limit = 0,
-        .fault_injection = false,
-        .plugins = NULL,
-        .nplugins = 0,
-        .max_queue = 4096,
-        .max_calls_per_client = 1024,
-        .max_inflight_bytes = (size_t)1 << 30,
-        .max_abandoned_hosts = 32,
-        .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
-        .exe_path = "/proc/self/exe",
-    };
-}
-
 int64_t server__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
