@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The PANIC kind of a crash record's kind; POOL_PANIC_UNKNOWN for one this
+ * build does not know. */
 static pool_panic_kind crash_kind(uint32_t kind) {
     switch (kind) {
     case POOL_CRASH_PANIC:
@@ -102,6 +104,8 @@ json_t *pool_host_crash_json(const pool_crash_record *rec) {
 
 /* ---- failures ----------------------------------------------------------- */
 
+/* Sends the PANIC frame of a record; out of memory, the fallback. A send
+ * that fails is not reported: the supervisor reads the record anyway. */
 static void send_panic(host_t *h, const pool_crash_record *rec) {
     crash_copy *c = crash_copy_new(rec);
     char *text = NULL;

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The starting host is ready: attach it, publish its functions. Cannot
+ * fail (a log line or the host's JSON may be lost when out of memory). */
 static void on_ready(server_sup *sup, pool_ready_msg *m, int64_t now) {
     if (sup->phase != SERVER_PHASE_STARTING)
         return;
@@ -44,7 +46,9 @@ static void on_ready(server_sup *sup, pool_ready_msg *m, int64_t now) {
 }
 
 /* A panic report: in process mode the host exits by itself; in thread mode
- * the worker is parked; either way the host is to be given up. */
+ * the worker is parked; either way the host is to be given up. Cannot
+ * fail (without memory the verdict carries no PANIC payload, and the
+ * post-mortem reads the crash record). */
 static void on_panic(server_verdict *v, uint64_t id,
                      const pool_panic_msg *m) {
     *v = (server_verdict){

@@ -10,7 +10,6 @@
  */
 #include "sup_internal.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
