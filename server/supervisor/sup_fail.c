@@ -58,6 +58,17 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
     sup->phase_deadline_ns = now + (dying ? 500 : 1000) * SUP_MS;
 }
 
+void server__host_judge(server_sup *sup, int64_t now, server_verdict *v) {
+    if (v->reason >= 0 && sup->phase != SERVER_PHASE_FAILING && sup->host) {
+        server__host_fail(sup, now, v->reason, v->kind, v->culprit,
+                          v->message);
+        sup->trigger.panic = v->panic;
+    } else {
+        json_decref(v->panic);
+    }
+    *v = (server_verdict){.reason = -1};
+}
+
 /* What broke, gathered from the crash record, the PANIC frame, the trigger
  * and the exit status, in that order of trust. */
 typedef struct failure {
@@ -525,8 +536,12 @@ static void start_failed(server_sup *sup, server_host *h, const failure *f,
 
 void server__host_postmortem(server_sup *sup, int64_t now) {
     server_host *h = sup->host;
-    if (h->chan)
-        server__read_host(sup, now);
+    if (h->chan) {
+        /* Its last frames: results, and nothing that could fail it more. */
+        server_verdict late;
+        server__read_host(sup, now, &late);
+        server__host_judge(sup, now, &late);
+    }
     server_host_reap(h);
     /* The calls it held, with the lines their workers wrote. */
     roster calls = roster_take(sup);
