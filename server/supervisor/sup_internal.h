@@ -172,8 +172,11 @@ void server__abandon_host(server_sup *sup, server_host *h);
 bool server__reclaim_hosts(server_sup *sup);
 /* At exit: detaches the abandoned hosts still running. */
 void server__release_abandoned(server_sup *sup);
-/* Records cause (borrowed) as the last failure, for the status. */
-void server__publish_failure(server_sup *sup, int reason, json_t *cause);
+/* Records cause (borrowed) as the last failure, for the status, with
+ * who's fields (borrowed, may be NULL): generation, culprit (the call's
+ * id, unredacted: GET /v1/pool redacts), rerun and failed (ids). */
+void server__publish_failure(server_sup *sup, int reason, json_t *cause,
+                             json_t *who);
 /* A failure without a culprit (start failure, heartbeat loss, a kill from
  * outside, a crash outside any call): counts it and decides when the next
  * host may start. Returns the backoff, or -1 when the pool is now

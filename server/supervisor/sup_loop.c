@@ -52,7 +52,10 @@ static void host_start(server_sup *sup, int64_t now) {
             server_host_free(h, false);
         json_t *cause = json_pack("{s:s, s:s, s:n}", "kind", "exit", "message",
                                   msg, "culprit");
-        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
+        json_t *who = json_pack("{s:I, s:n, s:[], s:[]}", "generation",
+                                (json_int_t)gen, "culprit", "rerun", "failed");
+        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause, who);
+        json_decref(who);
         json_decref(cause);
         pthread_mutex_lock(&sup->lock);
         sup->restarts[SERVER_RESTART_START_FAILED]++;
