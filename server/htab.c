@@ -79,8 +79,7 @@ server_hnode *server_htab_first(const server_htab *t) {
     return first_from(t, 0);
 }
 
-server_hnode *server_htab_next(const server_htab *t,
-                               const server_hnode *node) {
+server_hnode *server_htab_next(const server_htab *t, const server_hnode *node) {
     return node->next ? node->next : first_from(t, (node->hash & t->mask) + 1);
 }
 

@@ -81,8 +81,8 @@ struct server_call {
     size_t nlines; /* lines ever added */
 
     server_call_watch *watches;
-    uint64_t changes;          /* changes that ran watchers */
-    pthread_cond_t unwatched;  /* a removed watch's run returned */
+    uint64_t changes;         /* changes that ran watchers */
+    pthread_cond_t unwatched; /* a removed watch's run returned */
 };
 
 static int64_t call_now_ns(void) {
@@ -121,9 +121,8 @@ static unsigned watch_running_here(const server_call_watch *w) {
 static void call_unlock_notify(server_call *c, bool ended) {
     uint64_t change = ++c->changes;
     server_call_watch *run[NOTIFY_CHUNK];
-    size_t n;
-    do {
-        n = 0;
+    for (;;) {
+        size_t n = 0;
         for (server_call_watch *w = c->watches; w && n < NOTIFY_CHUNK;
              w = w->next)
             if (w->seen < change && (ended || !w->end_only)) {
@@ -131,6 +130,8 @@ static void call_unlock_notify(server_call *c, bool ended) {
                 w->busy++;
                 run[n++] = w;
             }
+        if (n == 0)
+            break;
         pthread_mutex_unlock(&c->lock);
         for (size_t i = 0; i < n; i++)
             watch_run(run[i]);
@@ -142,7 +143,9 @@ static void call_unlock_notify(server_call *c, bool ended) {
             else if (w->removed)
                 pthread_cond_broadcast(&c->unwatched);
         }
-    } while (n == NOTIFY_CHUNK);
+        if (n < NOTIFY_CHUNK)
+            break;
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -248,8 +248,8 @@ Test(call, every_watcher_runs_once_per_change) {
     int counts[N] = {0};
     server_call_watch *w[N];
     for (int i = 0; i < N; i++)
-        cr_assert_not_null(w[i] = server_call_watch_add(c, count_change,
-                                                        &counts[i]));
+        cr_assert_not_null(
+            w[i] = server_call_watch_add(c, count_change, &counts[i]));
     server_call_set_running(c);
     for (int i = 0; i < N; i++)
         cr_assert_eq(counts[i], 1, "watcher %d ran %d times", i, counts[i]);
