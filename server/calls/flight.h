@@ -11,7 +11,9 @@
  * slots and rings under it as a reader, the supervisor attaches and
  * detaches as the writer, so that a region is never unmapped under a
  * reader. `lock` guards everything else. Order: link, then lock, then a
- * call's own lock; nothing is called back with `lock` held.
+ * call's own lock; nothing is called back with `lock` held but the
+ * watchers of a call started or re-queued under it (server__dsp_send_queued,
+ * server_dispatch_settle_requeue).
  */
 #ifndef SERVER_CALLS_FLIGHT_H
 #define SERVER_CALLS_FLIGHT_H
