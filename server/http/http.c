@@ -55,15 +55,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
     server_http *h = cls;
     const union MHD_ConnectionInfo *peer =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (fd)
+            server_hangup_close(h->hangup, fd->connect_fd);
         server_guard_close(h->guard, *socket_context);
         *socket_context = NULL;
         /* Counted by the lane that accepted it. */
         server_conn_limit_give(h->limit, peer ? peer->client_addr : NULL);
         return;
     }
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    /* Without its entry, its sync calls only miss the early cancel. */
+    if (fd)
+        server_hangup_open(h->hangup, fd->connect_fd);
     *socket_context = fd ? server_guard_open(h->guard, fd->connect_fd,
                                              peer ? peer->client_addr : NULL)
                          : NULL;
