@@ -318,7 +318,10 @@ void pool__host_finish_calls(host_t *h) {
     }
 }
 
+/* Through the pool, not each call's record: a worker may be taking a call
+ * from the ring meanwhile, and pool_call_init would wipe (racing with) a
+ * flag set in its record, so the call would run on uncancelled. */
 void pool__host_cancel_all(host_t *h) {
-    for (uint32_t i = 0; i < h->ncalls; i++)
-        atomic_store(&h->calls[i].call.cancelled, true);
+    if (h->pool)
+        pool_cancel_all(h->pool);
 }

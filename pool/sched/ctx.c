@@ -247,7 +247,8 @@ int ph_fail(ph_ctx *ctx, int code, const char *fmt, ...) {
 
 bool ph_cancelled(const ph_ctx *ctx) {
     const pool_call_t *call = ctx->call;
-    if (atomic_load_explicit(&call->cancelled, memory_order_relaxed))
+    if (atomic_load_explicit(&call->cancelled, memory_order_relaxed) ||
+        atomic_load_explicit(&ctx->w->pool->cancel_all, memory_order_relaxed))
         return true;
     if (call->cancel_word &&
         atomic_load_explicit(call->cancel_word, memory_order_relaxed))

@@ -427,6 +427,10 @@ void pool_worker_status_get(pool_t *pool, uint32_t worker,
     out->jobs_done = atomic_load_explicit(&p->jobs_done, memory_order_relaxed);
 }
 
+void pool_cancel_all(pool_t *pool) {
+    atomic_store(&pool->cancel_all, true);
+}
+
 void pool_abandon(pool_t *pool) {
     for (uint32_t i = 0; i < pool->n; i++)
         if (pool->workers[i].started)

@@ -98,6 +98,13 @@ void pool_free(pool_t *pool);
  * workers that never return. Nothing may use the pool afterwards. */
 void pool_abandon(pool_t *pool);
 
+/* Cancels every call the pool runs, now or later (ph_cancelled is true in
+ * them), for good: a host that stops asks its calls to end quickly. The
+ * pool's own flag, not the calls' (pool_call_t.cancelled): their owner
+ * may be initialising a call record for a worker at the same time. Safe
+ * from any thread. */
+void pool_cancel_all(pool_t *pool);
+
 uint32_t pool_nthreads(const pool_t *pool);
 pool_shm_t *pool_shm(pool_t *pool);
 

@@ -60,6 +60,7 @@ struct pool {
     void *panic_udata;
     int alert_fd;
     atomic_bool stop;
+    atomic_bool cancel_all; /* pool_cancel_all: every call is cancelled */
     /* Sleep protocol, in the shared region so that a producer in another
      * process takes part: a sleeper reads epoch, registers in sleepers,
      * checks for work once more and futex-waits on epoch; a waker bumps

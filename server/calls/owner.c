@@ -179,13 +179,16 @@ static bool take_completions(server_dispatch *d, unsigned lane) {
     if (!h || atomic_load(&h->held))
         return false;
     uint64_t wires[BATCH];
-    size_t n = pool_slots_completed(h->slots, lane, wires, BATCH);
-    if (n == 0)
-        return false;
-    server__dsp_drain_logs(d);
     ending e[BATCH];
     server_flight *gone[BATCH];
     size_t ne = 0, ngone = 0;
+    /* The slots' wire ids, by_slot and the flights' wires are the
+     * sender's, written under lock: a completion is no proof that the
+     * sender is done with them (send_one records the flight after the
+     * call is on the submission ring, and a host may name any slot at any
+     * time), so they are read under lock too. */
+    pthread_mutex_lock(&d->lock);
+    size_t n = pool_slots_completed(h->slots, lane, wires, BATCH);
     for (size_t i = 0; i < n; i++) {
         server_flight *f = h->by_slot[wires[i] & POOL_WIRE_SLOT_MASK];
         pool_slot_answer a;
@@ -217,6 +220,11 @@ static bool take_completions(server_dispatch *d, unsigned lane) {
                       .wait_ms = a.wait_ms};
         x->message = a.message[0] ? strdup(a.message) : NULL;
     }
+    pthread_mutex_unlock(&d->lock);
+    if (n == 0)
+        return false;
+    /* The workers logged before they completed: their lines go first. */
+    server__dsp_drain_logs(d);
     if (ne)
         end_batch(d, e, ne, true);
     for (size_t i = 0; i < ne; i++)

@@ -373,6 +373,27 @@ static void probe_cancelled(ph_ctx *ctx, void *p) {
     *(bool *)p = ph_cancelled(ctx);
 }
 
+/* What a stopping host does: the calls running end, and so does a call
+ * whose record is made afterwards (a worker may take one from the host's
+ * ring while it stops). */
+Test(pool, cancel_all_reaches_running_and_later_calls, .fini = stop,
+     .timeout = 60) {
+    start(2);
+    cancel_arg c = {.leaves_stopped = 0};
+    sem_init(&c.started, 0, 0);
+    sem_init(&c.done, 0, 0);
+    cr_assert_eq(pool_submit(pool, &call, cancel_root, &c), 0);
+    sem_wait(&c.started);
+    pool_cancel_all(pool);
+    sem_wait(&c.done);
+    cr_assert_eq(atomic_load(&c.leaves_stopped), 4);
+    pool_call_t later;
+    pool_call_init(&later, 43, "call-43", 0);
+    bool cancelled = false;
+    pool_run(pool, &later, probe_cancelled, &cancelled);
+    cr_assert(cancelled);
+}
+
 Test(pool, deadline_counts_as_cancelled, .fini = stop) {
     start(1);
     bool c = true;
