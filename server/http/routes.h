@@ -28,6 +28,18 @@ enum MHD_Result server_route_metrics(server_req *req);
 enum MHD_Result server_route_problem_page(server_req *req);
 
 enum MHD_Result server_route_pool(server_req *req);
+/* Replaces obj[key], a call id, with null unless the caller may see that
+ * call (an id is the capability to read and cancel a call): the admin
+ * sees every call, a client its own, an anonymous caller none. */
+void server_req_redact_id(server_req *req, json_t *obj, const char *key);
+/* The same for every id of an array. */
+void server_req_redact_ids(server_req *req, json_t *ids);
+
+/* GET /v1/events (events.c): the pool's event feed, live. */
+enum MHD_Result server_route_events(server_req *req);
+/* GET / as a page, GET /ui/{file} (routes_ui.c). */
+enum MHD_Result server_route_ui_asset(server_req *req);
+enum MHD_Result server_route_ui_page(server_req *req);
 enum MHD_Result server_route_pool_restart(server_req *req);
 enum MHD_Result server_route_pool_stop(server_req *req);
 

@@ -11,9 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Replaces obj[key], a call id, with null unless the caller may see that call:
- * an id is the capability to read and cancel a call. */
-static void redact_id(server_req *req, json_t *obj, const char *key) {
+void server_req_redact_id(server_req *req, json_t *obj, const char *key) {
     const char *id = json_string_value(json_object_get(obj, key));
     if (!id || req->caller == SERVER_CALLER_ADMIN)
         return;
@@ -25,6 +23,17 @@ static void redact_id(server_req *req, json_t *obj, const char *key) {
     }
     if (!shown)
         json_object_set_new(obj, key, json_null());
+}
+
+void server_req_redact_ids(server_req *req, json_t *ids) {
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        json_t *box = json_pack("{s:O}", "id", id);
+        server_req_redact_id(req, box, "id");
+        json_array_set(ids, i, json_object_get(box, "id"));
+        json_decref(box);
+    }
 }
 
 enum MHD_Result server_route_pool(server_req *req) {
@@ -41,9 +50,12 @@ enum MHD_Result server_route_pool(server_req *req) {
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(o, "workers"), i, w)
-        redact_id(req, w, "call");
-    redact_id(req, json_object_get(json_object_get(o, "last_failure"), "cause"),
-              "culprit");
+        server_req_redact_id(req, w, "call");
+    json_t *lf = json_object_get(o, "last_failure");
+    server_req_redact_id(req, json_object_get(lf, "cause"), "culprit");
+    server_req_redact_id(req, lf, "culprit");
+    server_req_redact_ids(req, json_object_get(lf, "rerun"));
+    server_req_redact_ids(req, json_object_get(lf, "failed"));
     return server_req_json(req, 200, o, NULL);
 }
 
