@@ -212,7 +212,7 @@ enum MHD_Result server_route_events(server_req *req) {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(h, &end, 10);
-        if (errno || end == h || *end || h[0] == '-')
+        if (errno || end == h || *end || h[0] < '0' || h[0] > '9')
             return server_req_problem(req, "malformed-request",
                                       "Last-Event-ID must be an id this "
                                       "stream sent");
