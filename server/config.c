@@ -584,7 +584,7 @@ static size_t auto_inflight_bytes(void) {
 
 void server_config_to_sup(const server_config *cfg, const char *exe_path,
                           server_sup_config *sup) {
-    server_sup_config_defaults(sup);
+    *sup = (server_sup_config){0};
     sup->isolation = (server_isolation)cfg->isolation;
     sup->sandbox = cfg->sandbox == 0;
     sup->threads = (uint32_t)cfg->threads;
@@ -620,4 +620,11 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
     int64_t payload = cfg->max_body_bytes * 4 + (1 << 20);
     sup->max_payload = payload > UINT32_MAX ? UINT32_MAX : (uint32_t)payload;
     sup->exe_path = exe_path;
+}
+
+void server_config_sup_defaults(server_sup_config *sup) {
+    server_config cfg;
+    set_defaults(&cfg);
+    server_config_to_sup(&cfg, NULL, sup);
+    server_config_free(&cfg);
 }

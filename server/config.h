@@ -86,9 +86,17 @@ void server_config_free(server_config *cfg);
 int server_config_parse_listen(const char *s, struct sockaddr_storage *addr,
                                socklen_t *addrlen);
 
-/* The supervisor's part of the configuration. exe_path and plugins are
- * borrowed from cfg (and from exe_path). */
+/* The supervisor's part of the configuration, every field set (the
+ * callbacks NULL). exe_path and plugins are borrowed from cfg (and from
+ * exe_path). Cannot fail. */
 void server_config_to_sup(const server_config *cfg, const char *exe_path,
                           server_sup_config *sup);
+
+/* The supervisor's configuration when no option is given: the option
+ * table's defaults (the only place they are written), through
+ * server_config_to_sup; exe_path NULL (the running binary). For tests and
+ * benchmarks that drive a supervisor without parsing a command line.
+ * Cannot fail. */
+void server_config_sup_defaults(server_sup_config *sup);
 
 #endif

@@ -25,81 +25,20 @@
 
 #define HOST_CONTINUE (-1)
 
-typedef struct host_init {
-    uint32_t threads;
-    bool fault_injection;
-    const char **plugins;
-    size_t nplugins;
-    int heartbeat_ms;
-    int64_t memory_limit;
-    pool_sandbox sandbox;
-} host_init;
-
-/* ---- INIT --------------------------------------------------------------- */
-
-/* Reads an optional non-negative integer. Returns false when it is there
- * but not one. */
-static bool init_int(const json_t *o, const char *key, int64_t max,
-                     int64_t *out) {
-    const json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        json_integer_value(v) > max)
-        return false;
-    *out = json_integer_value(v);
-    return true;
-}
-
-/* Validates INIT into *init (plugins borrow from o). Returns NULL or what is
- * wrong with it. */
-static const char *init_parse(const json_t *o, host_init *init) {
-    int64_t threads = 0, hb = 100, mem = 0;
-    if (!init_int(o, "threads", 4096, &threads))
-        return "threads must be an integer in [0, 4096]";
-    if (!init_int(o, "heartbeat_interval_ms", 3600000, &hb) || hb == 0)
-        return "heartbeat_interval_ms must be a positive integer";
-    if (!init_int(o, "memory_limit", INT64_MAX, &mem))
-        return "memory_limit must be a non-negative integer";
-    const json_t *fi = json_object_get(o, "fault_injection");
-    if (fi && !json_is_boolean(fi) && !json_is_null(fi))
-        return "fault_injection must be a boolean";
-    const json_t *sb = json_object_get(o, "sandbox");
-    init->sandbox = POOL_SANDBOX_STRICT;
-    if (sb && !json_is_null(sb) &&
-        pool_sandbox_parse(json_string_value(sb), &init->sandbox) != 0)
-        return "sandbox must be \"strict\" or \"off\"";
-    const json_t *pl = json_object_get(o, "plugins");
-    if (pl && !json_is_array(pl) && !json_is_null(pl))
-        return "plugins must be an array of paths";
-    size_t n = json_array_size(pl);
-    init->plugins = calloc(n ? n : 1, sizeof(*init->plugins));
-    if (!init->plugins)
-        return "out of memory";
-    for (size_t i = 0; i < n; i++) {
-        init->plugins[i] = json_string_value(json_array_get(pl, i));
-        if (!init->plugins[i])
-            return "plugins must be an array of paths";
-    }
-    init->nplugins = n;
-    init->threads = (uint32_t)threads;
-    init->heartbeat_ms = (int)hb;
-    init->memory_limit = mem;
-    init->fault_injection = json_is_true(fi);
-    return NULL;
-}
-
-/* Blocks for the first frame. Returns HOST_CONTINUE with *out set to the
- * INIT payload, 0 on SHUTDOWN or end of stream, or an exit code. */
-static int wait_init(host_t *h, json_t **out) {
+/* Blocks for the first frame. Returns HOST_CONTINUE with *init decoded
+ * (to free), 0 on SHUTDOWN or end of stream, or an exit code (a bad or
+ * unexpected frame: POOL_HOST_EXIT_PROTOCOL). */
+static int wait_init(host_t *h, pool_init_msg *init) {
     for (;;) {
         pool_frame_t f;
         int rc = pool_chan_next(h->ch, &f);
         if (rc == POOL_FRAME_OK) {
-            if (f.type == POOL_FRAME_SHUTDOWN)
-                return POOL_HOST_EXIT_OK;
             const char *err = "expected an init frame";
-            if (f.type == POOL_FRAME_INIT && (*out = pool_frame_json(&f, &err)))
+            if (f.type == POOL_FRAME_SHUTDOWN &&
+                pool_shutdown_decode(&f, &err) == 0)
+                return POOL_HOST_EXIT_OK;
+            if (f.type == POOL_FRAME_INIT &&
+                pool_init_decode(&f, init, &err) == 0)
                 return HOST_CONTINUE;
             fprintf(stderr, "pool host: bad init: %s\n", err);
             return POOL_HOST_EXIT_PROTOCOL;
@@ -175,7 +114,7 @@ static int cap_memory(int64_t limit, uint32_t threads) {
 /* Loads the built-in modules, then each plugin with its index in the
  * shared region, so that a plugin that crashes or hangs while it loads is
  * named by the supervisor. Returns 0 or -1 (the reason on stderr). */
-static int load_modules(host_t *h, const host_init *init) {
+static int load_modules(host_t *h, const pool_init_msg *init) {
     char err[512];
     pool_shm_t *shm = h->cfg->shm;
     h->reg = pool_registry_new();
@@ -197,7 +136,7 @@ static int load_modules(host_t *h, const host_init *init) {
     return 0;
 }
 
-static int host_start(host_t *h, const host_init *init) {
+static int host_start(host_t *h, const pool_init_msg *init) {
     pool_shm_t *shm = h->cfg->shm;
     uint32_t rings = pool_shm_nworkers(shm);
     uint32_t threads = init->threads ? init->threads : rings;
@@ -221,7 +160,7 @@ static int host_start(host_t *h, const host_init *init) {
     /* Before any plugin is loaded: its entry point is user code too. A
      * thread-mode host would confine the server, so it never is. */
     char err[512];
-    if (!h->cfg->thread_mode && init->sandbox == POOL_SANDBOX_STRICT &&
+    if (!h->cfg->thread_mode && init->sandbox &&
         pool_sandbox_enter(err, sizeof(err)) != 0) {
         fprintf(stderr,
                 "pool host: sandbox: %s (--sandbox off starts hosts "
@@ -249,19 +188,23 @@ static int host_start(host_t *h, const host_init *init) {
         fprintf(stderr, "pool host: pool: %s\n", strerror(-rc));
         return POOL_HOST_EXIT_SETUP;
     }
-    h->heartbeat_ms = init->heartbeat_ms;
+    h->heartbeat_ms = init->heartbeat_interval_ms;
     rc = pool__host_beat_start(&h->beat, pool_shm_heartbeat_of(shm),
-                               (int64_t)init->heartbeat_ms * 1000000);
+                               (int64_t)init->heartbeat_interval_ms * 1000000);
     if (rc != 0) {
         fprintf(stderr, "pool host: heartbeat: %s\n", strerror(-rc));
         return POOL_HOST_EXIT_SETUP;
     }
-    json_t *ready = json_pack("{s:I, s:I, s:o*}", "pid", (json_int_t)getpid(),
-                              "threads", (json_int_t)threads, "functions",
-                              pool_registry_list_json(h->reg));
-    rc = ready ? pool_chan_send_json(h->ch, POOL_FRAME_READY, 0, ready)
-               : -ENOMEM;
-    json_decref(ready);
+    pool_ready_msg ready = {.pid = getpid(),
+                            .threads = threads,
+                            .functions = pool_registry_list_json(h->reg)};
+    char *text = NULL;
+    size_t len = 0;
+    rc = ready.functions ? pool_ready_encode(&ready, &text, &len) : -ENOMEM;
+    if (rc == 0)
+        rc = pool_chan_send(h->ch, POOL_FRAME_READY, 0, text, len);
+    free(text);
+    pool_ready_msg_free(&ready);
     return rc == 0 ? HOST_CONTINUE : POOL_HOST_EXIT_SETUP;
 }
 
@@ -278,20 +221,20 @@ static int on_input(host_t *h) {
     pool_frame_t f;
     int rc;
     while ((rc = pool_chan_next(h->ch, &f)) == POOL_FRAME_OK) {
-        switch (f.type) {
-        case POOL_FRAME_CALL:
-            if (!pool__host_on_call(h, &f)) {
-                fprintf(stderr, "pool host: malformed call frame\n");
+        const char *err = "unexpected frame";
+        pool_raw_msg call;
+        if (f.type == POOL_FRAME_CALL && pool_call_decode(&f, &call, &err) == 0) {
+            if (!pool__host_on_call(h, &call)) {
+                fprintf(stderr, "pool host: call frame for no waiting call\n");
                 return POOL_HOST_EXIT_PROTOCOL;
             }
-            break;
-        case POOL_FRAME_SHUTDOWN:
-            return POOL_HOST_EXIT_OK;
-        default:
-            fprintf(stderr, "pool host: unexpected %s frame\n",
-                    pool_frame_type_name(f.type));
-            return POOL_HOST_EXIT_PROTOCOL;
+            continue;
         }
+        if (f.type == POOL_FRAME_SHUTDOWN && pool_shutdown_decode(&f, &err) == 0)
+            return POOL_HOST_EXIT_OK;
+        fprintf(stderr, "pool host: bad %s frame: %s\n",
+                pool_frame_type_name(f.type), err);
+        return POOL_HOST_EXIT_PROTOCOL;
     }
     if (rc != POOL_FRAME_EAGAIN) {
         fprintf(stderr, "pool host: %s\n", pool_frame_strerror(rc));
@@ -399,20 +342,11 @@ int pool_host_run(const pool_host_config *cfg) {
     host_t *h = host_new(cfg);
     if (!h)
         return POOL_HOST_EXIT_SETUP;
-    json_t *init_json = NULL;
-    host_init init = {0};
-    int rc = wait_init(h, &init_json);
-    if (rc == HOST_CONTINUE) {
-        const char *err = init_parse(init_json, &init);
-        if (err) {
-            fprintf(stderr, "pool host: bad init: %s\n", err);
-            rc = POOL_HOST_EXIT_PROTOCOL;
-        } else {
-            rc = host_start(h, &init);
-        }
-    }
-    free(init.plugins);
-    json_decref(init_json);
+    pool_init_msg init = {0};
+    int rc = wait_init(h, &init);
+    if (rc == HOST_CONTINUE)
+        rc = host_start(h, &init);
+    pool_init_msg_free(&init);
     if (rc == HOST_CONTINUE)
         rc = serve(h);
     /* The beat stops with the loop: an abandoned host must not beat, and

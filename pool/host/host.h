@@ -54,16 +54,11 @@ void pool_host_init_process(void);
 /* Entry point of a spawned host process: argv as above. */
 int pool_host_main(int argc, char **argv);
 
-/* The PANIC frame payload for a crash record: {"kind": "panic" | "signal" |
- * "out-of-memory" | "forbidden-syscall", "worker" (null when not a worker),
- * "message", "location" (null when unknown), "signal" ("SIGSEGV" or null),
- * "backtrace": [one string per frame]}, plus "syscall" ("execve") for a
- * system call the sandbox refused. The supervisor uses it for a record read
+/* The PANIC frame payload for a crash record, as pool_panic_json makes it
+ * (frame_codec.h): kind, worker, message, location, signal, backtrace, and
+ * syscall ("execve") for a system call the sandbox refused. The supervisor uses it for a record read
  * from the shared region after the host died, so both paths report the same
  * cause. NULL when out of memory. */
 json_t *pool_host_crash_json(const pool_crash_record *rec);
-
-/* "SIGSEGV" for SIGSEGV; JSON null for 0 or an unknown signal. */
-json_t *pool_host_signal_json(int signo);
 
 #endif

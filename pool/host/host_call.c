@@ -255,8 +255,8 @@ static int64_t slot_of(host_t *h, uint64_t wire) {
     return (int64_t)i;
 }
 
-bool pool__host_on_call(host_t *h, const pool_frame_t *f) {
-    int64_t i = slot_of(h, f->call_id);
+bool pool__host_on_call(host_t *h, const pool_raw_msg *m) {
+    int64_t i = slot_of(h, m->wire);
     if (i < 0)
         return false;
     slot_handed_over(&h->calls[i]);
@@ -265,17 +265,26 @@ bool pool__host_on_call(host_t *h, const pool_frame_t *f) {
     if (!call_claim(h, (uint32_t)i))
         return false;
     host_call *hc = &h->calls[i];
-    hc->args = malloc(f->len ? f->len : 1);
+    hc->args = malloc(m->len);
     if (!hc->args) {
         hc->slot->outcome = POOL_OUTCOME_FAILED;
         set_message(hc->slot, "out of memory receiving the arguments");
         call_answer(h, hc);
         return true;
     }
-    memcpy(hc->args, f->payload, f->len);
-    hc->args_len = f->len;
+    memcpy(hc->args, m->data, m->len);
+    hc->args_len = m->len;
     pool_submit_task(h->pool, call_task(h, (uint32_t)i));
     return true;
+}
+
+/* Sends a RESULT frame of len bytes (0: the slot holds the failure).
+ * Returns 0 or a negative errno (-EMSGSIZE over the frame limit). */
+static int send_result(host_t *h, uint64_t wire, const char *result,
+                       size_t len) {
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    int rc = pool_result_encode(hdr, wire, len, pool_chan_max_payload(h->ch));
+    return rc ? rc : pool_chan_send_framed(h->ch, hdr, result, len);
 }
 
 /* Sends the results too large for their slot, in RESULT frames; the
@@ -296,14 +305,14 @@ void pool__host_finish_calls(host_t *h) {
         size_t len = hc->result_len;
         hc->result = NULL;
         slot_handed_back(hc);
-        int rc = pool_chan_send(h->ch, POOL_FRAME_RESULT, wire, result, len);
+        int rc = send_result(h, wire, result, len);
         if (rc == -EMSGSIZE) {
             /* Larger than a frame, too: the call fails, in its slot (which
              * is still the host's: nothing was sent). */
             hc->slot->outcome = POOL_OUTCOME_FAILED;
             set_message(hc->slot, "the result is larger than the frame limit");
             slot_handed_back(hc);
-            pool_chan_send(h->ch, POOL_FRAME_RESULT, wire, NULL, 0);
+            send_result(h, wire, NULL, 0);
         }
         free(result);
     }

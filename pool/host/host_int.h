@@ -8,6 +8,7 @@
 #define POOL_HOST_INT_H
 
 #include "pool/wire/frame.h"
+#include "pool/wire/frame_codec.h"
 #include "host.h"
 #include "pool/wire/logring.h"
 #include "pool/sched/pool.h"
@@ -86,7 +87,7 @@ static inline double pool__host_ms(int64_t ns) {
  * cancelling every call at the end. */
 pool_task *pool__host_take(void *udata);
 bool pool__host_pending(void *udata);
-bool pool__host_on_call(host_t *h, const pool_frame_t *f);
+bool pool__host_on_call(host_t *h, const pool_raw_msg *m);
 void pool__host_finish_calls(host_t *h);
 void pool__host_cancel_all(host_t *h);
 

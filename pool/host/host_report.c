@@ -1,12 +1,12 @@
 /*
  * What the host reports besides results: panics, and the crash record as
- * the supervisor reads it. The text in
- * those records comes from functions or was cut at a fixed size, so it is
- * sanitised before jansson, which refuses invalid UTF-8.
+ * the supervisor reads it, both as the PANIC message (frame_codec.h). The
+ * text in those records comes from functions or was cut at a fixed size;
+ * the codec makes it valid UTF-8.
  */
 #include "host_int.h"
 #include "pool/sched/syscall_name.h"
-#include "sandbox.h"
+#include "pool/wire/frame_codec.h"
 
 #include <poolhost/module.h>
 
@@ -16,117 +16,111 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A JSON string from bytes that may be cut mid-character or not UTF-8 at
- * all: invalid bytes become '?'. Reads at most max bytes, stopping at a NUL.
- * NULL when out of memory. */
-static json_t *host_text(const char *s, size_t max) {
-    size_t len = strnlen(s, max);
-    json_t *j = json_stringn(s, len);
-    if (j)
-        return j;
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        copy[i] = c < 0x80 ? (char)c : '?';
-    }
-    j = json_stringn(copy, len);
-    free(copy);
-    return j;
-}
-
-
-
-static const char *crash_kind_name(uint32_t kind) {
+/* The PANIC kind of a crash record's kind; POOL_PANIC_UNKNOWN for one this
+ * build does not know. */
+static pool_panic_kind crash_kind(uint32_t kind) {
     switch (kind) {
     case POOL_CRASH_PANIC:
-        return "panic";
+        return POOL_PANIC_PANIC;
     case POOL_CRASH_SIGNAL:
-        return "signal";
+        return POOL_PANIC_SIGNAL;
     case POOL_CRASH_OOM:
-        return "out-of-memory";
+        return POOL_PANIC_OOM;
     case POOL_CRASH_SYSCALL:
-        return "forbidden-syscall";
+        return POOL_PANIC_SYSCALL;
     default:
-        return "unknown";
+        return POOL_PANIC_UNKNOWN;
     }
 }
 
-/* One string per non-empty line. NULL when out of memory. */
-static json_t *backtrace_json(const char *bt, size_t max) {
-    json_t *arr = json_array();
-    if (!arr)
+/* A crash record's text, NUL-terminated (a field may fill its array), and
+ * the PANIC message pointing into it. */
+typedef struct crash_copy {
+    pool_panic_msg msg;
+    char message[sizeof(((pool_crash_record *)0)->message) + 1];
+    char location[sizeof(((pool_crash_record *)0)->location) + 1];
+    char backtrace[sizeof(((pool_crash_record *)0)->backtrace) + 1];
+    const char *lines[POOL_PANIC_MAX_BACKTRACE];
+    char signal[32];
+    char syscall[32];
+} crash_copy;
+
+/* Copies a field of n bytes that may lack its NUL. */
+static void field_copy(char *dst, const char *src, size_t n) {
+    size_t len = strnlen(src, n);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* The PANIC message of a crash record. Returns it (free() it), or NULL
+ * when out of memory. */
+static crash_copy *crash_copy_new(const pool_crash_record *rec) {
+    crash_copy *c = malloc(sizeof(*c));
+    if (!c)
         return NULL;
-    size_t len = strnlen(bt, max);
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && bt[i] != '\n')
-            continue;
-        if (i > start &&
-            json_array_append_new(arr, host_text(bt + start, i - start)) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-        start = i + 1;
+    field_copy(c->message, rec->message, sizeof(rec->message));
+    field_copy(c->location, rec->location, sizeof(rec->location));
+    field_copy(c->backtrace, rec->backtrace, sizeof(rec->backtrace));
+    size_t n = 0;
+    for (char *p = c->backtrace; *p && n < POOL_PANIC_MAX_BACKTRACE;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (*p)
+            c->lines[n++] = p;
+        p = nl ? nl + 1 : p + strlen(p);
     }
-    return arr;
-}
-
-json_t *pool_host_signal_json(int signo) {
-    const char *abbrev = signo > 0 ? sigabbrev_np(signo) : NULL;
-    if (!abbrev)
-        return json_null();
-    char name[32];
-    snprintf(name, sizeof(name), "SIG%s", abbrev);
-    return json_string(name);
-}
-
-/* The name of the system call a SYSCALL record names ("execve"), or
- * "syscall N" for a number no table knows. NULL when out of memory. */
-static json_t *syscall_json(const pool_crash_record *rec) {
-    const char *name = pool_syscall_name(rec->syscall_arch, rec->syscall_nr);
-    if (name)
-        return json_string(name);
-    char buf[32];
-    snprintf(buf, sizeof(buf), "syscall %d", (int)rec->syscall_nr);
-    return json_string(buf);
+    const char *abbrev = rec->signo > 0 ? sigabbrev_np(rec->signo) : NULL;
+    snprintf(c->signal, sizeof(c->signal), "SIG%s", abbrev ? abbrev : "");
+    pool_panic_kind kind = crash_kind(rec->kind);
+    if (kind == POOL_PANIC_SYSCALL) {
+        const char *name =
+            pool_syscall_name(rec->syscall_arch, rec->syscall_nr);
+        if (name)
+            snprintf(c->syscall, sizeof(c->syscall), "%s", name);
+        else
+            snprintf(c->syscall, sizeof(c->syscall), "syscall %d",
+                     (int)rec->syscall_nr);
+    }
+    c->msg = (pool_panic_msg){
+        .kind = kind,
+        .worker = rec->worker >= 0 ? rec->worker : -1,
+        .message = c->message,
+        .location = c->location[0] ? c->location : NULL,
+        .signal = abbrev ? c->signal : NULL,
+        .syscall = kind == POOL_PANIC_SYSCALL ? c->syscall : NULL,
+        .backtrace = c->lines,
+        .nbacktrace = n,
+    };
+    return c;
 }
 
 json_t *pool_host_crash_json(const pool_crash_record *rec) {
-    const char *loc = rec->location;
-    json_t *worker = rec->worker >= 0 ? json_integer(rec->worker) : json_null();
-    json_t *location =
-        loc[0] ? host_text(loc, sizeof(rec->location)) : json_null();
-    json_t *j = json_pack(
-        "{s:s, s:o*, s:o*, s:o*, s:o*, s:o*}", "kind",
-        crash_kind_name(rec->kind), "worker", worker, "message",
-        host_text(rec->message, sizeof(rec->message)), "location", location,
-        "signal", pool_host_signal_json(rec->signo), "backtrace",
-        backtrace_json(rec->backtrace, sizeof(rec->backtrace)));
-    if (j && rec->kind == POOL_CRASH_SYSCALL &&
-        json_object_set_new(j, "syscall", syscall_json(rec)) != 0) {
-        json_decref(j);
-        return NULL;
-    }
+    crash_copy *c = crash_copy_new(rec);
+    json_t *j = c ? pool_panic_json(&c->msg) : NULL;
+    free(c);
     return j;
 }
 
 /* ---- failures ----------------------------------------------------------- */
 
+/* Sends the PANIC frame of a record; out of memory, the fallback. A send
+ * that fails is not reported: the supervisor reads the record anyway. */
 static void send_panic(host_t *h, const pool_crash_record *rec) {
-    json_t *msg = pool_host_crash_json(rec);
-    if (msg) {
-        pool_chan_send_json(h->ch, POOL_FRAME_PANIC, rec->call_id, msg);
-        json_decref(msg);
-        return;
+    crash_copy *c = crash_copy_new(rec);
+    char *text = NULL;
+    size_t len = 0;
+    if (c && pool_panic_encode(&c->msg, &text, &len) == 0) {
+        pool_chan_send(h->ch, POOL_FRAME_PANIC, rec->call_id, text, len);
+    } else {
+        /* Out of memory (it may be why we are here): the supervisor still
+         * learns of the panic and reads the details from the crash
+         * record. */
+        pool_chan_send(h->ch, POOL_FRAME_PANIC, rec->call_id,
+                       POOL_PANIC_FALLBACK, sizeof(POOL_PANIC_FALLBACK) - 1);
     }
-    /* Out of memory (it may be why we are here): the supervisor still
-     * learns of the panic and reads the details from the crash record. */
-    static const char fallback[] =
-        "{\"kind\":\"oom\",\"message\":\"out of memory\"}";
-    pool_chan_send(h->ch, POOL_FRAME_PANIC, rec->call_id, fallback,
-                   sizeof(fallback) - 1);
+    free(text);
+    free(c);
 }
 
 /* Runs on the panicking worker. Only the first failure is reported; in

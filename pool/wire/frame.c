@@ -216,15 +216,12 @@ static int chan_write_all(int fd, struct iovec *iov, int iovcnt) {
     return 0;
 }
 
-/* Returns -EMSGSIZE for a payload the peer would refuse, else as
- * chan_write_all. */
-int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
-                    const void *a, size_t alen, const void *b, size_t blen) {
-    if (alen > ch->max_payload || blen > ch->max_payload - alen)
-        return -EMSGSIZE;
-    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
-    pool_frame_header(hdr, type, call_id, (uint32_t)(alen + blen));
-    struct iovec iov[3] = {{.iov_base = hdr, .iov_len = sizeof(hdr)}};
+/* Writes hdr and up to two payload parts as one frame, under the lock.
+ * Returns as chan_write_all. */
+static int chan_send_parts(pool_chan_t *ch, const uint8_t *hdr, const void *a,
+                           size_t alen, const void *b, size_t blen) {
+    struct iovec iov[3] = {
+        {.iov_base = (void *)hdr, .iov_len = POOL_FRAME_HEADER_SIZE}};
     int n = 1;
     if (alen > 0)
         iov[n++] = (struct iovec){.iov_base = (void *)a, .iov_len = alen};
@@ -234,6 +231,31 @@ int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
     int rc = chan_write_all(ch->fd, iov, n);
     pthread_mutex_unlock(&ch->wlock);
     return rc;
+}
+
+/* Returns -EMSGSIZE for a payload the peer would refuse, else as
+ * chan_write_all. */
+int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
+                    const void *a, size_t alen, const void *b, size_t blen) {
+    if (alen > ch->max_payload || blen > ch->max_payload - alen)
+        return -EMSGSIZE;
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    pool_frame_header(hdr, type, call_id, (uint32_t)(alen + blen));
+    return chan_send_parts(ch, hdr, a, alen, b, blen);
+}
+
+/* Returns -EMSGSIZE when the header's length is not len or over the
+ * limit, else as chan_write_all. */
+int pool_chan_send_framed(pool_chan_t *ch,
+                          const uint8_t hdr[POOL_FRAME_HEADER_SIZE],
+                          const void *payload, size_t len) {
+    if (len > ch->max_payload || get_u32(hdr + 4) != len)
+        return -EMSGSIZE;
+    return chan_send_parts(ch, hdr, payload, len, NULL, 0);
+}
+
+uint32_t pool_chan_max_payload(const pool_chan_t *ch) {
+    return ch->max_payload;
 }
 
 int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,

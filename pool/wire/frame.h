@@ -10,7 +10,8 @@
  *
  * Calls do not travel in frames: they go through the slots and rings of
  * the host's shared region (slot.h, slots.h). Frames carry what does not
- * fit there. Payloads (JSON objects unless said otherwise):
+ * fit there. Payloads (JSON objects unless said otherwise), each encoded
+ * and decoded in frame_codec.h:
  *   INIT      sup->host  {"threads", "fault_injection", "plugins": [...],
  *                         "heartbeat_interval_ms", "memory_limit",
  *                         "generation", "sandbox": "strict" (the default)
@@ -104,6 +105,13 @@ int pool_chan_send(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
 /* Same with the payload in two parts (a header and the bytes after it). */
 int pool_chan_send2(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
                     const void *a, size_t alen, const void *b, size_t blen);
+/* Same with a header an encoder wrote (frame_codec.h) for len bytes of
+ * payload. */
+int pool_chan_send_framed(pool_chan_t *ch,
+                          const uint8_t hdr[POOL_FRAME_HEADER_SIZE],
+                          const void *payload, size_t len);
+/* The largest payload the channel sends or takes. */
+uint32_t pool_chan_max_payload(const pool_chan_t *ch);
 /* Same with a JSON payload (NULL: empty). Does not steal the reference. */
 int pool_chan_send_json(pool_chan_t *ch, pool_frame_type type, uint64_t call_id,
                         const json_t *payload);

@@ -58,6 +58,17 @@ void server__host_fail(server_sup *sup, int64_t now, int reason,
     sup->phase_deadline_ns = now + (dying ? 500 : 1000) * SUP_MS;
 }
 
+void server__host_judge(server_sup *sup, int64_t now, server_verdict *v) {
+    if (v->reason >= 0 && sup->phase != SERVER_PHASE_FAILING && sup->host) {
+        server__host_fail(sup, now, v->reason, v->kind, v->culprit,
+                          v->message);
+        sup->trigger.panic = v->panic;
+    } else {
+        json_decref(v->panic);
+    }
+    *v = (server_verdict){.reason = -1};
+}
+
 /* What broke, gathered from the crash record, the PANIC frame, the trigger
  * and the exit status, in that order of trust. */
 typedef struct failure {
@@ -351,7 +362,8 @@ static const char *culprit_slug(const char *kind) {
     return "host-crashed";
 }
 
-void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
+void server__publish_failure(server_sup *sup, int reason, json_t *cause,
+                             json_t *who) {
     /* RFC 3339, UTC, milliseconds. */
     struct timespec ts;
     struct tm tm;
@@ -362,6 +374,8 @@ void server__publish_failure(server_sup *sup, int reason, json_t *cause) {
     snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
     json_t *lf = json_pack("{s:s, s:s, s:O}", "time", when, "reason",
                            server_restart_reason_name(reason), "cause", cause);
+    if (lf && who)
+        json_object_update(lf, who);
     pthread_mutex_lock(&sup->lock);
     json_decref(sup->last_failure);
     sup->last_failure = lf;
@@ -388,7 +402,8 @@ static void fail_call(server_sup *sup, server_host *h, server_flight *fl,
  * re-run when someone is to blame (or an administrator asked), else fail.
  * Each call's detail and cause name only the calls it may see. */
 static void settle_calls(server_sup *sup, server_host *h, const failure *f,
-                         const roster *calls, json_t *cause, int64_t now) {
+                         const roster *calls, json_t *cause, int64_t now,
+                         json_t *rerun_ids, json_t *failed_ids) {
     bool rerun = (f->culprit || f->reason == SERVER_RESTART_ADMIN) &&
                  sup->cfg.innocent_retries > 0;
     const char *slug = strcmp(f->kind, "heartbeat") == 0 ? "host-unresponsive"
@@ -408,6 +423,8 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
             fail_call(sup, h, fl, f, calls, culprit_slug(f->kind), "", cause,
                       now);
         } else if (!rerun) {
+            json_array_append_new(
+                failed_ids, json_string(server_call_id(server_flight_call(fl))));
             fail_call(sup, h, fl, f, calls, slug,
                       "; no call could be blamed, so none was re-run: "
                       "retrying is safe",
@@ -417,8 +434,12 @@ static void settle_calls(server_sup *sup, server_host *h, const failure *f,
                      "; this call was not the cause but had already been "
                      "re-run %u time%s",
                      n, n == 1 ? "" : "s");
+            json_array_append_new(
+                failed_ids, json_string(server_call_id(server_flight_call(fl))));
             fail_call(sup, h, fl, f, calls, slug, after, cause, now);
         } else {
+            json_array_append_new(
+                rerun_ids, json_string(server_call_id(server_flight_call(fl))));
             again[i] = true;
         }
     }
@@ -525,8 +546,12 @@ static void start_failed(server_sup *sup, server_host *h, const failure *f,
 
 void server__host_postmortem(server_sup *sup, int64_t now) {
     server_host *h = sup->host;
-    if (h->chan)
-        server__read_host(sup, now);
+    if (h->chan) {
+        /* Its last frames: results, and nothing that could fail it more. */
+        server_verdict late;
+        server__read_host(sup, now, &late);
+        server__host_judge(sup, now, &late);
+    }
     server_host_reap(h);
     /* The calls it held, with the lines their workers wrote. */
     roster calls = roster_take(sup);
@@ -567,9 +592,18 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
         policy_culprit(sup, f.reason);
     else
         delay = server__policy_failure(sup, f.reason, text, now);
-    settle_calls(sup, h, &f, &calls, cause, now);
+    /* Who suffered it, for GET /v1/pool and the status page. */
+    json_t *who = json_pack(
+        "{s:I, s:o, s:[], s:[]}", "generation", (json_int_t)h->generation,
+        "culprit",
+        f.culprit_call ? json_string(server_call_id(f.culprit_call))
+                       : json_null(),
+        "rerun", "failed");
+    settle_calls(sup, h, &f, &calls, cause, now,
+                 json_object_get(who, "rerun"), json_object_get(who, "failed"));
     roster_free(&calls);
-    server__publish_failure(sup, f.reason, cause);
+    server__publish_failure(sup, f.reason, cause, who);
+    json_decref(who);
     json_decref(cause);
     server_call_unref(f.culprit_call);
     if (abandon)

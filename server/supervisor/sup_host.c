@@ -364,11 +364,11 @@ static void seg_free(server_host_seg *s) {
     free(s);
 }
 
-/* A segment of our own: a frame header for a payload of frame_len bytes,
- * then the first len of them (the rest follows in other segments). */
-static server_host_seg *seg_own(pool_frame_type type, uint64_t id,
-                                uint32_t frame_len, const void *p,
-                                size_t len) {
+/* A segment of our own: a frame header an encoder wrote, then the len
+ * bytes of p (the rest of the payload, if any, follows in other segments).
+ * NULL when out of memory. */
+static server_host_seg *seg_own(const uint8_t hdr[POOL_FRAME_HEADER_SIZE],
+                                const void *p, size_t len) {
     server_host_seg *s = calloc(1, sizeof(*s));
     uint8_t *buf = malloc(POOL_FRAME_HEADER_SIZE + len);
     if (!s || !buf) {
@@ -376,7 +376,7 @@ static server_host_seg *seg_own(pool_frame_type type, uint64_t id,
         free(buf);
         return NULL;
     }
-    pool_frame_header(buf, type, id, frame_len);
+    memcpy(buf, hdr, POOL_FRAME_HEADER_SIZE);
     if (len)
         memcpy(buf + POOL_FRAME_HEADER_SIZE, p, len);
     s->p = buf;
@@ -384,28 +384,37 @@ static server_host_seg *seg_own(pool_frame_type type, uint64_t id,
     return s;
 }
 
-int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
-                     const json_t *payload) {
+/* Queues a whole frame. Returns 0, -EPIPE or -ENOMEM. */
+static int send_own(server_host *h, const uint8_t hdr[POOL_FRAME_HEADER_SIZE],
+                    const void *p, size_t len) {
     if (!h->chan)
         return -EPIPE;
+    server_host_seg *seg = seg_own(hdr, p, len);
+    if (!seg)
+        return -ENOMEM;
+    seg_push(h, seg);
+    return 0;
+}
+
+int server_host_send_init(server_host *h, const pool_init_msg *init) {
     char *text = NULL;
     size_t len = 0;
-    if (payload) {
-        text = json_dumps(payload, JSON_COMPACT);
-        if (!text)
-            return -ENOMEM;
-        len = strlen(text);
-    }
-    int rc = -EMSGSIZE;
-    server_host_seg *seg = NULL;
-    if (len <= h->max_payload) {
-        seg = seg_own(type, id, (uint32_t)len, text, len);
-        rc = seg ? 0 : -ENOMEM;
+    int rc = pool_init_encode(init, &text, &len);
+    if (rc == 0 && len > h->max_payload)
+        rc = -EMSGSIZE;
+    if (rc == 0) {
+        uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+        pool_frame_header(hdr, POOL_FRAME_INIT, 0, (uint32_t)len);
+        rc = send_own(h, hdr, text, len);
     }
     free(text);
-    if (seg)
-        seg_push(h, seg);
     return rc;
+}
+
+int server_host_send_shutdown(server_host *h) {
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    pool_shutdown_encode(hdr);
+    return send_own(h, hdr, NULL, 0);
 }
 
 int server_host_send_args(server_host *h, uint64_t wire, server_call *call) {
@@ -415,12 +424,12 @@ int server_host_send_args(server_host *h, uint64_t wire, server_call *call) {
     const char *args = server_call_args_hold(call, &alen);
     if (!args)
         return -ECANCELED;
-    int rc = -EMSGSIZE;
-    if (alen > h->max_payload)
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    int rc = pool_call_encode(hdr, wire, alen, h->max_payload);
+    if (rc)
         goto fail;
     rc = -ENOMEM;
-    server_host_seg *own =
-        seg_own(POOL_FRAME_CALL, wire, (uint32_t)alen, NULL, 0);
+    server_host_seg *own = seg_own(hdr, NULL, 0);
     server_host_seg *borrowed = calloc(1, sizeof(*borrowed));
     if (!own || !borrowed) {
         if (own)

@@ -9,6 +9,7 @@
 #define SERVER_SUP_HOST_H
 
 #include "pool/wire/frame.h"
+#include "pool/wire/frame_codec.h"
 #include "pool/wire/logring.h"
 #include "pool/wire/shm.h"
 #include "pool/wire/slots.h"
@@ -68,14 +69,18 @@ typedef struct server_host_opts {
 int server_host_spawn(const server_host_opts *o, uint64_t generation,
                       server_host **out);
 
-/* Queues a frame. Returns 0, -EMSGSIZE for a payload over the limit, -EPIPE
- * once the channel is closed or -ENOMEM. */
-int server_host_send(server_host *h, pool_frame_type type, uint64_t id,
-                     const json_t *payload);
+/* Queues the INIT frame. Returns 0, -EINVAL for a field out of range,
+ * -EMSGSIZE for a payload over the limit, -EPIPE once the channel is
+ * closed or -ENOMEM. */
+int server_host_send_init(server_host *h, const pool_init_msg *init);
+
+/* Queues the SHUTDOWN frame. Returns 0, -EPIPE or -ENOMEM. */
+int server_host_send_shutdown(server_host *h);
 
 /* Queues the CALL frame of a call whose arguments did not fit its slot:
- * the arguments, borrowed until written. Returns as server_host_send, or
- * -ECANCELED when the call ended and its arguments are gone. */
+ * the arguments, borrowed until written. Returns 0, -EMSGSIZE, -EINVAL (no
+ * wire id), -EPIPE, -ENOMEM, or -ECANCELED when the call ended and its
+ * arguments are gone. */
 int server_host_send_args(server_host *h, uint64_t wire, server_call *call);
 
 /* CLOCK_MONOTONIC of the host's last heartbeat, 0 before the first. */

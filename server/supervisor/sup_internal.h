@@ -1,18 +1,24 @@
 /*
- * The supervisor's private state, shared by its files: supervisor.c (the
- * public API, the event loop, starting and stopping hosts), sup_frames.c
- * (frames from the host), sup_fail.c (host failures, blame, the
- * post-mortem and the restart policy) and sup_probe.c (plugins tried in a
- * throwaway host). The calls themselves are the dispatch's
- * (server/calls/dispatch.h): the supervisor attaches hosts to it, settles
- * a failed host's calls and watches their deadlines. Everything not under
- * `lock` belongs to the supervisor thread.
+ * The supervisor's private state, shared by its files, which are layered:
+ * each calls only the files below it.
+ *   sup_loop.c      the event loop, starting and stopping hosts, the API
+ *   sup_fail.c      host failures, blame, the post-mortem, restart policy
+ *   sup_frames.c    frames from the host (failures become verdicts)
+ *   sup_probe.c     plugins tried in a throwaway host
+ *   sup_status.c    the stats and the status document
+ *   sup_internal.c  the state below (this header), names, the clock,
+ *                   waking, what hosts are spawned with
+ * (sup_host.c and restart.c are leaves of their own.) The calls themselves
+ * are the dispatch's (server/calls/dispatch.h): the supervisor attaches
+ * hosts to it, settles a failed host's calls and watches their deadlines.
+ * Everything not under `lock` belongs to the supervisor thread.
  */
 #ifndef SERVER_SUP_INTERNAL_H
 #define SERVER_SUP_INTERNAL_H
 
 #include "server/calls/dispatch.h"
 #include "restart.h"
+#include "pool/wire/frame_codec.h"
 #include "sup_host.h"
 #include "supervisor.h"
 
@@ -91,10 +97,40 @@ struct server_sup {
     uint64_t total_restarts;
 };
 
+/* A failure a frame reported: what sup_frames.c found, for sup_fail.c to
+ * act on (server__host_judge). */
+typedef struct server_verdict {
+    int reason;       /* server_restart_reason, -1: none */
+    const char *kind; /* static text: cause kind */
+    uint64_t culprit; /* wire id, 0: none */
+    char message[256];
+    json_t *panic;    /* the PANIC payload (owned), or NULL */
+} server_verdict;
+
+/* ---- sup_internal.c ---- */
 int64_t server__now_ns(void);
 void server__wake(server_sup *sup);
-/* The INIT frame's payload for a host of this generation. */
-json_t *server__init_json(const server_sup *sup, uint64_t generation);
+/* Call slots a host's region gets: room for the window. */
+uint32_t server__host_slots(const server_sup *sup);
+/* The options every host of this supervisor is spawned with. */
+server_host_opts server__host_opts(const server_sup *sup);
+/* "strict" or "off": a thread-mode host cannot be confined without
+ * confining the server. */
+const char *server__sandbox_name(const server_sup *sup);
+/* {pid, generation, restarts} of a host, for problems. NULL when out of
+ * memory. */
+json_t *server__host_json(server_sup *sup, const server_host *h);
+/* The INIT message for a host of this generation (plugins borrowed from
+ * sup). Cannot fail. */
+void server__init_msg(const server_sup *sup, uint64_t generation,
+                      pool_init_msg *m);
+
+/* ---- sup_status.c ---- */
+/* [{index, busy, call, function, busy_ms, jobs}] read from a host's
+ * region; call ids resolved through the dispatch. NULL when out of
+ * memory. */
+json_t *server__workers_json(server_sup *sup, pool_shm_t *shm,
+                             uint32_t nworkers, int64_t now);
 
 /* ---- sup_probe.c ---- */
 /* Loads the plugins in a throwaway host process and waits for it to be
@@ -108,27 +144,18 @@ void server__plugin_failure(const server_sup *sup, int32_t plugin,
                             const char *kind, const char *signame,
                             const char *text, char *buf, size_t len);
 
-/* ---- sup_status.c ---- */
-/* {pid, generation, restarts} of a host, for problems. */
-json_t *server__host_json(server_sup *sup, const server_host *h);
-/* [{index, busy, call, function, busy_ms, jobs}] read from a host's
- * region; call ids resolved through the dispatch. */
-json_t *server__workers_json(server_sup *sup, pool_shm_t *shm,
-                             uint32_t nworkers, int64_t now);
-/* Call slots a host's region gets: room for the window. */
-uint32_t server__host_slots(const server_sup *sup);
-/* The options every host of this supervisor is spawned with. */
-server_host_opts server__host_opts(const server_sup *sup);
-/* "strict" or "off": a thread-mode host cannot be confined without
- * confining the server. */
-const char *server__sandbox_name(const server_sup *sup);
-
 /* ---- sup_frames.c ---- */
-/* Reads what the host sent and handles each frame. Returns false at end of
- * stream or on a broken stream (then the trigger is set). */
-bool server__read_host(server_sup *sup, int64_t now);
+/* Reads what the host sent and handles each frame. A panic, or a broken
+ * stream while the host is not already failing, sets *v (else its reason
+ * is -1); the caller passes it to server__host_judge. Returns false at end
+ * of stream or on a broken stream. */
+bool server__read_host(server_sup *sup, int64_t now, server_verdict *v);
 
 /* ---- sup_fail.c ---- */
+/* Acts on a verdict: gives up on the host (server__host_fail, keeping the
+ * PANIC payload for the post-mortem) unless it already is; releases and
+ * clears *v either way. */
+void server__host_judge(server_sup *sup, int64_t now, server_verdict *v);
 /* Gives up on the current host: records why, kills it (or lets a panicking
  * process exit by itself) and waits for it to be gone. */
 void server__host_fail(server_sup *sup, int64_t now, int reason,
@@ -145,7 +172,11 @@ void server__abandon_host(server_sup *sup, server_host *h);
 bool server__reclaim_hosts(server_sup *sup);
 /* At exit: detaches the abandoned hosts still running. */
 void server__release_abandoned(server_sup *sup);
-void server__publish_failure(server_sup *sup, int reason, json_t *cause);
+/* Records cause (borrowed) as the last failure, for the status, with
+ * who's fields (borrowed, may be NULL): generation, culprit (the call's
+ * id, unredacted: GET /v1/pool redacts), rerun and failed (ids). */
+void server__publish_failure(server_sup *sup, int reason, json_t *cause,
+                             json_t *who);
 /* A failure without a culprit (start failure, heartbeat loss, a kill from
  * outside, a crash outside any call): counts it and decides when the next
  * host may start. Returns the backoff, or -1 when the pool is now

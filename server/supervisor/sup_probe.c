@@ -61,9 +61,14 @@ static int probe_wait(server_sup *sup, server_host *h,
         if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
             return 0;
         pool_frame_t f;
+        pool_ready_msg ready;
+        const char *why;
         while (pool_chan_next(h->chan, &f) == POOL_FRAME_OK)
-            if (f.type == POOL_FRAME_READY)
+            if (f.type == POOL_FRAME_READY &&
+                pool_ready_decode(&f, &ready, &why) == 0) {
+                pool_ready_msg_free(&ready);
                 return 1;
+            }
     }
 }
 
@@ -74,10 +79,12 @@ int server__probe_plugins(server_sup *sup, const volatile bool *cancel,
     o.sandbox = false;
     server_host *h = NULL;
     int rc = server_host_spawn(&o, 0, &h);
-    json_t *init = rc == 0 ? server__init_json(sup, 0) : NULL;
-    if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
-        rc = -ENOMEM;
-    json_decref(init);
+    if (rc == 0) {
+        pool_init_msg init;
+        server__init_msg(sup, 0, &init);
+        init.sandbox = false;
+        rc = server_host_send_init(h, &init);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "could not start a host to load the plugins: %s",
                  strerror(-rc));
@@ -87,7 +94,7 @@ int server__probe_plugins(server_sup *sup, const volatile bool *cancel,
     }
     int ready = probe_wait(sup, h, cancel);
     if (ready == 1) {
-        server_host_send(h, POOL_FRAME_SHUTDOWN, 0, NULL);
+        server_host_send_shutdown(h);
         server_host_flush(h);
     }
     int32_t plugin = pool_shm_loading(h->shm);

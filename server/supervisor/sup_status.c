@@ -1,7 +1,7 @@
 /*
  * What the supervisor shows of itself and its hosts: the stats and the
- * status document (/v1/pool, /metrics, the probes), what each worker of a
- * host runs, and the options hosts are spawned with.
+ * status document (/v1/pool, /metrics, the probes), and what each worker
+ * of a host runs.
  */
 #include "sup_internal.h"
 
@@ -9,45 +9,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-/* Calls on the host per worker (the dispatch's window) and a few more: a
- * call ended while its jobs still run keeps its slot until they stop. */
-#define SLOTS_PER_WORKER 4u
-
-uint32_t server__host_slots(const server_sup *sup) {
-    uint32_t n = 8;
-    while (n < sup->threads * SLOTS_PER_WORKER)
-        n <<= 1;
-    return n;
-}
-
-/* The sandbox in force: a thread-mode host cannot be confined without
- * confining the server. */
-const char *server__sandbox_name(const server_sup *sup) {
-    return sup->cfg.isolation == SERVER_ISOLATION_PROCESS && sup->cfg.sandbox
-               ? "strict"
-               : "off";
-}
-
-server_host_opts server__host_opts(const server_sup *sup) {
-    return (server_host_opts){
-        .isolation = sup->cfg.isolation,
-        .sandbox = strcmp(server__sandbox_name(sup), "strict") == 0,
-        .threads = sup->threads,
-        .nslots = server__host_slots(sup),
-        .max_payload = sup->cfg.max_payload,
-        .exe_path = sup->cfg.exe_path,
-        .loop_fds = sup->lane_fds,
-        .nloops = server_sup_lanes(sup),
-    };
-}
-
-json_t *server__host_json(server_sup *sup, const server_host *h) {
-    return json_pack("{s:I, s:I, s:I}", "pid",
-                     (json_int_t)(h->pid ? h->pid : -1), "generation",
-                     (json_int_t)h->generation, "restarts",
-                     (json_int_t)sup->total_restarts);
-}
 
 json_t *server__workers_json(server_sup *sup, pool_shm_t *shm,
                              uint32_t nworkers, int64_t now) {

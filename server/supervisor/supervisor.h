@@ -32,30 +32,33 @@ typedef enum server_sup_state {
     SERVER_SUP_UNAVAILABLE,
 } server_sup_state;
 
+/* What a supervisor is started with. The defaults are the option table's
+ * (server/config.c, --help): server_config_sup_defaults fills this from
+ * them; each field names its flag. */
 typedef struct server_sup_config {
-    server_isolation isolation;
-    bool sandbox;                 /* process isolation: confine hosts */
-    uint32_t threads;             /* 0: online CPUs */
-    int heartbeat_interval_ms;    /* 100 */
-    int heartbeat_timeout_ms;     /* 1000 */
-    int start_timeout_ms;         /* 5000 */
-    int64_t idle_shutdown_ms;     /* 60000; 0 at once; -1 never */
-    int cancel_grace_ms;          /* 1000 */
-    int innocent_retries;         /* 3 */
-    int restart_max;              /* 5 failures ... */
-    int restart_window_s;         /* ... in 30 s */
-    int restart_cooldown_s;       /* unavailable this long, then retry */
+    server_isolation isolation;   /* --isolation */
+    bool sandbox;                 /* --sandbox: confine process hosts */
+    uint32_t threads;             /* --threads; 0: online CPUs */
+    int heartbeat_interval_ms;    /* --heartbeat-interval-ms */
+    int heartbeat_timeout_ms;     /* --heartbeat-timeout-ms */
+    int start_timeout_ms;         /* --start-timeout-ms */
+    int64_t idle_shutdown_ms;     /* --idle-shutdown-ms; 0 at once, -1 never */
+    int cancel_grace_ms;          /* --cancel-grace-ms */
+    int innocent_retries;         /* --innocent-retries */
+    int restart_max;              /* --restart-max failures ... */
+    int restart_window_s;         /* ... in --restart-window-s */
+    int restart_cooldown_s;       /* --restart-cooldown-s */
     int64_t host_memory_limit;    /* bytes of address space, 0: none */
-    bool fault_injection;
-    const char *const *plugins;
+    bool fault_injection;         /* --enable-fault-injection */
+    const char *const *plugins;   /* --plugin */
     size_t nplugins;
-    size_t max_queue;             /* queued + running calls, 4096 */
+    size_t max_queue;             /* --max-queue: queued + running calls */
     size_t max_calls_per_client;  /* queued + running per client */
     size_t max_inflight_bytes;    /* arguments of queued + running calls */
     int max_abandoned_hosts;      /* thread mode: /livez fails beyond */
-    unsigned lanes;               /* HTTP lanes (completion rings), >= 1 */
-    uint32_t max_payload;         /* frame payload limit */
-    const char *exe_path;         /* binary spawned with POOL_HOST_FLAG */
+    unsigned lanes;               /* HTTP lanes (completion rings); 0: 1 */
+    uint32_t max_payload;         /* frame payload limit; 0: the wire's */
+    const char *exe_path;         /* spawned with POOL_HOST_FLAG; NULL: us */
     /* Calls' clients are authenticated (client tokens): a failure may then
      * name another call of the same client. Without tokens a call id is
      * the capability to read and cancel the call, and no call's failure
@@ -66,9 +69,6 @@ typedef struct server_sup_config {
     void (*on_functions)(void *udata, const json_t *functions);
     void *udata;
 } server_sup_config;
-
-/* The defaults above. */
-void server_sup_config_defaults(server_sup_config *cfg);
 
 typedef struct server_sup server_sup;
 

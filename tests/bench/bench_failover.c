@@ -9,6 +9,7 @@
 #include "pool/sched/pool.h"
 #include "pool/modules/registry.h"
 #include "server/log.h"
+#include "server/config.h"
 #include "server/supervisor/supervisor.h"
 #include "tests/unit/sup_lane.h"
 
@@ -99,7 +100,8 @@ static sup_lane lane;
 
 static server_sup *mksup(server_isolation iso, const char *exe) {
     server_sup_config cfg;
-    server_sup_config_defaults(&cfg);
+    server_config_sup_defaults(&cfg);
+    cfg.lanes = 1; /* one lane ends the calls (sup_lane.h) */
     cfg.isolation = iso;
     cfg.exe_path = exe;
     cfg.threads = 2;

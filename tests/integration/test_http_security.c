@@ -244,6 +244,60 @@ Test(http_security, pool_names_calls_only_to_whom_may_see_them) {
     ph_resp_free(&r);
 }
 
+/* The pool's last failure as token sees it. */
+static json_t *last_failure(const char *token) {
+    ph_resp r;
+    req("GET", "/v1/pool", NULL, token, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *lf = json_incref(json_object_get(r.json, "last_failure"));
+    ph_resp_free(&r);
+    return lf;
+}
+
+/* A panic with another client's call in flight: the pool's last failure
+ * names the culprit and the call it made run again only to whom may see
+ * them. */
+Test(http_security, last_failure_names_calls_only_to_whom_may_see_them) {
+    const char *more[] = {"--threads", "2", "--enable-fault-injection", NULL};
+    start_with_tokens(more);
+    char victim[64], culprit[64];
+    async_call("tok-bob", "{\"ms\": 1500}", victim);
+    usleep(200000); /* on a worker */
+    ph_resp r;
+    req("POST", "/v1/calls", "{\"function\": \"panic\"}", "tok-alice", &r);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    snprintf(culprit, sizeof culprit, "%s", str(r.json, "id"));
+    ph_resp_free(&r);
+    json_t *lf = NULL;
+    for (int i = 0; i < 500 && !json_is_object(lf); i++) {
+        json_decref(lf);
+        usleep(10000);
+        lf = last_failure("root-token");
+    }
+    cr_assert(json_is_object(lf), "no failure");
+    cr_assert_str_eq(str(lf, "culprit"), culprit);
+    cr_assert_geq(json_integer_value(json_object_get(lf, "generation")), 1);
+    json_t *rerun = json_object_get(lf, "rerun");
+    cr_assert_eq(json_array_size(rerun), 1, "rerun");
+    cr_assert_str_eq(json_string_value(json_array_get(rerun, 0)), victim);
+    cr_assert_eq(json_array_size(json_object_get(lf, "failed")), 0);
+    json_decref(lf);
+    lf = last_failure("tok-alice");
+    cr_assert_str_eq(str(lf, "culprit"), culprit);
+    cr_assert(json_is_null(json_array_get(json_object_get(lf, "rerun"), 0)));
+    json_decref(lf);
+    lf = last_failure("tok-bob");
+    cr_assert(json_is_null(json_object_get(lf, "culprit")));
+    cr_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(lf, "rerun"), 0)),
+        victim);
+    json_decref(lf);
+    lf = last_failure(NULL);
+    cr_assert(json_is_null(json_object_get(lf, "culprit")));
+    cr_assert(json_is_null(json_array_get(json_object_get(lf, "rerun"), 0)));
+    json_decref(lf);
+}
+
 Test(http_security, token_files_refused_at_start_with_the_reason) {
     char out[4096], big[5000];
     memset(big, 'x', sizeof big - 1);

@@ -6,6 +6,7 @@
 #ifndef TESTS_SUP_TEST_H
 #define TESTS_SUP_TEST_H
 
+#include "server/config.h"
 #include "server/supervisor/supervisor.h"
 #include "sup_lane.h"
 
@@ -37,7 +38,8 @@
 #define SUP_T_WAIT_MS 30000
 
 static inline void sup_t_config(server_sup_config *c, server_isolation iso) {
-    server_sup_config_defaults(c);
+    server_config_sup_defaults(c);
+    c->lanes = 1; /* one lane ends the calls (sup_lane.h) */
     c->isolation = iso;
     c->exe_path = getenv("POOLHOST_BIN");
     cr_assert_not_null(c->exe_path, "POOLHOST_BIN is not set");

@@ -1,9 +1,12 @@
 /*
  * Frame codec and channel: byte layout, round trips of every frame type
  * through a socketpair (empty to 16 MiB payloads, concurrent writers),
- * truncation, single-byte header corruption, oversize frames and garbage.
+ * truncation, single-byte header corruption, oversize frames and garbage;
+ * and the typed payloads (frame_codec.h): each type's encode and decode
+ * round trip, and the payloads each decoder refuses.
  */
 #include "pool/wire/frame.h"
+#include "pool/wire/frame_codec.h"
 
 #include <criterion/criterion.h>
 
@@ -476,5 +479,321 @@ Test(chan, nonblocking_fill_with_nothing_is_eagain) {
     cr_assert_eq(pool_chan_fd(rx), sv[1]);
     cr_assert_eq(pool_chan_fill(rx), -EAGAIN);
     close(sv[0]);
+    pool_chan_free(rx);
+}
+
+/* ---- typed payloads (frame_codec.h) ------------------------------------ */
+
+/* A frame over a payload text (not copied). */
+static pool_frame_t text_frame(pool_frame_type type, uint64_t id,
+                               const char *text) {
+    return (pool_frame_t){.type = type,
+                          .call_id = id,
+                          .payload = (const uint8_t *)text,
+                          .len = (uint32_t)strlen(text)};
+}
+
+Test(codec, init_round_trip) {
+    const char *plugins[] = {"/opt/a.so", "/opt/b.so"};
+    pool_init_msg m = {.threads = 8,
+                       .fault_injection = true,
+                       .plugins = plugins,
+                       .nplugins = 2,
+                       .heartbeat_interval_ms = 250,
+                       .memory_limit = (int64_t)3 << 30,
+                       .generation = 42,
+                       .sandbox = false};
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(pool_init_encode(&m, &text, &len), 0);
+    cr_assert_eq(len, strlen(text));
+    pool_frame_t f = text_frame(POOL_FRAME_INIT, 0, text);
+    pool_init_msg back;
+    const char *err = NULL;
+    cr_assert_eq(pool_init_decode(&f, &back, &err), 0, "%s", err);
+    cr_assert_eq(back.threads, 8);
+    cr_assert(back.fault_injection);
+    cr_assert_eq(back.nplugins, 2);
+    cr_assert_str_eq(back.plugins[0], "/opt/a.so");
+    cr_assert_str_eq(back.plugins[1], "/opt/b.so");
+    cr_assert_eq(back.heartbeat_interval_ms, 250);
+    cr_assert_eq(back.memory_limit, (int64_t)3 << 30);
+    cr_assert_eq(back.generation, 42);
+    cr_assert_not(back.sandbox);
+    pool_init_msg_free(&back);
+    free(text);
+}
+
+Test(codec, init_defaults) {
+    pool_frame_t f = text_frame(POOL_FRAME_INIT, 0, "{\"threads\": null}");
+    pool_init_msg m;
+    const char *err = NULL;
+    cr_assert_eq(pool_init_decode(&f, &m, &err), 0, "%s", err);
+    cr_assert_eq(m.threads, 0);
+    cr_assert_eq(m.nplugins, 0);
+    cr_assert_eq(m.heartbeat_interval_ms, POOL_INIT_HEARTBEAT_MS_UNSET);
+    cr_assert_eq(m.memory_limit, 0);
+    cr_assert(m.sandbox, "strict unless said otherwise");
+    cr_assert_not(m.fault_injection);
+    pool_init_msg_free(&m);
+}
+
+Test(codec, init_refused) {
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"threads\": -1}",
+        "{\"threads\": 4097}",
+        "{\"threads\": 1.5}",
+        "{\"threads\": \"4\"}",
+        "{\"heartbeat_interval_ms\": 0}",
+        "{\"heartbeat_interval_ms\": 3600001}",
+        "{\"memory_limit\": -1}",
+        "{\"generation\": -1}",
+        "{\"fault_injection\": 1}",
+        "{\"sandbox\": \"lax\"}",
+        "{\"sandbox\": true}",
+        "{\"plugins\": \"/a.so\"}",
+        "{\"plugins\": [1]}",
+        "{\"plugins\": [\"\"]}",
+        "{\"threads\": 1, \"threads\": 2}",
+        "{\"surprise\": 1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        pool_frame_t f = text_frame(POOL_FRAME_INIT, 0, bad[i]);
+        pool_init_msg m = {.threads = 77};
+        const char *err = NULL;
+        cr_expect_eq(pool_init_decode(&f, &m, &err), -EINVAL, "took %s",
+                     bad[i]);
+        cr_expect_not_null(err, "no reason for %s", bad[i]);
+        cr_expect_eq(m.threads, 77, "touched on error: %s", bad[i]);
+    }
+    /* The right payload in the wrong frame. */
+    pool_frame_t f = text_frame(POOL_FRAME_READY, 0, "{}");
+    pool_init_msg m;
+    const char *err = NULL;
+    cr_assert_eq(pool_init_decode(&f, &m, &err), -EINVAL);
+    /* An encoder refuses what a decoder would. */
+    char *text = NULL;
+    size_t len;
+    pool_init_msg out = {.heartbeat_interval_ms = 0};
+    cr_assert_eq(pool_init_encode(&out, &text, &len), -EINVAL);
+    const char *empty[] = {""};
+    out = (pool_init_msg){
+        .heartbeat_interval_ms = 100, .plugins = empty, .nplugins = 1};
+    cr_assert_eq(pool_init_encode(&out, &text, &len), -EINVAL);
+    cr_assert_null(text);
+}
+
+Test(codec, ready_round_trip) {
+    json_t *fns = json_pack("[{s:s, s:s}, {s:s}]", "name", "fib", "module",
+                            "core", "name", "sort");
+    pool_ready_msg m = {.pid = 1234, .threads = 4, .functions = fns};
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(pool_ready_encode(&m, &text, &len), 0);
+    pool_frame_t f = text_frame(POOL_FRAME_READY, 0, text);
+    pool_ready_msg back;
+    const char *err = NULL;
+    cr_assert_eq(pool_ready_decode(&f, &back, &err), 0, "%s", err);
+    cr_assert_eq(back.pid, 1234);
+    cr_assert_eq(back.threads, 4);
+    cr_assert(json_equal(back.functions, fns));
+    pool_ready_msg_free(&back);
+    cr_assert_null(back.functions);
+    free(text);
+    json_decref(fns);
+}
+
+Test(codec, ready_refused) {
+    static const char *const bad[] = {
+        "{\"pid\": 1, \"threads\": 1}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": {}}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": [1]}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": [{}]}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": [{\"name\": \"\"}]}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": [{\"name\": 3}]}",
+        "{\"pid\": 0, \"threads\": 1, \"functions\": []}",
+        "{\"threads\": 1, \"functions\": []}",
+        "{\"pid\": 1, \"threads\": 0, \"functions\": []}",
+        "{\"pid\": 1, \"threads\": 4097, \"functions\": []}",
+        "{\"pid\": 1, \"threads\": 1, \"functions\": [], \"x\": 0}",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        pool_frame_t f = text_frame(POOL_FRAME_READY, 0, bad[i]);
+        pool_ready_msg m;
+        const char *err = NULL;
+        cr_expect_eq(pool_ready_decode(&f, &m, &err), -EINVAL, "took %s",
+                     bad[i]);
+        cr_expect_not_null(err);
+    }
+    pool_frame_t ok = text_frame(
+        POOL_FRAME_READY, 0, "{\"pid\": 1, \"threads\": 1, \"functions\": []}");
+    pool_ready_msg m;
+    const char *err = NULL;
+    cr_assert_eq(pool_ready_decode(&ok, &m, &err), 0, "%s", err);
+    pool_ready_msg_free(&m);
+}
+
+Test(codec, panic_round_trip) {
+    const char *bt[] = {"#0 f at a.c:1", "#1 g at b.c:2"};
+    pool_panic_msg m = {.kind = POOL_PANIC_SYSCALL,
+                        .worker = 3,
+                        .message = "no exec",
+                        .location = "x.c:9",
+                        .signal = "SIGSYS",
+                        .syscall = "execve",
+                        .backtrace = bt,
+                        .nbacktrace = 2};
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(pool_panic_encode(&m, &text, &len), 0);
+    pool_frame_t f = text_frame(POOL_FRAME_PANIC, 99, text);
+    pool_panic_msg back;
+    const char *err = NULL;
+    cr_assert_eq(pool_panic_decode(&f, &back, &err), 0, "%s", err);
+    cr_assert_eq(back.kind, POOL_PANIC_SYSCALL);
+    cr_assert_eq(back.worker, 3);
+    cr_assert_str_eq(back.message, "no exec");
+    cr_assert_str_eq(back.location, "x.c:9");
+    cr_assert_str_eq(back.signal, "SIGSYS");
+    cr_assert_str_eq(back.syscall, "execve");
+    cr_assert_eq(back.nbacktrace, 2);
+    cr_assert_str_eq(back.backtrace[1], "#1 g at b.c:2");
+    pool_panic_msg_free(&back);
+    free(text);
+
+    /* A panic outside any worker, without location or signal. */
+    m = (pool_panic_msg){.kind = POOL_PANIC_PANIC, .worker = -1, .message = ""};
+    cr_assert_eq(pool_panic_encode(&m, &text, &len), 0);
+    f = text_frame(POOL_FRAME_PANIC, 0, text);
+    cr_assert_eq(pool_panic_decode(&f, &back, &err), 0, "%s", err);
+    cr_assert_eq(back.worker, -1);
+    cr_assert_null(back.location);
+    cr_assert_null(back.signal);
+    cr_assert_null(back.syscall);
+    cr_assert_eq(back.nbacktrace, 0);
+    pool_panic_msg_free(&back);
+    free(text);
+}
+
+Test(codec, panic_fallback_decodes) {
+    pool_frame_t f = text_frame(POOL_FRAME_PANIC, 5, POOL_PANIC_FALLBACK);
+    pool_panic_msg m;
+    const char *err = NULL;
+    cr_assert_eq(pool_panic_decode(&f, &m, &err), 0, "%s", err);
+    cr_assert_eq(m.kind, POOL_PANIC_OOM);
+    cr_assert_str_eq(pool_panic_kind_name(m.kind), "out-of-memory");
+    pool_panic_msg_free(&m);
+}
+
+Test(codec, panic_text_made_utf8) {
+    pool_panic_msg m = {
+        .kind = POOL_PANIC_PANIC, .worker = 0, .message = "caf\xc3"};
+    json_t *j = pool_panic_json(&m);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), "caf?");
+    cr_assert(json_is_null(json_object_get(j, "signal")));
+    cr_assert(json_is_array(json_object_get(j, "backtrace")));
+    json_decref(j);
+}
+
+Test(codec, panic_refused) {
+    static const char *const bad[] = {
+        "{\"message\": \"m\"}",
+        "{\"kind\": \"oom\", \"message\": \"m\"}",
+        "{\"kind\": \"panic\"}",
+        "{\"kind\": \"panic\", \"message\": 1}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"worker\": -1}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"worker\": \"0\"}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"location\": 3}",
+        "{\"kind\": \"signal\", \"message\": \"m\", \"signal\": \"KILL\"}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"backtrace\": [1]}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"backtrace\": \"#0\"}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"syscall\": \"execve\"}",
+        "{\"kind\": \"forbidden-syscall\", \"message\": \"m\"}",
+        "{\"kind\": \"panic\", \"message\": \"m\", \"culprit\": \"x\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        pool_frame_t f = text_frame(POOL_FRAME_PANIC, 1, bad[i]);
+        pool_panic_msg m;
+        const char *err = NULL;
+        cr_expect_eq(pool_panic_decode(&f, &m, &err), -EINVAL, "took %s",
+                     bad[i]);
+        cr_expect_not_null(err);
+    }
+}
+
+Test(codec, call_and_result) {
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    cr_assert_eq(pool_call_encode(hdr, 0, 10, 100), -EINVAL);
+    cr_assert_eq(pool_call_encode(hdr, 7, 101, 100), -EMSGSIZE);
+    cr_assert_eq(pool_call_encode(hdr, 7, 100, 100), 0);
+    pool_frame_t f;
+    size_t used;
+    uint8_t buf[POOL_FRAME_HEADER_SIZE + 3];
+    cr_assert_eq(pool_call_encode(buf, 7, 3, 100), 0);
+    memcpy(buf + POOL_FRAME_HEADER_SIZE, "{ }", 3);
+    cr_assert_eq(pool_frame_decode(buf, sizeof buf, 100, &f, &used),
+                 POOL_FRAME_OK);
+    pool_raw_msg m;
+    const char *err = NULL;
+    cr_assert_eq(pool_call_decode(&f, &m, &err), 0, "%s", err);
+    cr_assert_eq(m.wire, 7);
+    cr_assert_eq(m.len, 3);
+    cr_assert_eq(m.data, buf + POOL_FRAME_HEADER_SIZE);
+    cr_assert_eq(pool_result_decode(&f, &m, &err), -EINVAL, "not a result");
+    /* Arguments are never empty; a result may be (the slot says why). */
+    pool_frame_t empty = {.type = POOL_FRAME_CALL, .call_id = 7};
+    cr_assert_eq(pool_call_decode(&empty, &m, &err), -EINVAL);
+    empty.type = POOL_FRAME_RESULT;
+    cr_assert_eq(pool_result_decode(&empty, &m, &err), 0, "%s", err);
+    cr_assert_eq(m.len, 0);
+    empty.call_id = 0;
+    cr_assert_eq(pool_result_decode(&empty, &m, &err), -EINVAL, "no call");
+    cr_assert_eq(pool_result_encode(hdr, 9, 0, 100), 0);
+    cr_assert_eq(pool_frame_decode(hdr, sizeof hdr, 100, &f, &used),
+                 POOL_FRAME_OK);
+    cr_assert_eq(f.type, POOL_FRAME_RESULT);
+    cr_assert_eq(f.call_id, 9);
+}
+
+Test(codec, shutdown) {
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    pool_shutdown_encode(hdr);
+    pool_frame_t f;
+    size_t used;
+    cr_assert_eq(pool_frame_decode(hdr, sizeof hdr, 100, &f, &used),
+                 POOL_FRAME_OK);
+    const char *err = NULL;
+    cr_assert_eq(pool_shutdown_decode(&f, &err), 0, "%s", err);
+    f.call_id = 3;
+    cr_assert_eq(pool_shutdown_decode(&f, &err), -EINVAL);
+    f = text_frame(POOL_FRAME_SHUTDOWN, 0, "{}");
+    cr_assert_eq(pool_shutdown_decode(&f, &err), -EINVAL);
+    f = text_frame(POOL_FRAME_CALL, 0, "");
+    cr_assert_eq(pool_shutdown_decode(&f, &err), -EINVAL);
+}
+
+/* Through a channel: a header an encoder wrote, then the payload. */
+Test(chan, send_framed) {
+    int sv[2];
+    make_pair(sv);
+    pool_chan_t *tx = pool_chan_new(sv[0], 100);
+    pool_chan_t *rx = pool_chan_new(sv[1], 100);
+    cr_assert_eq(pool_chan_max_payload(tx), 100);
+    uint8_t hdr[POOL_FRAME_HEADER_SIZE];
+    cr_assert_eq(pool_result_encode(hdr, 5, 4, 100), 0);
+    cr_assert_eq(pool_chan_send_framed(tx, hdr, "1234", 3), -EMSGSIZE,
+                 "a header for another length");
+    cr_assert_eq(pool_chan_send_framed(tx, hdr, "1234", 4), 0);
+    pool_frame_t f;
+    cr_assert_eq(read_frame(rx, &f), POOL_FRAME_OK);
+    cr_assert_eq(f.type, POOL_FRAME_RESULT);
+    cr_assert_eq(f.call_id, 5);
+    cr_assert_eq(f.len, 4);
+    cr_assert_eq(memcmp(f.payload, "1234", 4), 0);
+    pool_chan_free(tx);
     pool_chan_free(rx);
 }

@@ -1,8 +1,8 @@
 /*
- * The supervisor (supervisor.h): the public API, the supervisor thread's
- * event loop, and starting and stopping hosts. Admission is in
- * sup_admit.c, the calls in sup_calls.c, frames from the host in
- * sup_frames.c, failures and blame in sup_fail.c.
+ * The top of the supervisor (supervisor.h): the supervisor thread's event
+ * loop, starting and stopping hosts, and the public API. It acts on what
+ * the files below it report (frames in sup_frames.c, failures in
+ * sup_fail.c); none of them calls back up here.
  */
 #include "sup_internal.h"
 
@@ -19,80 +19,11 @@
 
 #define SUP_STOP_WAIT_MS 1000 /* a host gets this long to stop when asked */
 
-static const char *const state_names[] = {
-    "stopped", "starting", "ready", "failed", "backoff", "unavailable",
-};
-
-static const char *const reason_names[] = {
-    "panic", "crash", "unresponsive", "timeout", "admin", "start_failed",
-};
-
-const char *server_sup_state_name(server_sup_state s) {
-    return s >= 0 && s <= SERVER_SUP_UNAVAILABLE ? state_names[s] : "unknown";
-}
-
-const char *server_restart_reason_name(int reason) {
-    return reason >= 0 && reason < SERVER_RESTART_REASON_COUNT
-               ? reason_names[reason]
-               : "unknown";
-}
-
-void server_sup_config_defaults(server_sup_config *cfg) {
-    *cfg = (server_sup_config){
-        .isolation = SERVER_ISOLATION_PROCESS,
-        .sandbox = true,
-        .threads = 0,
-        .heartbeat_interval_ms = 100,
-        .heartbeat_timeout_ms = 1000,
-        .start_timeout_ms = 5000,
-        .idle_shutdown_ms = 60000,
-        .cancel_grace_ms = 1000,
-        .innocent_retries = 3,
-        .restart_max = 5,
-        .restart_window_s = 30,
-        .restart_cooldown_s = 10,
-        .host_memory_limit = 0,
-        .fault_injection = false,
-        .plugins = NULL,
-        .nplugins = 0,
-        .max_queue = 4096,
-        .max_calls_per_client = 1024,
-        .max_inflight_bytes = (size_t)1 << 30,
-        .max_abandoned_hosts = 32,
-        .max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD,
-        .exe_path = "/proc/self/exe",
-    };
-}
-
-int64_t server__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void wake_cb(void *udata) {
     server__wake(udata);
 }
 
-void server__wake(server_sup *sup) {
-    uint64_t one = 1;
-    ssize_t n = write(sup->wake_fd, &one, sizeof(one));
-    (void)n; /* only fails when the counter is saturated: still readable */
-}
-
 /* ---- hosts ---- */
-
-json_t *server__init_json(const server_sup *sup, uint64_t generation) {
-    json_t *plugins = json_array();
-    for (size_t i = 0; i < sup->cfg.nplugins; i++)
-        json_array_append_new(plugins, json_string(sup->cfg.plugins[i]));
-    return json_pack(
-        "{s:i, s:b, s:o, s:i, s:I, s:I, s:s}", "threads", (int)sup->threads,
-        "fault_injection", sup->cfg.fault_injection, "plugins", plugins,
-        "heartbeat_interval_ms", sup->cfg.heartbeat_interval_ms, "memory_limit",
-        (json_int_t)sup->cfg.host_memory_limit, "generation",
-        (json_int_t)generation, "sandbox", server__sandbox_name(sup));
-}
 
 /* Spawns a host and sends INIT; a spawn failure counts against the restart
  * policy like any failed start. */
@@ -105,10 +36,11 @@ static void host_start(server_sup *sup, int64_t now) {
     pthread_mutex_unlock(&sup->lock);
     server_host *h = NULL;
     int rc = server_host_spawn(&o, gen, &h);
-    json_t *init = server__init_json(sup, gen);
-    if (rc == 0 && (!init || server_host_send(h, POOL_FRAME_INIT, 0, init)))
-        rc = -ENOMEM;
-    json_decref(init);
+    if (rc == 0) {
+        pool_init_msg init;
+        server__init_msg(sup, gen, &init);
+        rc = server_host_send_init(h, &init);
+    }
     if (rc < 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "could not start the host %s: %s",
@@ -120,7 +52,10 @@ static void host_start(server_sup *sup, int64_t now) {
             server_host_free(h, false);
         json_t *cause = json_pack("{s:s, s:s, s:n}", "kind", "exit", "message",
                                   msg, "culprit");
-        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause);
+        json_t *who = json_pack("{s:I, s:n, s:[], s:[]}", "generation",
+                                (json_int_t)gen, "culprit", "rerun", "failed");
+        server__publish_failure(sup, SERVER_RESTART_START_FAILED, cause, who);
+        json_decref(who);
         json_decref(cause);
         pthread_mutex_lock(&sup->lock);
         sup->restarts[SERVER_RESTART_START_FAILED]++;
@@ -156,7 +91,7 @@ static void host_stop(server_sup *sup, int64_t now, const char *why) {
     if (!sup->host || sup->phase == SERVER_PHASE_STOPPING ||
         sup->phase == SERVER_PHASE_FAILING)
         return;
-    server_host_send(sup->host, POOL_FRAME_SHUTDOWN, 0, NULL);
+    server_host_send_shutdown(sup->host);
     sup->phase = SERVER_PHASE_STOPPING;
     sup->phase_deadline_ns = now + SUP_STOP_WAIT_MS * SUP_MS;
     server_log(SERVER_LOG_INFO, "host_stop",
@@ -453,7 +388,10 @@ static void *sup_main(void *arg) {
         if (chan_i >= 0 && pfd[chan_i].revents) {
             if (pfd[chan_i].revents & POLLOUT)
                 server_host_flush(h);
-            if (!server__read_host(sup, now)) {
+            server_verdict verdict;
+            bool open = server__read_host(sup, now, &verdict);
+            server__host_judge(sup, now, &verdict);
+            if (!open) {
                 /* End of stream or a broken stream: stop listening. */
                 pool_chan_free(h->chan);
                 h->chan = NULL;
@@ -612,14 +550,6 @@ void server_sup_free(server_sup *sup) {
     server__wake(sup);
     pthread_join(sup->thread, NULL);
     sup_destroy(sup);
-}
-
-server_dispatch *server_sup_dispatch(server_sup *sup) {
-    return sup->dispatch;
-}
-
-unsigned server_sup_lanes(const server_sup *sup) {
-    return sup->cfg.lanes ? sup->cfg.lanes : 1;
 }
 
 int server_sup_submit_batch(server_sup *sup, server_call *const *calls,
