@@ -112,6 +112,10 @@ static json_t *view(server_req *req, const char *type, json_t *data) {
     } else if (strcmp(type, "failure") == 0) {
         view_failure(req, d);
     } else if (strcmp(type, "snapshot") == 0) {
+        /* Whether the call routes want a client token (the page asks). */
+        json_object_set_new(
+            d, "client_tokens",
+            json_boolean(server_auth_has_clients(req->http->auth)));
         view_pool(req, json_object_get(d, "pool"));
         json_array_foreach(json_object_get(d, "calls"), i, x)
             view_call(req, x);

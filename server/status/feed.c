@@ -80,6 +80,7 @@ struct server_feed {
     char failure_time[48];
     uint64_t counts[SERVER_RESTART_REASON_COUNT]; /* restarts by reason */
     int64_t ready_since_ms; /* wall clock, when the host became ready */
+    int64_t wall0_ms, mono0_ns; /* the clocks at the start, to convert */
     int64_t tick_at_ms;     /* monotonic, of the next tick */
 };
 
@@ -160,19 +161,17 @@ static void emit(server_feed *f, const char *type, json_t *data) {
 
 /* ---- calls ---- */
 
-/* A call's summary with its client and, for a new call, its creation
- * time. */
-static json_t *call_event(server_call *call) {
+/* A call's summary with its client and its creation time (the same in
+ * every event of the call: converted from its monotonic time with the
+ * feed's fixed offset). */
+static json_t *call_event(server_feed *f, server_call *call) {
     json_t *o = server_call_summary(call);
     if (!o)
         return NULL;
     json_object_set_new(o, "client", json_string(server_call_client(call)));
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t age_ms = ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
-                      server_call_created_ns(call)) /
-                     1000000;
-    json_object_set_new(o, "created", rfc3339(wall_ms() - age_ms));
+    int64_t ms = f->wall0_ms +
+                 (server_call_created_ns(call) - f->mono0_ns) / 1000000;
+    json_object_set_new(o, "created", rfc3339(ms));
     return o;
 }
 
@@ -183,7 +182,7 @@ static void call_pending(server_feed *f, server_call *call) {
         atomic_fetch_add(&f->coalesced, 1);
         return;
     }
-    json_t *o = call_event(call);
+    json_t *o = call_event(f, call);
     if (!o)
         return;
     pthread_mutex_lock(&f->lock);
@@ -292,6 +291,13 @@ static void workers_changed(server_feed *f, json_t *workers) {
             ((!call && !old) || (call && old && strcmp(call, old) == 0)))
             continue;
         emit(f, "worker", json_deep_copy(w));
+        /* A call seen on a worker is running (its own events say only
+         * queued and ended). */
+        server_call *c =
+            busy && call ? server_calltable_get(f->calls, call) : NULL;
+        if (c && server_call_get_state(c) == SERVER_CALL_RUNNING)
+            emit(f, "call", call_event(f, c));
+        server_call_unref(c);
     }
     json_decref(f->workers);
     f->workers = json_incref(workers);
@@ -394,10 +400,11 @@ static void host_changed(server_feed *f, json_t *pool,
         f->ready_since_ms = 0;
     }
     memcpy(f->counts, st->restarts, sizeof f->counts);
+    /* Also when a restart went by between two samples, ready both times. */
+    if (strcmp(state, "ready") == 0 && !f->ready_since_ms)
+        f->ready_since_ms = wall_ms();
     if (strcmp(state, f->state) != 0) {
         snprintf(f->state, sizeof f->state, "%s", state);
-        if (strcmp(state, "ready") == 0 && !f->ready_since_ms)
-            f->ready_since_ms = wall_ms();
         emit(f, "host",
              json_pack("{s:s, s:I, s:I, s:o}", "kind", state, "generation",
                        (json_int_t)st->generation, "pid",
@@ -406,9 +413,12 @@ static void host_changed(server_feed *f, json_t *pool,
     }
     json_t *lf = json_object_get(pool, "last_failure");
     const char *when = json_string_value(json_object_get(lf, "time"));
+    const char *reason = json_string_value(json_object_get(lf, "reason"));
     if (when && strcmp(when, f->failure_time) != 0) {
         snprintf(f->failure_time, sizeof f->failure_time, "%s", when);
-        failure_event(f, lf);
+        /* An administrator's restart is a restart, not a failure. */
+        if (!reason || strcmp(reason, "admin") != 0)
+            failure_event(f, lf);
     }
 }
 
@@ -524,6 +534,10 @@ int server_feed_new(server_sup *sup, server_calltable *calls, size_t keep,
     f->sup = sup;
     f->calls = calls;
     f->next_id = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    f->mono0_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    f->wall0_ms = wall_ms();
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->subs_lock, NULL);
     pthread_mutex_init(&f->stop_lock, NULL);
