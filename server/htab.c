@@ -67,6 +67,22 @@ server_hnode *server_htab_find(const server_htab *t, uint64_t hash,
     return NULL;
 }
 
+/* The first node of the buckets from i on, or NULL. */
+static server_hnode *first_from(const server_htab *t, size_t i) {
+    for (; i <= t->mask; i++)
+        if (t->buckets[i])
+            return t->buckets[i];
+    return NULL;
+}
+
+server_hnode *server_htab_first(const server_htab *t) {
+    return first_from(t, 0);
+}
+
+server_hnode *server_htab_next(const server_htab *t, const server_hnode *node) {
+    return node->next ? node->next : first_from(t, (node->hash & t->mask) + 1);
+}
+
 uint64_t server_hash_str(const char *s) {
     uint64_t h = 1469598103934665603u; /* FNV-1a */
     for (; *s; s++)

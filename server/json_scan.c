@@ -410,6 +410,26 @@ static int value_start(scan *s) {
     }
 }
 
+/* Seeds drawn ahead, per thread: one getrandom for 32 scans rather than one
+ * per scan (a request scans twice: its body and its call's result). Each
+ * seed is fresh and used once. */
+#define SEEDS 32
+static _Thread_local uint64_t seeds[SEEDS];
+static _Thread_local size_t seeds_left;
+
+/* A fresh random seed for one scan, or fallback when the kernel has no
+ * random bytes to give. */
+static uint64_t scan_seed(uint64_t fallback) {
+    if (seeds_left == 0) {
+        if (getrandom(seeds, sizeof(seeds), GRND_NONBLOCK) != sizeof(seeds))
+            return fallback;
+        seeds_left = SEEDS;
+    }
+    uint64_t seed = seeds[--seeds_left];
+    seeds[seeds_left] = 0;
+    return seed;
+}
+
 typedef struct top_member {
     const unsigned char *key;
     size_t key_len;
@@ -425,8 +445,7 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
               .start = (const unsigned char *)buf,
               .err = err,
               .max_depth = max_depth};
-    if (getrandom(&s.seed, sizeof(s.seed), GRND_NONBLOCK) != sizeof(s.seed))
-        s.seed = (uint64_t)(uintptr_t)&s;
+    s.seed = scan_seed((uint64_t)(uintptr_t)&s);
     top_member top = {0};
     /* expect: 0 a value, 1 a key or '}', 2 ',' or '}', 3 a value or ']',
      * 4 ',' or ']' */

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define SPIN_ROUNDS 32
-#define YIELD_ROUNDS 16
+#define YIELD_ROUNDS 4
 #define WORKER_STACK (8u << 20)
 
 static void cpu_relax(void) {

@@ -7,7 +7,7 @@
  * flood never shuts the others out and a refused client knows when to
  * come back.
  */
-#include "dispatch_int.h"
+#include "flight.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
 /*
  * A call (call.h): its request, its state machine, its bounded log and its
- * outcome, shared by the front end and the supervisor under one mutex.
+ * outcome, shared by the front end and the supervisor under one mutex. The
+ * only file that changes a call's state. Watchers run after a change with
+ * the mutex released; a watch being run is kept until its runs returned.
  */
 #include "call.h"
 
@@ -15,12 +17,29 @@
 #include <string.h>
 #include <time.h>
 
+/* Under the call's lock, but for fn and udata, which never change. */
 struct server_call_watch {
     server_call_watch_fn fn;
     void *udata;
     bool end_only; /* runs only when the call ends */
+    bool removed;  /* out of the list: no change runs it again */
+    bool orphaned; /* removed by its own fn: its last run frees it */
+    unsigned busy; /* runs of fn going on now */
+    uint64_t seen; /* the last change that ran it (or its first one) */
     server_call_watch *next;
 };
+
+/* The watches this thread runs now, innermost first: a watcher may remove
+ * its own watch, and must not wait for itself then. */
+typedef struct call_running {
+    const server_call_watch *w;
+    struct call_running *up;
+} call_running;
+
+static _Thread_local call_running *call_running_top;
+
+/* Watches collected per pass of a notification (no allocation). */
+#define NOTIFY_CHUNK 16
 
 struct server_call {
     atomic_uint refs;
@@ -63,6 +82,8 @@ struct server_call {
     size_t nlines; /* lines ever added */
 
     server_call_watch *watches;
+    uint64_t changes;         /* changes that ran watchers */
+    pthread_cond_t unwatched; /* a removed watch's run returned */
 };
 
 static int64_t call_now_ns(void) {
@@ -77,11 +98,56 @@ static pthread_mutex_t *call_lock(const server_call *c) {
     return &((server_call *)c)->lock;
 }
 
-/* Runs the watchers; `ended` also runs those that wait for the end. */
-static void call_notify(server_call *c, bool ended) {
-    for (server_call_watch *w = c->watches; w; w = w->next)
-        if (ended || !w->end_only)
-            w->fn(w->udata);
+/* Runs w's fn on this thread, marked as running here. */
+static void watch_run(server_call_watch *w) {
+    call_running here = {.w = w, .up = call_running_top};
+    call_running_top = &here;
+    w->fn(w->udata);
+    call_running_top = here.up;
+}
+
+/* Runs of w on this thread now (nested ones included). */
+static unsigned watch_running_here(const server_call_watch *w) {
+    unsigned n = 0;
+    for (const call_running *r = call_running_top; r; r = r->up)
+        n += r->w == w;
+    return n;
+}
+
+/* After a change made under the lock, which the caller holds: releases it
+ * and runs the watchers the change concerns (`ended`: those waiting for
+ * the end too), each once, without the lock. A watch added after the
+ * change is not run for it; one that a later change ran already is left
+ * to that change, which came after this one. */
+static void call_unlock_notify(server_call *c, bool ended) {
+    uint64_t change = ++c->changes;
+    server_call_watch *run[NOTIFY_CHUNK];
+    for (;;) {
+        size_t n = 0;
+        for (server_call_watch *w = c->watches; w && n < NOTIFY_CHUNK;
+             w = w->next)
+            if (w->seen < change && (ended || !w->end_only)) {
+                w->seen = change;
+                w->busy++;
+                run[n++] = w;
+            }
+        if (n == 0)
+            break;
+        pthread_mutex_unlock(&c->lock);
+        for (size_t i = 0; i < n; i++)
+            watch_run(run[i]);
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < n; i++) {
+            server_call_watch *w = run[i];
+            if (--w->busy == 0 && w->orphaned)
+                free(w);
+            else if (w->removed)
+                pthread_cond_broadcast(&c->unwatched);
+        }
+        if (n < NOTIFY_CHUNK)
+            break;
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 server_call *server_call_new(const char *id, const char *function, char *args,
@@ -98,13 +164,15 @@ server_call *server_call_new(const char *id, const char *function, char *args,
         goto fail_call;
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
+    if (pthread_cond_init(&c->unwatched, NULL) != 0)
+        goto fail_mutex;
     atomic_init(&c->refs, 1);
     if (!args) {
         args = strdup("{}");
         args_len = 2;
     }
     if (!args)
-        goto fail_mutex;
+        goto fail_cond;
     c->args = args;
     c->args_len = args_len;
     args = NULL;
@@ -115,6 +183,8 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     c->max_lines = max_log_lines;
     return c;
 
+fail_cond:
+    pthread_cond_destroy(&c->unwatched);
 fail_mutex:
     pthread_mutex_destroy(&c->lock);
 fail_call:
@@ -153,6 +223,7 @@ void server_call_unref(server_call *c) {
     free(c->client);
     free(c->function);
     free(c->id);
+    pthread_cond_destroy(&c->unwatched);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -246,10 +317,11 @@ bool server_call_set_running(server_call *c) {
     if (ok) {
         c->state = SERVER_CALL_RUNNING;
         c->started_ns = call_now_ns();
-        call_notify(c, false);
+        call_unlock_notify(c, false);
+        return true;
     }
     pthread_mutex_unlock(&c->lock);
-    return ok;
+    return false;
 }
 
 bool server_call_requeue(server_call *c) {
@@ -258,10 +330,11 @@ bool server_call_requeue(server_call *c) {
     if (ok) {
         c->state = SERVER_CALL_QUEUED;
         c->requeues++;
-        call_notify(c, false);
+        call_unlock_notify(c, false);
+        return true;
     }
     pthread_mutex_unlock(&c->lock);
-    return ok;
+    return false;
 }
 
 unsigned server_call_requeues(const server_call *c) {
@@ -272,7 +345,7 @@ unsigned server_call_requeues(const server_call *c) {
 }
 
 /* Moves a call that has not ended to a final state; the caller holds the
- * lock. */
+ * lock, and runs the watchers after (call_unlock_notify). */
 static void call_finish(server_call *c, server_call_state state,
                         double run_ms) {
     c->state = state;
@@ -284,7 +357,6 @@ static void call_finish(server_call *c, server_call_state state,
         free(c->args);
         c->args = NULL;
     }
-    call_notify(c, true);
 }
 
 void server_call_set_wait(server_call *c, double wait_ms) {
@@ -311,8 +383,10 @@ bool server_call_succeed(server_call *c, const char *result, size_t len,
         c->result_len = len;
         copy = NULL;
         call_finish(c, SERVER_CALL_SUCCEEDED, run_ms);
+        call_unlock_notify(c, true);
+    } else {
+        pthread_mutex_unlock(&c->lock);
     }
-    pthread_mutex_unlock(&c->lock);
     free(copy);
     return ok;
 }
@@ -342,8 +416,10 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
                     strcmp(slug, "call-cancelled") == 0 ? SERVER_CALL_CANCELLED
                                                         : SERVER_CALL_FAILED,
                     run_ms);
+        call_unlock_notify(c, true);
+    } else {
+        pthread_mutex_unlock(&c->lock);
     }
-    pthread_mutex_unlock(&c->lock);
     free(s);
     free(d);
     json_decref(cause);
@@ -391,8 +467,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     c->lines[slot] = line;
     c->log_bytes += line_bytes(line);
     c->nlines++;
-    call_notify(c, false);
-    pthread_mutex_unlock(&c->lock);
+    call_unlock_notify(c, false);
 }
 
 /* Copies lines [from, nlines) that are still kept into a new array; the
@@ -587,13 +662,14 @@ size_t server_call_bytes(const server_call *c) {
 
 static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,
                                     void *udata, bool end_only) {
-    server_call_watch *w = malloc(sizeof *w);
+    server_call_watch *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->fn = fn;
     w->udata = udata;
     w->end_only = end_only;
     pthread_mutex_lock(&c->lock);
+    w->seen = c->changes;
     w->next = c->watches;
     c->watches = w;
     pthread_mutex_unlock(&c->lock);
@@ -612,14 +688,23 @@ server_call_watch *server_call_watch_add_end(server_call *c,
 }
 
 void server_call_watch_remove(server_call *c, server_call_watch *w) {
+    unsigned mine = watch_running_here(w);
     pthread_mutex_lock(&c->lock);
     for (server_call_watch **p = &c->watches; *p; p = &(*p)->next)
         if (*p == w) {
             *p = w->next;
-            free(w);
             break;
         }
+    w->removed = true;
+    /* Runs on other threads finish first; this thread's own run (a
+     * watcher removing itself) frees it when it returns. */
+    while (w->busy > mine)
+        pthread_cond_wait(&c->unwatched, &c->lock);
+    w->orphaned = w->busy > 0;
+    bool mine_to_free = !w->orphaned;
     pthread_mutex_unlock(&c->lock);
+    if (mine_to_free)
+        free(w);
 }
 
 void server_call_set_flight(server_call *c, void *flight) {

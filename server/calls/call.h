@@ -120,15 +120,20 @@ const char *server_call_slug(const server_call *c);
 json_t *server_call_logs_since(const server_call *c, size_t *from);
 
 /* Watchers: fn(udata) runs after every change (new log line, new state),
- * with the call's lock held: it must not call back into the call. After
- * server_call_unwatch returns, fn is never called again. */
+ * on the thread that made it, with no lock of the call held: it may call
+ * back into the call, and even remove its own watch. Runs for different
+ * changes may overlap on different threads. A watch is run for the
+ * changes made after it was added; a run may cover more than one change.
+ * After server_call_watch_remove returns, fn is never called again: it
+ * waits for the runs going on on other threads. NULL when out of
+ * memory. */
 typedef void (*server_call_watch_fn)(void *udata);
 typedef struct server_call_watch server_call_watch;
 server_call_watch *server_call_watch_add(server_call *c,
                                          server_call_watch_fn fn, void *udata);
 /* As server_call_watch_add, but fn runs only when the call ends (at most
  * once): for waiters that only answer a finished call, which would
- * otherwise be woken for every log line. */
+ * otherwise be woken for every log line. NULL when out of memory. */
 server_call_watch *
 server_call_watch_add_end(server_call *c, server_call_watch_fn fn, void *udata);
 void server_call_watch_remove(server_call *c, server_call_watch *w);

@@ -1,56 +1,48 @@
 /*
- * The call table (calltable.h): a chained hash of entries by id, a queue of
- * entries whose call ended (filled by the call watchers, drained by the
- * table's thread) and a FIFO of finished entries for retention.
+ * The call table (calltable.h): the entries by id in the service's hash
+ * table (server/htab.h), and a FIFO of the finished ones for retention,
+ * under one mutex.
  *
- * An entry's watcher only queues the entry: watchers run under the call's
- * lock and must not call back into the call, so the table's thread looks
- * at the call later, with no lock of the table held.
+ * An entry's watcher settles its call on the thread that ended it: call
+ * watchers run without the call's lock, so it may read the call. Settling
+ * is claimed under the table's lock, so that it happens once whoever sees
+ * the end first. Retention by age is applied whenever the table is used.
  */
 #include "calltable.h"
+
+#include "server/htab.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* The thread drains the change queue at most once per COALESCE_NS, so
- * that a busy service wakes it a few dozen times a second, not several
- * times per call. Waiting clients settle their calls themselves; only
- * calls nobody waits for wait this long for their metrics. */
-#define COALESCE_NS (20 * 1000000LL)
-
 typedef struct entry {
+    server_hnode hnode; /* in the table, by id */
     server_calltable *table;
     char *id;
-    server_call *call;
-    server_call_watch *watch;
-    struct entry *hnext; /* hash chain */
-    struct entry *qnext; /* change queue */
-    struct entry *dnext; /* finished FIFO, then the eviction list */
-    bool queued;         /* in the change queue */
-    bool settling;       /* claimed by a settle: never queued again */
+    server_call *call;        /* a reference */
+    server_call_watch *watch; /* on its end; NULL once settling */
+    struct entry *dnext;      /* finished FIFO, then the eviction list */
+    bool settling;            /* claimed by a settle */
     int64_t done_ns;
     size_t bytes; /* what the finished call holds */
 } entry;
 
+#define ENTRY_OF(n) ((entry *)((char *)(n) - offsetof(entry, hnode)))
+
 struct server_calltable {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    entry **buckets;
-    size_t nbuckets;
-    size_t count;
-    entry *qhead, *qtail;
+    server_htab ids;
     entry *dhead, *dtail;
     size_t ndone;
     size_t done_bytes;
     int64_t retain_ns;
     size_t retain_max;
     size_t retain_bytes;
-    bool stopping;
-    pthread_t thread;
     server_calltable_done_fn on_done;
     void *udata;
 };
@@ -61,84 +53,30 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static size_t hash_id(const char *s) {
-    size_t h = 1469598103934665603u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
-static entry **bucket_of(server_calltable *t, const char *id) {
-    return &t->buckets[hash_id(id) & (t->nbuckets - 1)];
+static bool entry_eq(const server_hnode *n, const void *id) {
+    return strcmp(ENTRY_OF(n)->id, id) == 0;
 }
 
 static entry *find_locked(server_calltable *t, const char *id) {
-    for (entry *e = *bucket_of(t, id); e; e = e->hnext)
-        if (strcmp(e->id, id) == 0)
-            return e;
-    return NULL;
+    server_hnode *n =
+        server_htab_find(&t->ids, server_hash_str(id), entry_eq, id);
+    return n ? ENTRY_OF(n) : NULL;
 }
 
-/* Doubles the buckets; on allocation failure the chains just get longer. */
-static void grow_locked(server_calltable *t) {
-    size_t n = t->nbuckets * 2;
-    entry **b = calloc(n, sizeof *b);
-    if (!b)
-        return;
-    for (size_t i = 0; i < t->nbuckets; i++)
-        for (entry *e = t->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            entry **slot = &b[hash_id(e->id) & (n - 1)];
-            e->hnext = *slot;
-            *slot = e;
-        }
-    free(t->buckets);
-    t->buckets = b;
-    t->nbuckets = n;
-}
-
-static void unlink_locked(server_calltable *t, entry *e) {
-    for (entry **p = bucket_of(t, e->id); *p; p = &(*p)->hnext)
-        if (*p == e) {
-            *p = e->hnext;
-            t->count--;
-            return;
-        }
-}
-
-/* Takes a settled entry out of the change queue (rare: the queue is
- * drained every COALESCE_NS, long before an entry is the oldest). */
-static void dequeue_locked(server_calltable *t, entry *e) {
-    entry *prev = NULL;
-    for (entry *q = t->qhead; q; prev = q, q = q->qnext)
-        if (q == e) {
-            if (prev)
-                prev->qnext = e->qnext;
-            else
-                t->qhead = e->qnext;
-            if (t->qtail == e)
-                t->qtail = prev;
-            e->queued = false;
-            return;
-        }
-}
-
-/* Moves the finished entries past their retention to a list (linked by
- * dnext) that the caller frees without the lock. */
+/* Moves the finished entries past their retention out of the table, to a
+ * list (linked by dnext) that the caller frees without the lock. */
 static entry *collect_evicted_locked(server_calltable *t, int64_t now) {
     entry *out = NULL, **tail = &out;
     while (t->dhead && (t->ndone > t->retain_max ||
                         t->done_bytes > t->retain_bytes ||
                         now - t->dhead->done_ns >= t->retain_ns)) {
-        if (t->dhead->queued)
-            dequeue_locked(t, t->dhead);
         entry *e = t->dhead;
         t->dhead = e->dnext;
         if (!t->dhead)
             t->dtail = NULL;
         t->ndone--;
         t->done_bytes -= e->bytes;
-        unlink_locked(t, e);
+        server_htab_remove(&t->ids, &e->hnode);
         e->dnext = NULL;
         *tail = e;
         tail = &e->dnext;
@@ -161,23 +99,10 @@ static void free_list(entry *e) {
     }
 }
 
-/* The watcher: queue the entry for the thread. */
-static void on_change(void *udata) {
+/* The watcher of an entry's call: its end settles it. */
+static void on_end(void *udata) {
     entry *e = udata;
-    server_calltable *t = e->table;
-    pthread_mutex_lock(&t->lock);
-    if (!e->queued && !e->settling) {
-        e->queued = true;
-        e->qnext = NULL;
-        if (t->qtail)
-            t->qtail->qnext = e;
-        else
-            t->qhead = e;
-        t->qtail = e;
-        if (t->qhead == e)
-            pthread_cond_signal(&t->cond);
-    }
-    pthread_mutex_unlock(&t->lock);
+    server_calltable_settle(e->table, e->call);
 }
 
 void server_calltable_settle(server_calltable *t, server_call *call) {
@@ -194,8 +119,7 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     e->watch = NULL;
     pthread_mutex_unlock(&t->lock);
 
-    if (w)
-        server_call_watch_remove(call, w);
+    server_call_watch_remove(call, w);
     t->on_done(t->udata, call);
     size_t bytes = server_call_bytes(call);
 
@@ -216,120 +140,54 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     free_list(evicted);
 }
 
-static struct timespec deadline_in(int64_t ns) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + ns;
-    ts.tv_sec = at / 1000000000;
-    ts.tv_nsec = at % 1000000000;
-    return ts;
-}
-
-static void *table_thread(void *arg) {
-    server_calltable *t = arg;
-    pthread_mutex_lock(&t->lock);
-    bool draining = false;
-    int64_t last_drain = 0;
-    while (!t->stopping) {
-        entry *e = t->qhead;
-        if (e && !draining && now_ns() < last_drain + COALESCE_NS) {
-            struct timespec ts =
-                deadline_in(last_drain + COALESCE_NS - now_ns());
-            pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-            continue;
-        }
-        if (e) {
-            draining = true;
-            t->qhead = e->qnext;
-            if (!t->qhead)
-                t->qtail = NULL;
-            e->queued = false;
-            if (e->settling)
-                continue;
-            server_call *call = server_call_ref(e->call);
-            pthread_mutex_unlock(&t->lock);
-            server_calltable_settle(t, call);
-            server_call_unref(call);
-            pthread_mutex_lock(&t->lock);
-            continue;
-        }
-        int64_t now = now_ns();
-        if (draining) {
-            draining = false;
-            last_drain = now;
-        }
-        entry *evicted = collect_evicted_locked(t, now);
-        if (evicted) {
-            pthread_mutex_unlock(&t->lock);
-            free_list(evicted);
-            pthread_mutex_lock(&t->lock);
-            continue;
-        }
-        int64_t wait = 1000000000;
-        if (t->dhead) {
-            int64_t left = t->dhead->done_ns + t->retain_ns - now;
-            wait = left < wait ? (left > 1000000 ? left : 1000000) : wait;
-        }
-        struct timespec ts = deadline_in(wait);
-        pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-    }
-    pthread_mutex_unlock(&t->lock);
-    return NULL;
-}
-
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
                          size_t retain_bytes, server_calltable_done_fn on_done,
                          void *udata, server_calltable **out) {
     server_calltable *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    int rc = -ENOMEM;
-    t->nbuckets = 256;
-    if (!(t->buckets = calloc(t->nbuckets, sizeof *t->buckets)))
-        goto fail_buckets;
+    int rc = server_htab_init(&t->ids, 256);
+    if (rc) {
+        free(t);
+        return rc;
+    }
     t->retain_ns = retain_ms * 1000000;
     t->retain_max = retain_max;
     t->retain_bytes = retain_bytes;
     t->on_done = on_done;
     t->udata = udata;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    rc = -pthread_cond_init(&t->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc)
-        goto fail_cond;
     pthread_mutex_init(&t->lock, NULL);
-    if ((rc = -pthread_create(&t->thread, NULL, table_thread, t)))
-        goto fail_thread;
     *out = t;
     return 0;
-fail_thread:
-    pthread_mutex_destroy(&t->lock);
-    pthread_cond_destroy(&t->cond);
-fail_cond:
-    free(t->buckets);
-fail_buckets:
-    free(t);
-    return rc;
 }
 
 void server_calltable_free(server_calltable *t) {
     if (!t)
         return;
+    /* Unwatched first, claimed as settling: an end from now on settles
+     * nothing. */
+    entry *watched = NULL;
     pthread_mutex_lock(&t->lock);
-    t->stopping = true;
-    pthread_cond_signal(&t->cond);
-    pthread_mutex_unlock(&t->lock);
-    pthread_join(t->thread, NULL);
-    for (size_t i = 0; i < t->nbuckets; i++)
-        for (entry *e = t->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            entry_free(e);
+    for (server_hnode *n = server_htab_first(&t->ids); n;
+         n = server_htab_next(&t->ids, n)) {
+        entry *e = ENTRY_OF(n);
+        if (!e->settling) {
+            e->settling = true;
+            e->dnext = watched;
+            watched = e;
         }
-    free(t->buckets);
+    }
+    pthread_mutex_unlock(&t->lock);
+    for (entry *e = watched; e; e = e->dnext) {
+        server_call_watch_remove(e->call, e->watch);
+        e->watch = NULL;
+    }
+    for (server_hnode *n = server_htab_first(&t->ids), *next; n; n = next) {
+        next = server_htab_next(&t->ids, n);
+        entry_free(ENTRY_OF(n));
+    }
+    server_htab_destroy(&t->ids);
     pthread_mutex_destroy(&t->lock);
-    pthread_cond_destroy(&t->cond);
     free(t);
 }
 
@@ -340,42 +198,43 @@ int server_calltable_add(server_calltable *t, server_call *call) {
         return -ENOMEM;
     }
     e->table = t;
-    pthread_mutex_lock(&t->lock);
-    bool exists = find_locked(t, e->id) != NULL;
-    pthread_mutex_unlock(&t->lock);
-    /* Watch before publishing, so that no change is missed; a change seen
-     * before the entry is in the table is caught by the settle below. */
     e->call = server_call_ref(call);
-    if (exists || !(e->watch = server_call_watch_add_end(call, on_change, e))) {
-        server_call_unref(call);
-        free(e->id);
-        free(e);
-        return exists ? -EEXIST : -ENOMEM;
+    /* Watch before publishing, so that no end is missed; an end seen
+     * before the entry is in the table is caught by the settle below. */
+    if (!(e->watch = server_call_watch_add_end(call, on_end, e))) {
+        entry_free(e);
+        return -ENOMEM;
     }
     pthread_mutex_lock(&t->lock);
-    if (t->count >= t->nbuckets * 2)
-        grow_locked(t);
-    entry **slot = bucket_of(t, e->id);
-    e->hnext = *slot;
-    *slot = e;
-    t->count++;
+    if (find_locked(t, e->id)) {
+        pthread_mutex_unlock(&t->lock);
+        entry_free(e);
+        return -EEXIST;
+    }
+    server_htab_insert(&t->ids, &e->hnode, server_hash_str(e->id));
+    entry *evicted = collect_evicted_locked(t, now_ns());
     pthread_mutex_unlock(&t->lock);
+    free_list(evicted);
     server_calltable_settle(t, call);
     return 0;
 }
 
 server_call *server_calltable_get(server_calltable *t, const char *id) {
     pthread_mutex_lock(&t->lock);
+    entry *evicted = collect_evicted_locked(t, now_ns());
     entry *e = find_locked(t, id);
     server_call *c = e ? server_call_ref(e->call) : NULL;
     pthread_mutex_unlock(&t->lock);
+    free_list(evicted);
     return c;
 }
 
 size_t server_calltable_count(server_calltable *t) {
     pthread_mutex_lock(&t->lock);
-    size_t n = t->count;
+    entry *evicted = collect_evicted_locked(t, now_ns());
+    size_t n = t->ids.n;
     pthread_mutex_unlock(&t->lock);
+    free_list(evicted);
     return n;
 }
 
@@ -383,11 +242,11 @@ void server_calltable_fail_all(server_calltable *t, const char *slug,
                                const char *detail) {
     pthread_mutex_lock(&t->lock);
     size_t n = 0;
-    server_call **calls = malloc((t->count ? t->count : 1) * sizeof *calls);
-    for (size_t i = 0; calls && i < t->nbuckets; i++)
-        for (entry *e = t->buckets[i]; e; e = e->hnext)
-            if (!e->settling)
-                calls[n++] = server_call_ref(e->call);
+    server_call **calls = malloc((t->ids.n ? t->ids.n : 1) * sizeof *calls);
+    for (server_hnode *h = calls ? server_htab_first(&t->ids) : NULL; h;
+         h = server_htab_next(&t->ids, h))
+        if (!ENTRY_OF(h)->settling)
+            calls[n++] = server_call_ref(ENTRY_OF(h)->call);
     pthread_mutex_unlock(&t->lock);
     for (size_t i = 0; i < n; i++) {
         server_call_fail(calls[i], slug, detail, NULL, NULL, 0);

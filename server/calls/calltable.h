@@ -4,8 +4,9 @@
  * it finishes the table "settles" it exactly once (runs the on_done hook:
  * metrics, log line) and keeps it for retain_ms, at most retain_max
  * finished calls holding at most retain_bytes (server_call_bytes),
- * evicting the oldest first. A background thread settles
- * calls nobody is waiting for (async calls) and expires old ones.
+ * evicting the oldest first. The thread that ends a call settles it, from
+ * the table's watcher on the call's end; finished calls past retain_ms
+ * are let go of whenever the table is used next.
  */
 #ifndef SERVER_CALLTABLE_H
 #define SERVER_CALLTABLE_H
@@ -25,7 +26,8 @@ typedef void (*server_calltable_done_fn)(void *udata, server_call *call);
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
                          size_t retain_bytes, server_calltable_done_fn on_done,
                          void *udata, server_calltable **out);
-/* Stops the thread, unwatches and releases every call. */
+/* Unwatches and releases every call: once no other thread uses the
+ * table (its calls may still end). */
 void server_calltable_free(server_calltable *t);
 
 /* Adds a call (takes a reference) and settles it at once if it already

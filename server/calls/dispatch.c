@@ -1,29 +1,19 @@
 /*
  * The dispatch (dispatch.h): its life, submitting, cancelling, hosts
  * coming and going, the supervisor's settling of a host's calls, log
- * lines, frames, and what the status pages read. The owner's side is in
- * owner.c, admission in admit.c, the queues in fairq.c, the timers in
- * timers.c.
+ * lines, frames, and what the status pages read: the top of the
+ * dispatch's files (flight.h), calling all of them. The owner's side is in
+ * owner.c, the queues in fairq.c, admission in admit.c, the timers in
+ * timers.c, the primitives under them all in flight.c.
  */
-#include "dispatch_int.h"
-
-#include "pool/wire/logring.h"
+#include "flight.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
-
-#define LOG_BATCH 32
-
-int64_t server__dsp_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- life ---- */
 
@@ -397,51 +387,6 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
 
 /* ---- logs, frames, lookups ---- */
 
-/* The flight in the slot of wire on the attached host (lock held). */
-static server_flight *flight_of(server_dispatch *d, uint64_t wire) {
-    dsp_host *h = d->host;
-    uint64_t i = wire & POOL_WIRE_SLOT_MASK;
-    if (!h || i >= h->nslots)
-        return NULL;
-    server_flight *f = h->by_slot[i];
-    return f && f->wire == wire ? f : NULL;
-}
-
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
-
-void server__dsp_drain_logs(server_dispatch *d) {
-    dsp_host *h = d->host;
-    if (!h)
-        return;
-    pthread_mutex_lock(&d->logs);
-    uint32_t nrings = pool_shm_nworkers(h->shm);
-    pool_log_entry buf[LOG_BATCH];
-    server_call *to[LOG_BATCH];
-    for (uint32_t w = 0; w < nrings; w++) {
-        pool_log_ring *ring = pool_shm_ring(h->shm, w);
-        size_t got;
-        while ((got = pool_logring_read(ring, buf, LOG_BATCH)) > 0) {
-            pthread_mutex_lock(&d->lock);
-            for (size_t i = 0; i < got; i++) {
-                server_flight *f = flight_of(d, buf[i].call_id);
-                to[i] = f ? server_call_ref(f->call) : NULL;
-            }
-            pthread_mutex_unlock(&d->lock);
-            for (size_t i = 0; i < got; i++) {
-                if (!to[i])
-                    continue;
-                server_call_add_log(to[i], (int64_t)(buf[i].ts_ns / 1000000),
-                                    buf[i].worker,
-                                    buf[i].level < 4 ? level_names[buf[i].level]
-                                                     : "info",
-                                    buf[i].msg);
-                server_call_unref(to[i]);
-            }
-        }
-    }
-    pthread_mutex_unlock(&d->logs);
-}
-
 void server_dispatch_drain_logs(server_dispatch *d) {
     pthread_rwlock_rdlock(&d->link);
     server__dsp_drain_logs(d);
@@ -469,7 +414,7 @@ void server_dispatch_take_frames(server_dispatch *d,
 void server_dispatch_result_frame(server_dispatch *d, const pool_frame_t *fr) {
     pthread_rwlock_rdlock(&d->link);
     pthread_mutex_lock(&d->lock);
-    server_flight *f = flight_of(d, fr->call_id);
+    server_flight *f = server__dsp_flight_of(d, fr->call_id);
     pool_slot_answer a;
     dsp_msg *m = NULL;
     if (f && pool_slots_answer(d->host->slots, fr->call_id, &a) == 0 &&
@@ -497,7 +442,7 @@ void server_dispatch_result_frame(server_dispatch *d, const pool_frame_t *fr) {
 server_call *server_dispatch_call_of(server_dispatch *d, uint64_t wire) {
     pthread_rwlock_rdlock(&d->link);
     pthread_mutex_lock(&d->lock);
-    server_flight *f = flight_of(d, wire);
+    server_flight *f = server__dsp_flight_of(d, wire);
     server_call *c = f ? server_call_ref(f->call) : NULL;
     pthread_mutex_unlock(&d->lock);
     pthread_rwlock_unlock(&d->link);

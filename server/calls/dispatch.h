@@ -119,6 +119,10 @@ void server_dispatch_hold(server_dispatch *d);
 /* True when the host broke its submission ring: the supervisor gives it
  * up. */
 bool server_dispatch_host_broken(server_dispatch *d);
+/* Sends again the calls that found the submission ring full (a worker
+ * stalled in the middle of taking from it holds a cell). Returns true
+ * while the ring is still full: the supervisor tries again shortly. */
+bool server_dispatch_retry(server_dispatch *d);
 /* Takes the host away. Returns the calls it held, in the order they were
  * sent, for the supervisor to settle one by one: each with
  * server_dispatch_settle_answer (it answered in its slot: read while the

@@ -6,7 +6,7 @@
  * its own queue instead of ahead of everyone else's next call. Under the
  * dispatch lock, with the link held as a reader.
  */
-#include "dispatch_int.h"
+#include "flight.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,41 +16,6 @@
  * ends, so that a worker never waits for a round trip, while a newcomer
  * waits behind at most one call per worker. */
 #define WINDOW_PER_WORKER 2u
-
-void server__dsp_push(flight_list *l, server_flight *f) {
-    f->next = NULL;
-    f->prev = l->tail;
-    if (l->tail)
-        l->tail->next = f;
-    else
-        l->head = f;
-    l->tail = f;
-    l->n++;
-}
-
-void server__dsp_push_front(flight_list *l, server_flight *f) {
-    f->prev = NULL;
-    f->next = l->head;
-    if (l->head)
-        l->head->prev = f;
-    else
-        l->tail = f;
-    l->head = f;
-    l->n++;
-}
-
-void server__dsp_remove(flight_list *l, server_flight *f) {
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        l->head = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    else
-        l->tail = f->prev;
-    f->prev = f->next = NULL;
-    l->n--;
-}
 
 /* ---- the round-robin ring of clients with queued calls ---- */
 

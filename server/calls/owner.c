@@ -11,7 +11,7 @@
  * it shows, so that a client that sees its call end may send the next one
  * at once.
  */
-#include "dispatch_int.h"
+#include "flight.h"
 
 #include "server/json_scan.h"
 
@@ -32,46 +32,6 @@ void server_dispatch_enter_lane(server_dispatch *d, unsigned lane) {
 
 unsigned server__dsp_lane(void) {
     return lane_index;
-}
-
-/* ---- messages ---- */
-
-dsp_msg *server__dsp_msg(msg_kind kind, server_flight *f) {
-    dsp_msg *m = calloc(1, sizeof(*m));
-    if (m) {
-        m->kind = kind;
-        m->flight = f;
-    }
-    return m;
-}
-
-void server__dsp_msg_free(dsp_msg *m) {
-    free(m->text);
-    json_decref(m->cause);
-    json_decref(m->host);
-    free(m);
-}
-
-void server__dsp_post(server_dispatch *d, dsp_msg *m) {
-    dsp_lane *l = &d->lanes[m->flight->owner];
-    m->flight->msgs++;
-    m->next = NULL;
-    if (l->inbox_tail)
-        l->inbox_tail->next = m;
-    else
-        l->inbox = m;
-    l->inbox_tail = m;
-    uint64_t one = 1;
-    ssize_t n = write(l->fd, &one, sizeof(one));
-    (void)n; /* only fails when the counter is saturated: still readable */
-}
-
-void server__dsp_all_add(server_dispatch *d, server_flight *f) {
-    f->all_prev = NULL;
-    f->all_next = d->all;
-    if (d->all)
-        d->all->all_prev = f;
-    d->all = f;
 }
 
 void server__dsp_flight_free(server_dispatch *d, server_flight *f) {

@@ -6,7 +6,7 @@
  * ran out names the call whose host must be recycled. Under the dispatch
  * lock.
  */
-#include "dispatch_int.h"
+#include "flight.h"
 
 #include <stdlib.h>
 

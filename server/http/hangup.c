@@ -1,7 +1,10 @@
 /*
  * Hang-up detection (hangup.h): a table of watches indexed by slot, each
- * with a generation so that ids are never reused, an epoll set of the armed
- * sockets, and the thread that waits on it.
+ * with a generation so that ids are never reused; a table of the open
+ * connections indexed by fd, each with a generation too; an epoll set of
+ * the sockets of connections that were ever armed (edge-triggered, so a
+ * socket stays in it from its first suspension to its close), and the
+ * thread that waits on it.
  */
 #include "hangup.h"
 
@@ -11,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -21,19 +25,30 @@
 typedef struct hangup__watch {
     uint32_t gen; /* bumped on release, so that old ids miss */
     bool used, armed;
-    int fd;              /* while armed */
+    int fd;              /* while armed: its connection's */
     server_call **calls; /* NULL once fired */
     size_t n;
     uint32_t next_free;
 } hangup__watch;
 
+/* An open connection, at its socket's number. */
+typedef struct hangup__conn {
+    uint32_t gen;   /* bumped on open and close, so that old events miss */
+    bool open;
+    bool in_set;    /* its socket is in the epoll set */
+    bool hung;      /* the peer hung up (seen while no watch was armed) */
+    uint64_t watch; /* the armed watch's id, 0: none */
+} hangup__conn;
+
 struct server_hangup {
     server_sup *sup;
     int epfd, stopfd;
     pthread_t thread;
-    pthread_mutex_t lock; /* the table and the epoll set's membership */
+    pthread_mutex_t lock; /* the tables and the epoll set's membership */
     hangup__watch *slots;
     uint32_t nslots, free_head;
+    hangup__conn *conns; /* by fd */
+    size_t nconns;
 };
 
 static uint64_t hangup__id(uint32_t slot, uint32_t gen) {
@@ -49,11 +64,26 @@ static hangup__watch *hangup__find(server_hangup *hw, uint64_t id) {
     return &hw->slots[slot];
 }
 
-/* Lock held. */
+/* The open connection at fd, or NULL. Lock held. */
+static hangup__conn *hangup__conn_at(server_hangup *hw, int fd) {
+    if (fd < 0 || (size_t)fd >= hw->nconns || !hw->conns[fd].open)
+        return NULL;
+    return &hw->conns[fd];
+}
+
+/* An event's data for the connection at fd (never 0: that is stop). */
+static uint64_t hangup__conn_key(const hangup__conn *c, int fd) {
+    return (uint64_t)c->gen << 32 | (uint64_t)((uint32_t)fd + 1);
+}
+
+/* Disarms w: its connection's socket stays in the set, but its events no
+ * longer reach w. Lock held. */
 static void hangup__disarm(server_hangup *hw, hangup__watch *w) {
     if (!w->armed)
         return;
-    epoll_ctl(hw->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    hangup__conn *c = hangup__conn_at(hw, w->fd);
+    if (c && c->watch == hangup__id((uint32_t)(w - hw->slots), w->gen))
+        c->watch = 0;
     w->armed = false;
     w->fd = -1;
 }
@@ -70,12 +100,18 @@ static server_call **hangup__take(server_hangup *hw, hangup__watch *w,
     return calls;
 }
 
-/* The watch id's socket hung up: take it out of the set and cancel its
- * calls (outside the lock: cancelling ends the calls, whose watchers wake
- * the connection, which disarms). */
-static void hangup__fire(server_hangup *hw, uint64_t id) {
+/* The socket of the connection key names hung up: cancel the calls of its
+ * armed watch (outside the lock: cancelling ends the calls, whose watchers
+ * wake the connection, which disarms), or remember it for the next arm. */
+static void hangup__fire(server_hangup *hw, uint64_t key) {
     pthread_mutex_lock(&hw->lock);
-    hangup__watch *w = hangup__find(hw, id);
+    int fd = (int)(uint32_t)(key & 0xffffffffu) - 1;
+    hangup__conn *c = hangup__conn_at(hw, fd);
+    hangup__watch *w = NULL;
+    if (c && c->gen == (uint32_t)(key >> 32)) {
+        c->hung = true;
+        w = hangup__find(hw, c->watch);
+    }
     size_t n = 0;
     server_call **calls = w && w->armed ? hangup__take(hw, w, &n) : NULL;
     pthread_mutex_unlock(&hw->lock);
@@ -156,7 +192,47 @@ void server_hangup_free(server_hangup *hw) {
     close(hw->stopfd);
     pthread_mutex_destroy(&hw->lock);
     free(hw->slots);
+    free(hw->conns);
     free(hw);
+}
+
+int server_hangup_open(server_hangup *hw, int fd) {
+    if (fd < 0)
+        return -EBADF;
+    int rc = 0;
+    pthread_mutex_lock(&hw->lock);
+    if ((size_t)fd >= hw->nconns) {
+        size_t cap = hw->nconns ? hw->nconns : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        hangup__conn *c = realloc(hw->conns, cap * sizeof *c);
+        if (c) {
+            memset(c + hw->nconns, 0, (cap - hw->nconns) * sizeof *c);
+            hw->conns = c;
+            hw->nconns = cap;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    if (!rc) {
+        hangup__conn *c = &hw->conns[fd];
+        *c = (hangup__conn){.gen = c->gen + 1, .open = true};
+    }
+    pthread_mutex_unlock(&hw->lock);
+    return rc;
+}
+
+void server_hangup_close(server_hangup *hw, int fd) {
+    pthread_mutex_lock(&hw->lock);
+    hangup__conn *c = hangup__conn_at(hw, fd);
+    if (c) {
+        /* Before libmicrohttpd closes the socket: its number is free
+         * after. */
+        if (c->in_set)
+            epoll_ctl(hw->epfd, EPOLL_CTL_DEL, fd, NULL);
+        *c = (hangup__conn){.gen = c->gen + 1};
+    }
+    pthread_mutex_unlock(&hw->lock);
 }
 
 uint64_t server_hangup_add(server_hangup *hw, server_call *const *calls,
@@ -199,14 +275,26 @@ int server_hangup_arm(server_hangup *hw, uint64_t id, int fd) {
     int rc = 0;
     pthread_mutex_lock(&hw->lock);
     hangup__watch *w = hangup__find(hw, id);
-    if (w && w->calls && !w->armed) {
-        /* Level-triggered: a peer that left before this shows at once. */
-        struct epoll_event ev = {.events = EPOLLRDHUP, .data.u64 = id};
-        if (epoll_ctl(hw->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+    hangup__conn *c = hangup__conn_at(hw, fd);
+    if (w && w->calls && !w->armed && !c) {
+        rc = -EBADF;
+    } else if (w && w->calls && !w->armed) {
+        /* Edge-triggered, added once per connection; adding it, or
+         * modifying it after a hang-up seen while no watch was armed,
+         * reports a peer that left before this at once. */
+        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+                                 .data.u64 = hangup__conn_key(c, fd)};
+        if (!c->in_set || c->hung) {
+            int op = c->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+            if (epoll_ctl(hw->epfd, op, fd, &ev) == 0)
+                c->in_set = true;
+            else
+                rc = -errno;
+        }
+        if (!rc) {
             w->armed = true;
             w->fd = fd;
-        } else {
-            rc = -errno;
+            c->watch = id;
         }
     }
     pthread_mutex_unlock(&hw->lock);

@@ -6,11 +6,15 @@
  * peer closed or reset) and a thread that cancels the waited-for calls when
  * one fires.
  *
- * A socket is in the set only while its connection is suspended: it must be
- * disarmed before the connection is resumed, as libmicrohttpd may close it
- * (and the kernel reuse its number) any time after. Events are matched to
- * watches by id (slot and generation), never by pointer or fd, so that a
- * late event for a released watch is ignored.
+ * A socket enters the set at its connection's first suspension and leaves
+ * it when the connection closes (server_hangup_close, before libmicrohttpd
+ * closes the socket and the kernel may reuse its number), so that a
+ * keep-alive connection costs one epoll_ctl for all its requests, not two
+ * per request. A watch is armed only while its connection is suspended: a
+ * hang-up seen while none is armed is remembered for the next arm. Events
+ * are matched to connections by fd and generation, and connections to
+ * watches by id (slot and generation), never by pointer, so that a late
+ * event for a closed connection or a released watch is ignored.
  */
 #ifndef SERVER_HANGUP_H
 #define SERVER_HANGUP_H
@@ -35,12 +39,20 @@ void server_hangup_free(server_hangup *hw);
  * Thread-safe, like the functions below. */
 uint64_t server_hangup_add(server_hangup *hw, server_call *const *calls,
                            size_t n);
-/* Watches fd (the suspended connection's socket) until disarmed. Returns 0
- * (also when the watch already fired: it arms only once), or a negative
- * errno. */
+/* A connection opened (fd: its socket): it may be armed from now on.
+ * Returns 0, or -ENOMEM (its watches then fail to arm) or -EBADF. */
+int server_hangup_open(server_hangup *hw, int fd);
+/* The connection on fd closes (its socket is still open): out of the set.
+ * No-op for a connection not opened. */
+void server_hangup_close(server_hangup *hw, int fd);
+
+/* Watches fd (the suspended connection's socket, opened with
+ * server_hangup_open) until disarmed. Returns 0 (also when the watch
+ * already fired: it arms only once), or a negative errno (-EBADF: the
+ * connection was not opened). */
 int server_hangup_arm(server_hangup *hw, uint64_t id, int fd);
-/* Takes fd out of the set; returns once no event for it can act any more.
- * No-op when not armed. */
+/* Disarms the watch; returns once no event for its socket can act on it
+ * any more. No-op when not armed. */
 void server_hangup_disarm(server_hangup *hw, uint64_t id);
 /* Disarms and releases the watch (its call references). */
 void server_hangup_release(server_hangup *hw, uint64_t id);

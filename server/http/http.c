@@ -1,490 +1,292 @@
 /*
- * The HTTP front end (http.h): the route table and the access handler:
- * the checks of a request (http_check.h, on the raw target the client sent
- * and on its header section), routing on decoded path segments, OPTIONS,
- * content negotiation, the body with its limits, early errors, dispatch,
- * suspension and resumption. The daemon is set up in http_daemon.c, and
- * answers are made in http_answer.c.
- *
- * An error decided before the body is read reaches the client whole: a
- * body announced by a Content-Length within --max-body-bytes is read and
- * dropped, and the connection stays open; otherwise (chunked, too large,
- * framing in doubt, Expect: 100-continue) the answer goes out at once with
- * Connection: close and the connection lingers (guard.h).
+ * The HTTP front end's set-up (http.h): the listening socket, one lane
+ * (lane.h: a thread with a libmicrohttpd daemon of its own, suspend and
+ * resume, the limits) per HTTP thread, the per-connection and per-request
+ * callbacks that feed the connection guard and the connection limits, and
+ * the stages of a shutdown. The top of server/http/: requests go down to
+ * the access handler (http_access.h).
  */
 #include "http.h"
 
-#include "http_internal.h"
-
+#include "http_access.h"
+#include "http_answer.h"
 #include "http_check.h"
-#include "http_headers.h"
 #include "lane.h"
-#include "server/log.h"
 #include "server/calls/problem.h"
-#include "routes.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
-#define BODY_JSON 1u /* the method takes a JSON body (415 otherwise) */
-#define NEGOTIATE 2u /* the route picks its own media type from Accept */
-
-typedef struct route_method {
-    const char *method;
-    server_req_fn fn;
-    unsigned flags;
-} route_method;
-
-typedef struct route {
-    const char *pattern; /* '*' matches one segment */
-    const char *allow;
-    const char *produces; /* the media type of its success answers */
-    route_method methods[3];
-} route;
-
-#define ALLOW_GET "GET, HEAD, OPTIONS"
-#define ALLOW_POST "POST, OPTIONS"
-
-static const route routes[] = {
-    {"/", ALLOW_GET, NULL, {{"GET", server_route_root, NEGOTIATE}}},
-    {"/ui/*", ALLOW_GET, NULL, {{"GET", server_route_ui_asset, 0}}},
-    {"/v1/events",
-     ALLOW_GET,
-     "text/event-stream",
-     {{"GET", server_route_events, SERVER_NEED_ANY}}},
-    {"/v1/calls",
-     ALLOW_POST,
-     "application/json",
-     {{"POST", server_route_calls_create, BODY_JSON | SERVER_NEED_CLIENT}}},
-    {"/v1/calls/*",
-     "GET, HEAD, DELETE, OPTIONS",
-     "application/json",
-     {{"GET", server_route_calls_get, SERVER_NEED_CLIENT},
-      {"DELETE", server_route_calls_delete, SERVER_NEED_CLIENT}}},
-    {"/v1/calls/*/logs",
-     ALLOW_GET,
-     NULL,
-     {{"GET", server_route_calls_logs, NEGOTIATE | SERVER_NEED_CLIENT}}},
-    {"/v1/batch",
-     ALLOW_POST,
-     "application/json",
-     {{"POST", server_route_batch, BODY_JSON | SERVER_NEED_CLIENT}}},
-    {"/v1/functions",
-     ALLOW_GET,
-     "application/json",
-     {{"GET", server_route_functions, 0}}},
-    {"/v1/pool",
-     ALLOW_GET,
-     "application/json",
-     {{"GET", server_route_pool, SERVER_NEED_ANY}}},
-    {"/v1/pool/restart",
-     ALLOW_POST,
-     "application/json",
-     {{"POST", server_route_pool_restart, SERVER_NEED_ADMIN}}},
-    {"/v1/pool/stop",
-     ALLOW_POST,
-     "application/json",
-     {{"POST", server_route_pool_stop, SERVER_NEED_ADMIN}}},
-    {"/livez", ALLOW_GET, "application/json", {{"GET", server_route_livez, 0}}},
-    {"/readyz",
-     ALLOW_GET,
-     "application/json",
-     {{"GET", server_route_readyz, 0}}},
-    {"/metrics", ALLOW_GET, "text/plain", {{"GET", server_route_metrics, 0}}},
-    {"/problems/*",
-     ALLOW_GET,
-     "text/html",
-     {{"GET", server_route_problem_page, 0}}},
-};
-
-/* What OPTIONS * answers: every method of the service. */
-#define ALLOW_ANY "GET, HEAD, POST, DELETE, OPTIONS"
-
-/* Matches the raw path (len bytes) against pattern segment by segment,
- * each path segment percent-decoded on its own (an encoded '/' stays in
- * its segment); the '*' segment, decoded, goes to param. */
-static bool route_match(const char *pattern, const char *path, size_t len,
-                        char *param, size_t plen) {
-    char seg[SERVER_TARGET_MAX + 1];
-    const char *end = path + len;
-    if (len == 0 || *path != '/')
-        return false;
-    if (strcmp(pattern, "/") == 0)
-        return len == 1;
-    while (*pattern == '/' && path < end && *path == '/') {
-        pattern++;
-        path++;
-        size_t pl = strcspn(pattern, "/");
-        const char *slash = memchr(path, '/', (size_t)(end - path));
-        size_t sl = (size_t)((slash ? slash : end) - path);
-        int n = server_check_decode(path, sl, seg, sizeof seg);
-        if (n < 0)
-            return false;
-        if (pl == 1 && *pattern == '*') {
-            if (n == 0 || (size_t)n >= plen)
-                return false;
-            memcpy(param, seg, (size_t)n + 1);
-        } else if ((size_t)n != pl || memcmp(seg, pattern, pl) != 0) {
-            return false;
-        }
-        pattern += pl;
-        path += sl;
-    }
-    return !*pattern && path == end;
+/* The request line arrived: the raw target is kept for the checks. A query
+ * with more parameters than libmicrohttpd can hold would make it stop
+ * answering, so that one is answered here, before it parses them. */
+static void *on_request_line(void *cls, const char *uri,
+                             struct MHD_Connection *conn) {
+    server_http *h = cls;
+    server_conn *tcp = server__http_conn(conn);
+    if (!tcp)
+        return NULL;
+    server_conn_set_target(tcp, uri);
+    if (server_check_target_params(uri) <= SERVER_TARGET_MAX_PARAMS)
+        return NULL;
+    char detail[96];
+    snprintf(detail, sizeof detail, "the query has more than %d parameters",
+             SERVER_TARGET_MAX_PARAMS);
+    size_t len;
+    bool truncated;
+    server_req req = {.http = h, .conn = conn, .tcp = tcp, .method = "-"};
+    req.path = server_conn_target(tcp, &len, &truncated);
+    req.path_len = len;
+    req.start_ns = server_now_ns();
+    server_req_problem_raw(&req, server_problem_new("uri-too-long", detail));
+    return NULL;
 }
 
-/* ---- suspension ------------------------------------------------------- */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    server_http *h = cls;
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (fd)
+            server_hangup_close(h->hangup, fd->connect_fd);
+        server_guard_close(h->guard, *socket_context);
+        *socket_context = NULL;
+        /* Counted by the lane that accepted it. */
+        server_conn_limit_give(h->limit, peer ? peer->client_addr : NULL);
+        return;
+    }
+    /* Without its entry, its sync calls only miss the early cancel. */
+    if (fd)
+        server_hangup_open(h->hangup, fd->connect_fd);
+    *socket_context = fd ? server_guard_open(h->guard, fd->connect_fd,
+                                             peer ? peer->client_addr : NULL)
+                         : NULL;
+}
 
-bool server_req_suspend(server_req *req) {
-    pthread_mutex_lock(&req->lock);
-    if (req->wake) {
-        req->wake = false;
-        pthread_mutex_unlock(&req->lock);
-        return false;
+/* ---- the daemon ------------------------------------------------------- */
+
+static void log_listening(server_http *h) {
+    const server_config *cfg = h->cfg;
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (cfg->listen_addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6,
+                  &((const struct sockaddr_in6 *)&cfg->listen_addr)->sin6_addr,
+                  addr, sizeof addr);
+    else
+        inet_ntop(AF_INET,
+                  &((const struct sockaddr_in *)&cfg->listen_addr)->sin_addr,
+                  addr, sizeof addr);
+    server_log(SERVER_LOG_INFO, "listening",
+               json_pack("{s:s, s:i, s:i}", "address", addr, "port",
+                         (int)h->port, "http_threads", (int)h->http_threads));
+}
+
+/* Raises the soft open-file limit to fit --max-connections plus the rest
+ * of the process, up to the hard limit; warns when that is not enough. */
+static void fit_fd_limit(const server_config *cfg) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur =
+        rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        server_log(SERVER_LOG_WARN, "fd_limit",
+                   json_pack("{s:I, s:I}", "open_files",
+                             (json_int_t)rl.rlim_cur, "max_connections",
+                             (json_int_t)cfg->max_connections));
+}
+
+/* The listening socket on cfg->listen, shared by the lanes. Returns it or
+ * a negative errno. */
+static int listen_on(const server_config *cfg) {
+    int fam = cfg->listen_addr.ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (fam == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    socklen_t len = fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                    : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, len) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
     }
-    req->suspended = true;
-    atomic_fetch_add(&req->http->suspended, 1);
-    MHD_suspend_connection(req->conn);
-    if (req->hangup) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-            req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        /* Without the socket in the set, the call only misses the early
-         * cancel: it still ends by its deadline. */
-        if (ci)
-            server_hangup_arm(req->http->hangup, req->hangup, ci->connect_fd);
+    return fd;
+}
+
+static uint16_t port_of(int fd) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return 0;
+    return ntohs(a.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&a)->sin6_port
+                     : ((struct sockaddr_in *)&a)->sin_port);
+}
+
+/* A lane's daemon: no listening socket of its own (its lane accepts and
+ * hands connections over), run from the lane's loop. NULL on failure. */
+static struct MHD_Daemon *lane_daemon(server_http *h) {
+    const server_config *cfg = h->cfg;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    struct MHD_OptionItem opts[] = {
+        /* The limits are the front end's (conn_limit.h); this one only
+         * bounds a lane's share. */
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s,
+         NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)server__http_completed, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_request_line, h},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, 0, NULL, NULL, server__http_access, h,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+}
+
+/* A lane's work is its calls' (dispatch.h). */
+static void lane_enter(void *udata, unsigned lane) {
+    server_dispatch_enter_lane(udata, lane);
+}
+
+static bool lane_work(void *udata, unsigned lane) {
+    return server_dispatch_poll(udata, lane);
+}
+
+static bool lane_may_sleep(void *udata, unsigned lane) {
+    return server_dispatch_may_sleep(udata, lane);
+}
+
+static void lane_awake(void *udata, unsigned lane, bool signalled) {
+    server_dispatch_awake(udata, lane, signalled);
+}
+
+/* Undoes server_http_start from its lanes down. */
+static void http_unwind(server_http *h) {
+    for (unsigned i = 0; i < h->nlanes; i++)
+        server_lane_stop(h->lanes[i]);
+    free(h->lanes);
+    h->lanes = NULL;
+    h->nlanes = 0;
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    h->listen_fd = -1;
+    server_hangup_free(h->hangup);
+    h->hangup = NULL;
+    server_conn_limit_free(h->limit);
+    h->limit = NULL;
+    server_guard_free(h->guard);
+    h->guard = NULL;
+}
+
+int server_http_start(server_http *h, char *err, size_t errlen) {
+    const server_config *cfg = h->cfg;
+    atomic_init(&h->draining, false);
+    atomic_init(&h->active, 0);
+    atomic_init(&h->suspended, 0);
+    h->listen_fd = -1;
+    server_guard_config gcfg = {
+        .header_timeout_ms = cfg->request_header_timeout_s * 1000,
+        .body_min_rate = cfg->request_body_min_rate,
+        .linger_ms = 10000,
+    };
+    fit_fd_limit(cfg);
+    /* One lane per completion ring of the calls' path. */
+    h->http_threads = server_sup_lanes(h->sup);
+    int rc = server_guard_new(&gcfg, &h->guard);
+    if (rc) {
+        snprintf(err, errlen, "cannot start the connection guard: %s",
+                 strerror(-rc));
+        return rc;
     }
-    pthread_mutex_unlock(&req->lock);
+    if ((rc = server_conn_limit_new((size_t)cfg->max_connections,
+                                    (size_t)cfg->max_connections_per_ip,
+                                    &h->limit)) ||
+        (rc = server_hangup_new(h->sup, &h->hangup))) {
+        snprintf(err, errlen, "cannot watch connections: %s", strerror(-rc));
+        http_unwind(h);
+        return rc;
+    }
+    if ((h->listen_fd = listen_on(cfg)) < 0) {
+        rc = h->listen_fd;
+        snprintf(err, errlen,
+                 "--listen %s: cannot start the HTTP daemon "
+                 "(address in use or not available?)",
+                 cfg->listen);
+        http_unwind(h);
+        return rc == -EADDRINUSE ? rc : -EADDRNOTAVAIL;
+    }
+    h->port = port_of(h->listen_fd);
+    h->lanes = calloc(h->http_threads, sizeof(*h->lanes));
+    if (!h->lanes) {
+        snprintf(err, errlen, "out of memory");
+        http_unwind(h);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < h->http_threads; i++) {
+        server_dispatch *d = server_sup_dispatch(h->sup);
+        server_lane_config lc = {.index = i,
+                                 .listen_fd = h->listen_fd,
+                                 .daemon = lane_daemon(h),
+                                 .limit = h->limit,
+                                 .wake_fd = server_dispatch_lane_fd(d, i),
+                                 .enter = lane_enter,
+                                 .work = lane_work,
+                                 .may_sleep = lane_may_sleep,
+                                 .awake = lane_awake,
+                                 .udata = d};
+        rc = lc.daemon ? server_lane_start(&lc, &h->lanes[i]) : -ENOMEM;
+        if (rc) {
+            snprintf(err, errlen, "cannot start HTTP thread %u: %s", i,
+                     strerror(-rc));
+            http_unwind(h);
+            return rc;
+        }
+        h->nlanes++;
+    }
+    log_listening(h);
+    return 0;
+}
+
+void server_http_drain(server_http *h) {
+    atomic_store(&h->draining, true);
+}
+
+void server_http_quiesce(server_http *h) {
+    atomic_store(&h->draining, true);
+    for (unsigned i = 0; i < h->nlanes; i++)
+        server_lane_quiesce(h->lanes[i]);
+}
+
+bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
+    int64_t until = server_now_ns() + timeout_ms * 1000000;
+    while (atomic_load(&h->active) > 0) {
+        if (server_now_ns() >= until)
+            return false;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     return true;
 }
 
-void server_req_wake(void *udata) {
-    server_req *req = udata;
-    pthread_mutex_lock(&req->lock);
-    if (req->suspended) {
-        req->suspended = false;
-        /* Out of the set before libmicrohttpd may close the socket. */
-        if (req->hangup)
-            server_hangup_disarm(req->http->hangup, req->hangup);
-        MHD_resume_connection(req->conn);
-        atomic_fetch_sub(&req->http->suspended, 1);
-        /* The lane runs its daemon, and with it the resumption. */
-        server_lane_wake(req->lane);
-    } else {
-        req->wake = true;
-    }
-    pthread_mutex_unlock(&req->lock);
-}
-
-int server_req_cancel_on_hangup(server_req *req, server_call *const *calls,
-                                size_t n) {
-    req->hangup = server_hangup_add(req->http->hangup, calls, n);
-    return req->hangup ? 0 : -ENOMEM;
-}
-
-/* ---- the access handler ----------------------------------------------- */
-
-server_conn *server__http_conn(struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *i =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return i ? i->socket_context : NULL;
-}
-
-static server_req *req_new(server_http *h, struct MHD_Connection *conn,
-                           const char *method, const char *version) {
-    server_req *req = calloc(1, sizeof *req);
-    if (!req)
-        return NULL;
-    req->http = h;
-    req->lane = server_lane_self();
-    req->conn = conn;
-    req->tcp = server__http_conn(conn);
-    req->method = method;
-    req->version = version;
-    req->start_ns = server_now_ns();
-    pthread_mutex_init(&req->lock, NULL);
-    size_t len = 0;
-    bool truncated = false;
-    /* Without its guard entry (out of memory) the raw target is unknown. */
-    const char *target =
-        req->tcp ? server_conn_target(req->tcp, &len, &truncated) : NULL;
-    if (!target || !(req->target = strndup(target, len))) {
-        pthread_mutex_destroy(&req->lock);
-        free(req);
-        return NULL;
-    }
-    req->path = req->target;
-    req->path_len = len;
-    req->target_truncated = truncated;
-    const char *rid =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-    if (rid && server_request_id_valid(rid))
-        snprintf(req->rid, sizeof req->rid, "%s", rid);
-    atomic_fetch_add(&h->active, 1);
-    return req;
-}
-
-static void req_free(server_req *req) {
-    if (req->hangup)
-        server_hangup_release(req->http->hangup, req->hangup);
-    if (req->free_state)
-        req->free_state(req);
-    atomic_fetch_sub(&req->http->active, 1);
-    pthread_mutex_destroy(&req->lock);
-    json_decref(req->early);
-    free(req->target);
-    free(req->body);
-    free(req);
-}
-
-static bool is_json_type(const char *ct) {
-    static const char json[] = "application/json";
-    if (!ct || strncasecmp(ct, json, sizeof json - 1) != 0)
-        return false;
-    char next = ct[sizeof json - 1];
-    return next == '\0' || next == ';' || next == ' ' || next == '\t';
-}
-
-/* Answers an error found before the body was read: at once when there is
- * no body; after reading and dropping a body of known, acceptable length;
- * else at once, closing the connection (close: the framing is in doubt). */
-static enum MHD_Result req_reject(server_req *req, json_t *problem,
-                                  bool close) {
-    if (!problem)
-        return MHD_NO;
-    const char *cl = server_req_header(req, "Content-Length");
-    const char *expect = server_req_header(req, "Expect");
-    bool drain = req->has_body && !close && cl && !expect &&
-                 strtoull(cl, NULL, 10) <=
-                     (unsigned long long)req->http->cfg->max_body_bytes;
-    if (drain) {
-        req->early = problem;
-        return MHD_YES;
-    }
-    req->close = close || req->has_body;
-    return server_req_problem_json(req, problem);
-}
-
-static enum MHD_Result req_reject_check(server_req *req,
-                                        const server_check_error *e) {
-    return req_reject(req, server_problem_new(e->slug, e->detail), e->close);
-}
-
-typedef struct header_list {
-    server_header h[128];
-    size_t n;
-    bool overflow;
-} header_list;
-
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
-                                      const char *key, size_t key_size,
-                                      const char *value, size_t value_size) {
-    (void)kind;
-    header_list *l = cls;
-    if (l->n == sizeof l->h / sizeof *l->h) {
-        l->overflow = true;
-        return MHD_NO;
-    }
-    l->h[l->n++] = (server_header){key, key_size, value ? value : "",
-                                   value ? value_size : 0};
-    return MHD_YES;
-}
-
-/* 204 with Allow for OPTIONS (a CORS preflight gets its headers too). */
-static enum MHD_Result answer_options(server_req *req, const char *allow) {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, "Allow", allow);
-    if (server_req_header(req, "Access-Control-Request-Method") &&
-        server_req_header(req, "Origin")) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
-        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                                SERVER_CORS_ALLOW_HEADERS);
-        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
-    }
-    return server_req_send(req, 204, resp);
-}
-
-static enum MHD_Result answer_405(server_req *req, const route *r) {
-    char detail[160];
-    snprintf(detail, sizeof detail, "%s takes %s, not %.16s", r->pattern,
-             r->allow, req->method);
-    req->close = req->has_body;
-    return server_req_problem_header(req, "method-not-allowed", detail, "Allow",
-                                     r->allow);
-}
-
-/* The checks that need only the request line and the headers, then
- * routing. Answers (or defers an answer) when the request cannot go on. */
-static enum MHD_Result req_begin(server_req *req) {
-    server_check_error e;
-    header_list hl = {.n = 0};
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, collect_header,
-                                &hl);
-    bool http11 = strcmp(req->version, MHD_HTTP_VERSION_1_0) != 0;
-    if (hl.overflow) {
-        req->close = true;
-        return server_req_problem(req, "malformed-request",
-                                  "more than %zu header fields",
-                                  sizeof hl.h / sizeof *hl.h);
-    }
-    int rc = server_check_headers(hl.h, hl.n, http11, &req->has_body, &e);
-    server_conn_headers_done(req->tcp, rc == 0 && req->has_body);
-    if (rc)
-        return req_reject_check(req, &e);
-    size_t len = strlen(req->target);
-    if (!server_conn_target_whole(req->tcp)) {
-        req->close = req->has_body;
-        return server_req_problem(req, "malformed-request",
-                                  "the request target has a NUL byte");
-    }
-    if (server_check_target(req->target, len, req->target_truncated,
-                            req->method, &req->path, &req->path_len, &e))
-        return req_reject_check(req, &e);
-    if (strcmp(req->method, "OPTIONS") == 0 && req->path_len == 1 &&
-        req->path[0] == '*')
-        return answer_options(req, ALLOW_ANY);
-
-    const route *r = NULL;
-    for (size_t i = 0; i < sizeof routes / sizeof *routes && !r; i++)
-        if (route_match(routes[i].pattern, req->path, req->path_len, req->param,
-                        sizeof req->param))
-            r = &routes[i];
-    if (!r) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "no resource at %.*s",
-                 (int)(req->path_len < 100 ? req->path_len : 100), req->path);
-        return req_reject(req, server_problem_new("not-found", detail), false);
-    }
-    req->allow = r->allow;
-    if (strcmp(req->method, "OPTIONS") == 0)
-        return answer_options(req, r->allow);
-    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    const route_method *m = NULL;
-    for (size_t i = 0; i < 3 && r->methods[i].method && !m; i++)
-        if (strcmp(r->methods[i].method, method) == 0)
-            m = &r->methods[i];
-    if (!m)
-        return answer_405(req, r);
-    req->handler = m->fn;
-    req->vary_accept = (m->flags & NEGOTIATE) != 0;
-    enum MHD_Result denied;
-    unsigned need =
-        m->flags & (SERVER_NEED_CLIENT | SERVER_NEED_ADMIN | SERVER_NEED_ANY);
-    if (need && !server_req_authorize(req, need, &denied))
-        return denied;
-    if (r->produces && server_req_accepts(req, r->produces, NULL) == 0) {
-        char detail[96];
-        snprintf(detail, sizeof detail, "%s is only available as %s",
-                 r->pattern, r->produces);
-        return req_reject(req, server_problem_new("not-acceptable", detail),
-                          false);
-    }
-    if ((m->flags & BODY_JSON) &&
-        !is_json_type(server_req_header(req, "Content-Type")))
-        return req_reject(
-            req,
-            server_problem_new("unsupported-media-type",
-                               "the body must be application/json"),
-            false);
-    const char *cl = server_req_header(req, "Content-Length");
-    int64_t max = req->http->cfg->max_body_bytes;
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max) {
-        char detail[96];
-        snprintf(detail, sizeof detail, "the body is larger than %lld bytes",
-                 (long long)max);
-        return req_reject(req, server_problem_new("payload-too-large", detail),
-                          true);
-    }
-    return MHD_YES;
-}
-
-static json_t *too_large(const server_req *req) {
-    char detail[96];
-    snprintf(detail, sizeof detail, "the body is larger than %lld bytes",
-             (long long)req->http->cfg->max_body_bytes);
-    return server_problem_new("payload-too-large", detail);
-}
-
-/* Appends upload data, within --max-body-bytes. A body that grows past it
- * (chunked: nothing was announced) is answered 413 at once, without being
- * read to its end. */
-static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
-    size_t max = (size_t)req->http->cfg->max_body_bytes;
-    if (req->early) {
-        req->dropped += n;
-        return req->dropped <= max
-                   ? MHD_YES
-                   : server_req_problem_raw(req, json_incref(req->early));
-    }
-    if (n > max - req->body_len)
-        return server_req_problem_raw(req, too_large(req));
-    if (req->body_len + n + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 4096;
-        while (cap < req->body_len + n + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *b = realloc(req->body, cap);
-        if (!b)
-            return MHD_NO;
-        req->body = b;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, data, n);
-    req->body_len += n;
-    req->body[req->body_len] = '\0';
-    return MHD_YES;
-}
-
-enum MHD_Result server__http_access(void *cls, struct MHD_Connection *conn,
-                                    const char *url, const char *method,
-                                    const char *version, const char *data,
-                                    size_t *data_size, void **con_cls) {
-    (void)url;
-    server_req *req = *con_cls;
-    if (!req) {
-        server_conn *tcp = server__http_conn(conn);
-        if (tcp && server_conn_answered(tcp))
-            return MHD_NO; /* answered from the request line already */
-        if (!(req = req_new(cls, conn, method, version)))
-            return MHD_NO;
-        *con_cls = req;
-        return req_begin(req);
-    }
-    if (*data_size) {
-        size_t n = *data_size;
-        *data_size = 0;
-        server_conn_body_bytes(req->tcp, n);
-        return req->responded ? MHD_YES : req_body(req, data, n);
-    }
-    if (req->has_body && !req->body_read) {
-        req->body_read = true;
-        server_conn_body_done(req->tcp);
-    }
-    if (req->responded)
-        return MHD_YES;
-    if (req->early) {
-        json_t *p = req->early;
-        req->early = NULL;
-        return server_req_problem_json(req, p);
-    }
-    return req->resume ? req->resume(req) : req->handler(req);
-}
-
-void server__http_completed(void *cls, struct MHD_Connection *conn,
-                            void **con_cls,
-                            enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)toe;
-    server_conn *tcp = server__http_conn(conn);
-    if (tcp)
-        server_conn_request_done(tcp);
-    if (*con_cls)
-        req_free(*con_cls);
-    *con_cls = NULL;
+void server_http_stop(server_http *h) {
+    /* After the lanes: completing requests release their watches. */
+    http_unwind(h);
 }

@@ -1,12 +1,13 @@
 /*
- * The answers of the front end (http.h): every response goes out through
+ * The answers of the front end (http_answer.h): every response goes out through
  * server_req_send, which adds what every answer carries (X-Request-Id,
  * Cache-Control, Vary, the CORS headers), counts it and logs it; plus the
  * JSON and problem+json helpers, and the raw answer written on the socket
  * when libmicrohttpd cannot queue one.
  */
-#include "http.h"
+#include "http_answer.h"
 
+#include "clock.h"
 #include "http_headers.h"
 #include "server/log.h"
 #include "server/calls/problem.h"

@@ -1,10 +1,12 @@
 /*
- * Callers (http.h): the bearer-token check of the routes that need one,
+ * Callers (http_auth.h): the bearer-token check of the routes that need one,
  * with its answers (401 with WWW-Authenticate, 403, 429 with Retry-After),
  * the client a request's calls belong to, and who may see which call.
  */
-#include "http.h"
+#include "http_auth.h"
 
+#include "clock.h"
+#include "http_answer.h"
 #include "server/calls/problem.h"
 
 #include <arpa/inet.h>

@@ -3,12 +3,15 @@
  * (routes_calls.c, sse.c), batch (routes_batch.c), service information and
  * probes (routes_meta.c), pool status and admin (routes_pool.c). Each runs
  * once the request body is complete and answers through the helpers of
- * http.h.
+ * http_answer.h.
  */
 #ifndef SERVER_ROUTES_H
 #define SERVER_ROUTES_H
 
-#include "http.h"
+#include "clock.h"
+#include "http_answer.h"
+#include "http_auth.h"
+#include "http_suspend.h"
 
 enum MHD_Result server_route_calls_create(server_req *req);
 enum MHD_Result server_route_calls_get(server_req *req);

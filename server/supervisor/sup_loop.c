@@ -180,6 +180,10 @@ static int64_t sup_tick(server_sup *sup, int64_t now) {
         server__host_fail(sup, now, SERVER_RESTART_TIMEOUT, "timeout", grace,
                           msg);
     }
+    /* Without this, a call that found the ring full would wait for the
+     * next call to be sent, or for its deadline. */
+    if (server_dispatch_retry(sup->dispatch))
+        WAKE_AT(now + SUP_MS);
     if (sup->phase == SERVER_PHASE_READY &&
         server_dispatch_host_broken(sup->dispatch))
         server__host_fail(sup, now, SERVER_RESTART_CRASH, "protocol", 0,

@@ -159,13 +159,9 @@ Test(http_clients, livez_answers_while_metrics_render) {
 /* ---- clients that leave ------------------------------------------------ */
 
 /* Opens a connection and sends a POST of body to path; returns the socket. */
-static int raw_post(const char *path, const char *body, const char *extra) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+/* Writes a POST of body to path on fd, with extra header lines. */
+static void raw_send(int fd, const char *path, const char *body,
+                     const char *extra) {
     char req[2048];
     int n = snprintf(req, sizeof req,
                      "POST %s HTTP/1.1\r\nHost: localhost\r\n"
@@ -173,7 +169,41 @@ static int raw_post(const char *path, const char *body, const char *extra) {
                      "Content-Length: %zu\r\n\r\n%s",
                      path, extra, strlen(body), body);
     cr_assert_eq(write(fd, req, (size_t)n), n);
+}
+
+/* A new connection with a POST of body to path sent on it. */
+static int raw_post(const char *path, const char *body, const char *extra) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    raw_send(fd, path, body, extra);
     return fd;
+}
+
+/* Reads one answer from fd, whole (framed by its Content-Length), into
+ * buf; returns its status. */
+static int raw_answer(int fd, char *buf, size_t cap) {
+    size_t got = 0;
+    char *end = NULL;
+    long body = -1;
+    while (body < 0 || got < (size_t)(end + 4 - buf) + (size_t)body) {
+        cr_assert_lt(got, cap - 1, "answer too long");
+        ssize_t k = read(fd, buf + got, cap - 1 - got);
+        cr_assert_gt(k, 0, "the connection closed before the answer");
+        got += (size_t)k;
+        buf[got] = '\0';
+        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = strcasestr(buf, "\r\nContent-Length:");
+            cr_assert_not_null(cl, "%s", buf);
+            body = strtol(cl + 17, NULL, 10);
+        }
+    }
+    int status = 0;
+    cr_assert_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1, "%s", buf);
+    return status;
 }
 
 /* The call id worker 0 runs, once it runs one (the admin sees it). */
@@ -252,6 +282,28 @@ Test(http_clients, disconnect_cancels_a_cooperative_sync_call) {
     char *log = ph_server_log(&srv);
     cr_assert_not_null(strstr(log, "client_disconnected"), "%s", log);
     free(log);
+}
+
+/* A kept-alive connection stays watched from one suspension to the next:
+ * after a sync call answered on it, a client that leaves during a second
+ * one on the same connection still cancels it. */
+Test(http_clients, disconnect_cancels_a_later_sync_call_on_a_kept_connection) {
+    const char *args[] = {"--threads", "1", NULL};
+    start(args);
+    int fd = raw_post("/v1/calls",
+                      "{\"function\": \"sleep\", \"args\": {\"ms\": 50}}", "");
+    char resp[8192];
+    cr_assert_eq(raw_answer(fd, resp, sizeof resp), 200, "%s", resp);
+    cr_assert_not_null(strstr(resp, "\"succeeded\""), "%s", resp);
+    raw_send(fd, "/v1/calls",
+             "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
+             "\"cooperative\": true}}",
+             "");
+    char id[64];
+    running_call(id, sizeof id);
+    close(fd);
+    expect_cancelled_by_hangup(id);
+    worker_frees_up();
 }
 
 Test(http_clients, disconnect_recycles_a_host_that_ignores_the_cancel) {

@@ -5,8 +5,11 @@
 #include "server/calls/call.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static server_call *new_call(size_t max_lines) {
     server_call *c = server_call_new("c-1", "fib", strdup("{\"n\":3}"), 7,
@@ -175,6 +178,137 @@ Test(call, watchers_see_every_change_until_removed) {
     cr_assert_eq(changes, 3);
     server_call_ref(c);
     server_call_unref(c);
+    cr_assert_eq(server_call_get_state(c), SERVER_CALL_RUNNING);
+    server_call_unref(c);
+}
+
+/* A watcher that reads the call it watches: it runs without the call's
+ * lock (under it, this would deadlock). */
+typedef struct reader {
+    server_call *call;
+    server_call_state seen;
+    size_t lines;
+} reader;
+
+static void read_call(void *udata) {
+    reader *r = udata;
+    r->seen = server_call_get_state(r->call);
+    size_t from = 0;
+    json_decref(server_call_logs_since(r->call, &from));
+    r->lines = from;
+}
+
+Test(call, watchers_may_read_the_call) {
+    server_call *c = new_call(10);
+    reader r = {.call = c, .seen = SERVER_CALL_QUEUED};
+    server_call_watch *w = server_call_watch_add(c, read_call, &r);
+    cr_assert_not_null(w);
+    server_call_set_running(c);
+    cr_assert_eq(r.seen, SERVER_CALL_RUNNING);
+    server_call_add_log(c, 1, 0, "info", "x");
+    cr_assert_eq(r.lines, 1);
+    server_call_succeed(c, "1", 1, 0);
+    cr_assert_eq(r.seen, SERVER_CALL_SUCCEEDED);
+    server_call_watch_remove(c, w);
+    server_call_unref(c);
+}
+
+/* An end watcher that removes its own watch from inside its run. */
+typedef struct self_remover {
+    server_call *call;
+    server_call_watch *watch;
+    int runs;
+} self_remover;
+
+static void remove_self(void *udata) {
+    self_remover *s = udata;
+    s->runs++;
+    server_call_watch_remove(s->call, s->watch);
+}
+
+Test(call, an_end_watcher_runs_once_and_may_remove_itself) {
+    server_call *c = new_call(10);
+    self_remover s = {.call = c};
+    s.watch = server_call_watch_add_end(c, remove_self, &s);
+    cr_assert_not_null(s.watch);
+    server_call_set_running(c);
+    server_call_add_log(c, 1, 0, "info", "x");
+    cr_assert_eq(s.runs, 0, "an end watcher ran before the end");
+    cr_assert(server_call_fail(c, "function-failed", "no", NULL, NULL, 0));
+    cr_assert_eq(s.runs, 1);
+    server_call_add_log(c, 2, 0, "info", "after the end");
+    cr_assert_not(server_call_succeed(c, "1", 1, 0));
+    cr_assert_eq(s.runs, 1);
+    server_call_unref(c);
+}
+
+Test(call, every_watcher_runs_once_per_change) {
+    server_call *c = new_call(10);
+    enum { N = 40 }; /* more than one pass of a notification */
+    int counts[N] = {0};
+    server_call_watch *w[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(
+            w[i] = server_call_watch_add(c, count_change, &counts[i]));
+    server_call_set_running(c);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(counts[i], 1, "watcher %d ran %d times", i, counts[i]);
+    server_call_add_log(c, 1, 0, "info", "x");
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(counts[i], 2, "watcher %d ran %d times", i, counts[i]);
+        server_call_watch_remove(c, w[i]);
+    }
+    server_call_unref(c);
+}
+
+/* A watcher that blocks until released, noting whether its watch's
+ * removal returned while it ran. */
+typedef struct blocker {
+    server_call *call;
+    server_call_watch *watch;
+    atomic_bool running, release, removing, removed, removed_during_run;
+} blocker;
+
+static void block(void *udata) {
+    blocker *b = udata;
+    atomic_store(&b->running, true);
+    while (!atomic_load(&b->release))
+        usleep(1000);
+    atomic_store(&b->removed_during_run, atomic_load(&b->removed));
+}
+
+static void *change_thread(void *arg) {
+    server_call_set_running(((blocker *)arg)->call);
+    return NULL;
+}
+
+static void *remove_thread(void *arg) {
+    blocker *b = arg;
+    atomic_store(&b->removing, true);
+    server_call_watch_remove(b->call, b->watch);
+    atomic_store(&b->removed, true);
+    return NULL;
+}
+
+Test(call, removal_waits_for_a_run_on_another_thread) {
+    server_call *c = new_call(10);
+    blocker b = {.call = c};
+    b.watch = server_call_watch_add(c, block, &b);
+    cr_assert_not_null(b.watch);
+    pthread_t changer, remover;
+    cr_assert_eq(pthread_create(&changer, NULL, change_thread, &b), 0);
+    while (!atomic_load(&b.running))
+        usleep(1000);
+    cr_assert_eq(pthread_create(&remover, NULL, remove_thread, &b), 0);
+    while (!atomic_load(&b.removing))
+        usleep(1000);
+    usleep(20000); /* room for a removal that would not wait */
+    atomic_store(&b.release, true);
+    pthread_join(remover, NULL);
+    pthread_join(changer, NULL);
+    cr_assert(atomic_load(&b.removed));
+    cr_assert_not(atomic_load(&b.removed_during_run),
+                  "the removal returned while the watcher ran");
     cr_assert_eq(server_call_get_state(c), SERVER_CALL_RUNNING);
     server_call_unref(c);
 }

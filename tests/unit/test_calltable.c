@@ -1,12 +1,14 @@
 /*
- * The call table (server/calltable.c): lookup, settling exactly once
- * whoever sees the end first (including its own thread for calls nobody
- * waits for), retention by count and by age, and failing what is left.
+ * The call table (server/calls/calltable.c): lookup, settling exactly
+ * once whoever sees the end first (the thread that ends a call nobody
+ * waits for settles it), retention by count, bytes and age, failing what
+ * is left, and letting go of calls that still run.
  */
 #include "server/calls/calltable.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,16 +51,15 @@ Test(calltable, get_and_settle_once) {
     server_calltable_settle(t, c); /* not done: nothing */
     cr_expect_eq(atomic_load(&done_count), 0);
     server_call_succeed(c, "1", 1, 1.0);
+    cr_expect_eq(atomic_load(&done_count), 1);
     server_calltable_settle(t, c);
     server_calltable_settle(t, c);
-    wait_done(1);
-    usleep(20000);
     cr_expect_eq(atomic_load(&done_count), 1);
     server_call_unref(c);
     server_calltable_free(t);
 }
 
-Test(calltable, unwatched_calls_are_settled_by_the_table) {
+Test(calltable, calls_nobody_waits_for_are_settled_as_they_end) {
     atomic_store(&done_count, 0);
     server_calltable *t;
     cr_assert_eq(server_calltable_new(60000, 1000, SIZE_MAX, on_done, NULL, &t), 0);
@@ -69,12 +70,14 @@ Test(calltable, unwatched_calls_are_settled_by_the_table) {
     }
     for (int i = 0; i < 50; i++) {
         server_call_add_log(calls[i], 0, 0, "info", "line");
+        cr_expect_eq(atomic_load(&done_count), i, "settled before its end");
         if (i % 2)
             server_call_succeed(calls[i], "null", 4, 0);
         else
             server_call_fail(calls[i], "function-failed", "no", NULL, NULL, 0);
+        cr_expect_eq(atomic_load(&done_count), i + 1,
+                     "not settled when it ended");
     }
-    wait_done(50);
     for (int i = 0; i < 50; i++)
         server_call_unref(calls[i]);
     cr_expect_eq(server_calltable_count(t), 50);
@@ -160,4 +163,58 @@ Test(calltable, retention_by_age) {
     }
     cr_expect_null(got, "never expired");
     server_calltable_free(t);
+}
+
+/* Ends call and settles it from two threads at once. */
+typedef struct race {
+    server_calltable *t;
+    server_call *call;
+} race;
+
+static void *end_thread(void *arg) {
+    race *r = arg;
+    server_call_succeed(r->call, "1", 1, 0);
+    return NULL;
+}
+
+static void *settle_thread(void *arg) {
+    race *r = arg;
+    while (!server_call_is_done(r->call))
+        ;
+    server_calltable_settle(r->t, r->call);
+    return NULL;
+}
+
+Test(calltable, an_end_racing_a_settle_settles_once) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 1000, SIZE_MAX, on_done, NULL, &t),
+                 0);
+    for (int i = 0; i < 200; i++) {
+        race r = {.t = t, .call = new_call(i)};
+        cr_assert_eq(server_calltable_add(t, r.call), 0);
+        pthread_t a, b;
+        cr_assert_eq(pthread_create(&b, NULL, settle_thread, &r), 0);
+        cr_assert_eq(pthread_create(&a, NULL, end_thread, &r), 0);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        cr_assert_eq(atomic_load(&done_count), i + 1, "call %d", i);
+        server_call_unref(r.call);
+    }
+    server_calltable_free(t);
+}
+
+/* Freed while calls still run: they are let go of, and their ends later
+ * settle nothing. */
+Test(calltable, free_lets_go_of_running_calls) {
+    atomic_store(&done_count, 0);
+    server_calltable *t;
+    cr_assert_eq(server_calltable_new(60000, 1000, SIZE_MAX, on_done, NULL, &t),
+                 0);
+    server_call *c = new_call(1);
+    cr_assert_eq(server_calltable_add(t, c), 0);
+    server_calltable_free(t);
+    cr_assert(server_call_succeed(c, "1", 1, 0));
+    cr_expect_eq(atomic_load(&done_count), 0);
+    server_call_unref(c);
 }

@@ -1,10 +1,10 @@
 /*
- * What the files of the HTTP front end share (http.c, http_daemon.c):
+ * The access handler (http_access.c), for the daemon's set-up (http.c):
  * libmicrohttpd's callbacks for requests, and a connection's entry in the
  * connection guard.
  */
-#ifndef SERVER_HTTP_INTERNAL_H
-#define SERVER_HTTP_INTERNAL_H
+#ifndef SERVER_HTTP_ACCESS_H
+#define SERVER_HTTP_ACCESS_H
 
 #include "guard.h"
 

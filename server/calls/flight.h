@@ -1,17 +1,22 @@
 /*
- * The dispatch's private state, shared by its files: dispatch.c (life,
- * hosts, the supervisor's side), admit.c (admission and clients), fairq.c
- * (the clients' queues and sending), owner.c (a lane's completions, its
- * inbox, and the ends of calls), timers.c (deadlines and graces).
+ * The dispatch's private state and the files that share it, in layers:
+ * each file calls only the files below it. From the bottom: flight.c (the
+ * small primitives: the clock, flight lists, messages to a lane, the
+ * workers' log lines), timers.c (deadlines and graces), admit.c
+ * (admission and clients), fairq.c (the clients' queues and sending),
+ * owner.c (a lane's completions, its inbox, and the ends of calls), and
+ * dispatch.c on top (life, hosts, the supervisor's side).
  *
  * Two locks. `link` (read-write) guards the attached host: a lane reads
  * slots and rings under it as a reader, the supervisor attaches and
  * detaches as the writer, so that a region is never unmapped under a
  * reader. `lock` guards everything else. Order: link, then lock, then a
- * call's own lock; nothing is called back with `lock` held.
+ * call's own lock; nothing is called back with `lock` held but the
+ * watchers of a call started or re-queued under it (server__dsp_send_queued,
+ * server_dispatch_settle_requeue).
  */
-#ifndef SERVER_DISPATCH_INT_H
-#define SERVER_DISPATCH_INT_H
+#ifndef SERVER_CALLS_FLIGHT_H
+#define SERVER_CALLS_FLIGHT_H
 
 #include "dispatch.h"
 
@@ -143,14 +148,36 @@ struct server_dispatch {
     pthread_mutex_t logs;
 };
 
+/* ---- flight.c: the bottom layer ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
 int64_t server__dsp_now(void);
 
-/* list */
+/* flight lists (prev, next) */
 void server__dsp_push(flight_list *l, server_flight *f);
 void server__dsp_push_front(flight_list *l, server_flight *f);
 void server__dsp_remove(flight_list *l, server_flight *f);
+/* Adds f to the list of every flight (lock held). */
+void server__dsp_all_add(server_dispatch *d, server_flight *f);
 
-/* admit.c, under lock */
+/* The flight in the slot of wire on the attached host, or NULL (lock
+ * held, link as a reader). */
+server_flight *server__dsp_flight_of(server_dispatch *d, uint64_t wire);
+
+/* A message about f; NULL when out of memory. */
+dsp_msg *server__dsp_msg(msg_kind kind, server_flight *f);
+void server__dsp_msg_free(dsp_msg *m);
+/* Posts m to its flight's owner and wakes it (lock held). */
+void server__dsp_post(server_dispatch *d, dsp_msg *m);
+
+/* The workers' log lines into their calls (link held, no lock). */
+void server__dsp_drain_logs(server_dispatch *d);
+
+/* ---- timers.c, under lock ---- */
+void server__dsp_timer_set(server_dispatch *d, server_flight *f);
+void server__dsp_timer_clear(server_dispatch *d, server_flight *f);
+
+/* ---- admit.c, under lock ---- */
 int server__dsp_admit(server_dispatch *d, server_call *const *calls,
                       server_flight **flights, size_t n, unsigned owner);
 /* Counts f's call out of its client, the budget and in_flight. */
@@ -158,7 +185,7 @@ void server__dsp_count_out(server_dispatch *d, server_flight *f, int64_t now);
 /* Frees the clients with nothing left. */
 void server__dsp_client_tidy(server_dispatch *d, server_dsp_client *c);
 
-/* fairq.c, under lock (and link as a reader) */
+/* ---- fairq.c, under lock (and link as a reader) ---- */
 void server__dsp_enqueue(server_dispatch *d, server_flight *f, bool front);
 void server__dsp_dequeue(server_dispatch *d, server_flight *f);
 /* Sends queued calls while the window has room. Returns how many went on
@@ -167,23 +194,10 @@ size_t server__dsp_send_queued(server_dispatch *d);
 /* Gives f's slot back. */
 void server__dsp_unslot(server_dispatch *d, server_flight *f);
 
-/* timers.c, under lock */
-void server__dsp_timer_set(server_dispatch *d, server_flight *f);
-void server__dsp_timer_clear(server_dispatch *d, server_flight *f);
-
-/* dispatch.c: the workers' log lines into their calls (link held as a
- * reader) */
-void server__dsp_drain_logs(server_dispatch *d);
-
-/* owner.c */
+/* ---- owner.c ---- */
 /* The calling thread's lane (server_dispatch_enter_lane), 0 by default. */
 unsigned server__dsp_lane(void);
-/* Posts m to its flight's owner and wakes it (lock held). */
-void server__dsp_post(server_dispatch *d, dsp_msg *m);
-dsp_msg *server__dsp_msg(msg_kind kind, server_flight *f);
-void server__dsp_msg_free(dsp_msg *m);
 /* Frees a flight that is in no queue and no slot any more (lock held). */
 void server__dsp_flight_free(server_dispatch *d, server_flight *f);
-void server__dsp_all_add(server_dispatch *d, server_flight *f);
 
 #endif
