@@ -382,24 +382,26 @@ static void host_changed(server_feed *f, json_t *pool,
     const char *state = json_string_value(json_object_get(pool, "state"));
     if (!state)
         state = "";
+    /* A restart is a count that grew, however quickly the host came and
+     * went between two samples. */
+    const char *reason = NULL;
+    for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
+        if (st->restarts[i] > f->counts[i])
+            reason = server_restart_reason_name(i);
+    memcpy(f->counts, st->restarts, sizeof f->counts);
+    if (reason) {
+        json_t *r = json_pack("{s:o, s:I, s:s}", "time", rfc3339(wall_ms()),
+                              "generation", (json_int_t)st->generation,
+                              "reason", reason);
+        pthread_mutex_lock(&f->lock);
+        jring_push(&f->restarts, json_incref(r));
+        emit_locked(f, "restart", r);
+        pthread_mutex_unlock(&f->lock);
+    }
     if (st->generation != f->generation) {
-        const char *reason = NULL;
-        for (int i = 0; i < SERVER_RESTART_REASON_COUNT; i++)
-            if (st->restarts[i] > f->counts[i])
-                reason = server_restart_reason_name(i);
-        if (f->generation) {
-            json_t *r = json_pack("{s:o, s:I, s:s?}", "time",
-                                  rfc3339(wall_ms()), "generation",
-                                  (json_int_t)st->generation, "reason", reason);
-            pthread_mutex_lock(&f->lock);
-            jring_push(&f->restarts, json_incref(r));
-            emit_locked(f, "restart", r);
-            pthread_mutex_unlock(&f->lock);
-        }
         f->generation = st->generation;
         f->ready_since_ms = 0;
     }
-    memcpy(f->counts, st->restarts, sizeof f->counts);
     /* Also when a restart went by between two samples, ready both times. */
     if (strcmp(state, "ready") == 0 && !f->ready_since_ms)
         f->ready_since_ms = wall_ms();
@@ -413,11 +415,11 @@ static void host_changed(server_feed *f, json_t *pool,
     }
     json_t *lf = json_object_get(pool, "last_failure");
     const char *when = json_string_value(json_object_get(lf, "time"));
-    const char *reason = json_string_value(json_object_get(lf, "reason"));
+    const char *why = json_string_value(json_object_get(lf, "reason"));
     if (when && strcmp(when, f->failure_time) != 0) {
         snprintf(f->failure_time, sizeof f->failure_time, "%s", when);
         /* An administrator's restart is a restart, not a failure. */
-        if (!reason || strcmp(reason, "admin") != 0)
+        if (!why || strcmp(why, "admin") != 0)
             failure_event(f, lf);
     }
 }
@@ -538,6 +540,10 @@ int server_feed_new(server_sup *sup, server_calltable *calls, size_t keep,
     clock_gettime(CLOCK_MONOTONIC, &ts);
     f->mono0_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     f->wall0_ms = wall_ms();
+    /* Restarts before the feed began are history, not events. */
+    server_sup_stats st;
+    server_sup_get_stats(sup, &st);
+    memcpy(f->counts, st.restarts, sizeof f->counts);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->subs_lock, NULL);
     pthread_mutex_init(&f->stop_lock, NULL);
