@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what poolhost needs on Debian 12 (only the packages that are
-# missing; needs root or sudo for that), and the contract test's OpenAPI
-# linter (Redocly CLI, pinned, from npm into <build>/tools), then
+# missing; needs root or sudo for that), the contract test's OpenAPI
+# linter (Redocly CLI, pinned, from npm into <build>/tools) and the status
+# page tests' puppeteer-core and axe-core (into <build>/ui-node), then
 # configures and builds it in ./build (or the directory given as $1, with
 # any further meson options).
 #
@@ -15,6 +16,7 @@ packages=(
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
     libseccomp-dev
     ca-certificates curl haproxy procps python3-jsonschema python3-yaml
+    chromium firefox-esr fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -41,6 +43,17 @@ if ! grep -qs "\"version\": \"$redocly_version\"" \
     mkdir -p "$dir/tools"
     npm install --silent --no-audit --no-fund --prefix "$dir/tools" \
         "@redocly/cli@$redocly_version" >/dev/null
+fi
+
+# The status page's browser tests (tests/ui): puppeteer-core and axe-core,
+# pinned by tests/ui/package-lock.json, into <build>/ui-node; the browsers
+# are Debian's, never a download.
+if ! cmp -s tests/ui/package-lock.json "$dir/ui-node/package-lock.json" ||
+    [ ! -d "$dir/ui-node/node_modules/puppeteer-core" ]; then
+    mkdir -p "$dir/ui-node"
+    cp tests/ui/package.json tests/ui/package-lock.json "$dir/ui-node/"
+    PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund \
+        --prefix "$dir/ui-node" >/dev/null
 fi
 
 if [ -f "$dir/build.ninja" ]; then

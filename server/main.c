@@ -14,6 +14,7 @@
 #include "server/calls/calltable.h"
 #include "config.h"
 #include "server/http/http.h"
+#include "server/status/feed.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool/host/host.h"
@@ -28,6 +29,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Events of the feed kept for viewers of GET /v1/events that reconnect:
+ * about a minute of a busy pool (coalesced), far longer of a quiet one. */
+#define FEED_KEEP 4096
 
 extern char **environ;
 
@@ -69,6 +74,8 @@ static void on_call_done(void *udata, server_call *call) {
                   "function", server_call_function(call), "status", status,
                   "problem", slug, "duration_ms", server_json_ms(s * 1e3)));
     log_worker_lines(call);
+    if (h->feed)
+        server_feed_call_ended(h->feed, call);
 }
 
 /* A host reported its functions (supervisor thread): their names become
@@ -226,9 +233,14 @@ static int serve(const server_config *cfg, server_auth *auth,
                 strerror(-rc));
         goto out_sup;
     }
+    if ((rc = server_feed_new(http.sup, http.calls, FEED_KEEP, &http.feed))) {
+        fprintf(stderr, "poolhost: cannot start the event feed: %s\n",
+                strerror(-rc));
+        goto out_calls;
+    }
     if (server_http_start(&http, err, sizeof err)) {
         fprintf(stderr, "poolhost: %s\n", err);
-        goto out_calls;
+        goto out_feed;
     }
     log_tokens(auth, "tokens");
     server_log(SERVER_LOG_INFO, "started",
@@ -261,6 +273,9 @@ static int serve(const server_config *cfg, server_auth *auth,
     server_log(SERVER_LOG_INFO, "drained",
                json_pack("{s:I}", "calls_cut", (json_int_t)left));
     code = 0;
+out_feed:
+    server_feed_free(http.feed);
+    http.feed = NULL; /* the table's last ends are not reported */
 out_calls:
     server_calltable_free(http.calls);
 out_sup:

@@ -7,9 +7,32 @@
 #include <poolhost/module.h>
 
 #include <stdlib.h>
+#include <string.h>
 
-#define DOT_MAX 10000000u
-#define NAME_MAX_BYTES 100u
+/* Limits, checked by the functions and quoted by their argument schemas
+ * (plain decimal numbers, so that STR() spells them as JSON). */
+#define DOT_MAX 10000000
+#define NAME_MAX_BYTES 100
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Refuses arguments the function does not take, as its schema's
+ * "additionalProperties": false promises: a misspelt optional argument
+ * must not be ignored silently. known ends with NULL. */
+static int check_known(ph_ctx *ctx, const json_t *args,
+                       const char *const *known) {
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)args, key, value) {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return ph_fail(ctx, PH_EINVAL, "unknown argument '%.64s'", key);
+    }
+    return PH_OK;
+}
 
 /* ---- dot {a, b}: a parallel dot product -------------------------------- */
 
@@ -46,6 +69,10 @@ static bool read_numbers(const json_t *array, double *out) {
 }
 
 static int example_dot(ph_ctx *ctx, const json_t *args, json_t **result) {
+    static const char *const known[] = {"a", "b", NULL};
+    int rc = check_known(ctx, args, known);
+    if (rc != PH_OK)
+        return rc;
     const json_t *a = json_object_get(args, "a");
     const json_t *b = json_object_get(args, "b");
     if (!json_is_array(a) || !json_is_array(b))
@@ -60,13 +87,12 @@ static int example_dot(ph_ctx *ctx, const json_t *args, json_t **result) {
                        n, json_array_size(b));
     if (n > DOT_MAX)
         return ph_fail(ctx, PH_EINVAL,
-                       "arguments 'a' and 'b' may hold at most %u numbers, "
+                       "arguments 'a' and 'b' may hold at most %d numbers, "
                        "got %zu",
                        DOT_MAX, n);
     double *buf = malloc(2 * (n ? n : 1) * sizeof *buf);
     if (buf == NULL)
         return ph_fail(ctx, PH_EFAIL, "out of memory for %zu numbers", n);
-    int rc;
     if (!read_numbers(a, buf) || !read_numbers(b, buf + n)) {
         rc = ph_fail(ctx, PH_EINVAL,
                      "arguments 'a' and 'b' must hold numbers only");
@@ -88,11 +114,15 @@ out:
 /* ---- greet {name} ------------------------------------------------------- */
 
 static int example_greet(ph_ctx *ctx, const json_t *args, json_t **result) {
+    static const char *const known[] = {"name", NULL};
+    int rc = check_known(ctx, args, known);
+    if (rc != PH_OK)
+        return rc;
     const json_t *name = json_object_get(args, "name");
     if (!json_is_string(name) || json_string_length(name) == 0 ||
         json_string_length(name) > NAME_MAX_BYTES)
         return ph_fail(ctx, PH_EINVAL,
-                       "argument 'name' is required: a string of 1 to %u "
+                       "argument 'name' is required: a string of 1 to %d "
                        "bytes",
                        NAME_MAX_BYTES);
     ph_log(ctx, PH_LOG_INFO, "greet: greeting %s from worker %d of call %s",
@@ -104,23 +134,44 @@ static int example_greet(ph_ctx *ctx, const json_t *args, json_t **result) {
 
 /* ---- the module --------------------------------------------------------- */
 
+/* Each function's args is a JSON Schema (draft 2020-12) of its arguments
+ * object, as JSON text: GET /v1/functions serves it, and the status page
+ * builds a form from it. It should say what the function checks: types,
+ * ranges, what is required, defaults. */
+/* clang-format off */
 static const ph_function example_functions[] = {
     {
         .name = "dot",
         .summary = "Dot product of two vectors, as a parallel reduction. "
                    "Result: {\"dot\": number}.",
-        .args = "{\"a\": array of numbers, \"b\": array of numbers of the "
-                "same length (at most 10000000)}",
+        .args = "{\"type\": \"object\","
+                " \"description\": \"a and b must have the same length\","
+                " \"properties\": {"
+                "  \"a\": {\"type\": \"array\", \"items\": {\"type\": \"number\"},"
+                "   \"maxItems\": " STR(DOT_MAX) ","
+                "   \"description\": \"The first vector\"},"
+                "  \"b\": {\"type\": \"array\", \"items\": {\"type\": \"number\"},"
+                "   \"maxItems\": " STR(DOT_MAX) ","
+                "   \"description\": \"The second vector\"}},"
+                " \"required\": [\"a\", \"b\"],"
+                " \"additionalProperties\": false}",
         .fn = example_dot,
     },
     {
         .name = "greet",
         .summary = "A greeting, logged from the worker that made it. "
                    "Result: {\"greeting\": \"Hello, <name>!\"}.",
-        .args = "{\"name\": string of 1 to 100 bytes}",
+        .args = "{\"type\": \"object\","
+                " \"properties\": {"
+                "  \"name\": {\"type\": \"string\", \"minLength\": 1,"
+                "   \"maxLength\": " STR(NAME_MAX_BYTES) ","
+                "   \"description\": \"Who to greet\"}},"
+                " \"required\": [\"name\"],"
+                " \"additionalProperties\": false}",
         .fn = example_greet,
     },
 };
+/* clang-format on */
 
 static const ph_module example_module = {
     .abi_version = PH_ABI_VERSION,

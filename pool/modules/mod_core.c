@@ -2,15 +2,21 @@
  * The built-in `core` module: real parallel work with checked arguments,
  * used by the examples, the tests and the benchmarks. The functions live in
  * core_count.c, core_sort.c and core_grid.c; this file is their table, with
- * the summaries and argument descriptions GET /v1/functions shows.
+ * the summaries and argument schemas GET /v1/functions shows.
  */
+#include "args_schema.h"
 #include "core.h"
 #include "registry.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#include <stdint.h>
 
-/* The descriptions quote the limits of core.h. */
+/* matmul's seed: any int64_t that is not negative. core_grid.c checks it
+ * against INT64_MAX, which STR() cannot spell. */
+#define MATMUL_SEED_MAX 9223372036854775807
+_Static_assert(MATMUL_SEED_MAX == INT64_MAX, "the matmul schema's seed bound");
+
+/* The argument schemas (args_schema.h) quote the limits of core.h and the
+ * defaults the functions apply. */
 /* clang-format off */
 static const ph_function core_functions[] = {
     {
@@ -18,7 +24,9 @@ static const ph_function core_functions[] = {
         .summary = "Exact sum of i^2 for i in [1, n], as a parallel "
                    "reduction. Result: {\"sum\": \"<decimal string>\"} "
                    "(a string: it exceeds 64 bits for large n).",
-        .args = "{\"n\": integer in [0, " STR(POOL_CORE_SUM_SQUARES_MAX) "]}",
+        .args = ARGS(REQUIRED("n"),
+            PROP("n", INTEGER(0, POOL_CORE_SUM_SQUARES_MAX)
+                      DESC("The last i summed"))),
         .fn = pool__core_sum_squares,
     },
     {
@@ -26,8 +34,9 @@ static const ph_function core_functions[] = {
         .summary = "Parallel merge sort of numbers, ascending. Result: "
                    "{\"values\": [...]}; integers stay integers unless the "
                    "array also holds reals, then all come back as reals.",
-        .args = "{\"values\": array of at most "
-                STR(POOL_CORE_SORT_MAX) " numbers}",
+        .args = ARGS(REQUIRED("values"),
+            PROP("values", NUMBERS(POOL_CORE_SORT_MAX)
+                           DESC("The numbers to sort"))),
         .fn = pool__core_sort,
     },
     {
@@ -35,7 +44,9 @@ static const ph_function core_functions[] = {
         .summary = "Number of ways to place n non-attacking queens on an "
                    "n x n board, fork-join search over the first two rows. "
                    "Result: {\"count\": integer}.",
-        .args = "{\"n\": integer in [0, " STR(POOL_CORE_NQUEENS_MAX) "]}",
+        .args = ARGS(REQUIRED("n"),
+            PROP("n", INTEGER(0, POOL_CORE_NQUEENS_MAX)
+                      DESC("Queens, and the board's side"))),
         .fn = pool__core_nqueens,
     },
     {
@@ -43,18 +54,24 @@ static const ph_function core_functions[] = {
         .summary = "Naive recursive Fibonacci number with a join at every "
                    "level above the cutoff (the fork-join overhead "
                    "benchmark). Result: {\"value\": integer}.",
-        .args = "{\"n\": integer in [0, " STR(POOL_CORE_FIB_MAX) "], "
-                "\"cutoff\": integer in [0, " STR(POOL_CORE_FIB_MAX) "], "
-                "default " STR(POOL_CORE_FIB_CUTOFF) "; subproblems with "
-                "n <= cutoff run sequentially, so 0 or 1 joins at every "
-                "level}",
+        .args = ARGS(REQUIRED("n"),
+            PROP("n", INTEGER(0, POOL_CORE_FIB_MAX)
+                      DESC("Which Fibonacci number: fib(0) = 0, "
+                           "fib(1) = 1")) ","
+            PROP("cutoff", INTEGER(0, POOL_CORE_FIB_MAX)
+                           DEFAULT(POOL_CORE_FIB_CUTOFF)
+                           DESC("Subproblems with n <= cutoff run "
+                                "sequentially, so 0 or 1 joins at every "
+                                "level"))),
         .fn = pool__core_fib,
     },
     {
         .name = "primes",
         .summary = "Number of primes <= limit, segmented sieve with one "
                    "segment per job. Result: {\"count\": integer}.",
-        .args = "{\"limit\": integer in [0, " STR(POOL_CORE_PRIMES_MAX) "]}",
+        .args = ARGS(REQUIRED("limit"),
+            PROP("limit", INTEGER(0, POOL_CORE_PRIMES_MAX)
+                          DESC("Count the primes up to this number"))),
         .fn = pool__core_primes,
     },
     {
@@ -62,14 +79,16 @@ static const ph_function core_functions[] = {
         .summary = "Sum of the escape counts of a width x height sampling "
                    "of [-2, 1] x [-1.5, 1.5] (pixel centres), rows in "
                    "parallel. Result: {\"checksum\": integer}.",
-        .args = "{\"width\": integer in [1, " STR(POOL_CORE_MANDEL_SIDE_MAX)
-                "], \"height\": integer in [1, "
-                STR(POOL_CORE_MANDEL_SIDE_MAX) "], "
-                "\"max_iter\": integer in [1, "
-                STR(POOL_CORE_MANDEL_ITER_MAX) "], default "
-                STR(POOL_CORE_MANDEL_ITER_DEFAULT) "; "
-                "width * height * max_iter at most "
-                STR(POOL_CORE_MANDEL_WORK_MAX) "}",
+        .args = ARGS_DESC("width * height * max_iter must be at most "
+                          STR(POOL_CORE_MANDEL_WORK_MAX),
+            REQUIRED2("width", "height"),
+            PROP("width", INTEGER(1, POOL_CORE_MANDEL_SIDE_MAX)
+                          DESC("Pixels across")) ","
+            PROP("height", INTEGER(1, POOL_CORE_MANDEL_SIDE_MAX)
+                           DESC("Pixels down")) ","
+            PROP("max_iter", INTEGER(1, POOL_CORE_MANDEL_ITER_MAX)
+                             DEFAULT(POOL_CORE_MANDEL_ITER_DEFAULT)
+                             DESC("Iterations per pixel, at most"))),
         .fn = pool__core_mandelbrot,
     },
     {
@@ -79,8 +98,11 @@ static const ph_function core_functions[] = {
                    "stream elements 0..n^2-1 row-major, B's the next n^2), "
                    "rows in parallel. Result: {\"checksum\": sum of "
                    "(i n + j + 1) C[i][j] modulo 2^53}.",
-        .args = "{\"n\": integer in [0, " STR(POOL_CORE_MATMUL_MAX) "], "
-                "\"seed\": integer >= 0, default 0}",
+        .args = ARGS(REQUIRED("n"),
+            PROP("n", INTEGER(0, POOL_CORE_MATMUL_MAX)
+                      DESC("The matrices' side")) ","
+            PROP("seed", INTEGER(0, MATMUL_SEED_MAX) DEFAULT(0)
+                         DESC("Seed of the matrices' entries"))),
         .fn = pool__core_matmul,
     },
 };

@@ -5,6 +5,7 @@
  * show that no failure leaves a caller waiting, and (syscall) tries what
  * the sandbox forbids.
  */
+#include "args_schema.h"
 #include "faults.h"
 #include "mod_args.h"
 #include "pool/sched/pool.h"
@@ -18,13 +19,26 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Limits and defaults, quoted by the argument schemas below; the ones
+ * derived from others are spelled out for STR() and checked. */
 #define PANIC_ITEMS 256
+#define PANIC_AT_MAX 255
+#define PANIC_AT_DEFAULT 128
+_Static_assert(PANIC_AT_MAX == PANIC_ITEMS - 1, "at is an item's index");
+_Static_assert(PANIC_AT_DEFAULT == PANIC_ITEMS / 2, "the middle item");
+#define PANIC_MESSAGE_DEFAULT "deliberate panic"
 #define MESSAGE_MAX 400
 #define HANG_MS_MAX 86400000
 #define SLEEP_MS_MAX 3600000
 #define LOG_LINES_MAX 100000
-_Static_assert(PANIC_ITEMS == 256, "the panic description quotes 255, 128");
-#define ALLOC_MAX (INT64_C(1) << 40)
+#define LOG_LINES_DEFAULT 10
+#define LOG_LEVEL_DEFAULT "info"
+#define ALLOC_MAX 1099511627776
+_Static_assert(ALLOC_MAX == INT64_C(1) << 40, "2^40 bytes");
+/* The string choices, as a JSON list's items: the schemas' enums and the
+ * messages for a wrong choice. */
+#define SIGNAL_CHOICES "\"segv\", \"abort\", \"fpe\", \"bus\", \"ill\""
+#define LEVEL_CHOICES "\"debug\", \"info\", \"warn\", \"error\""
 /* How long a job waits for the other workers to join in before going on
  * alone (they may be busy with other calls). */
 #define GATHER_NS 100000000
@@ -82,10 +96,10 @@ static int faults_panic(ph_ctx *ctx, const json_t *args, json_t **result) {
     int64_t at;
     int rc;
     if ((rc = pool__args_check(ctx, args, known)) ||
-        (rc = pool__arg_string(ctx, args, "message", "deliberate panic",
+        (rc = pool__arg_string(ctx, args, "message", PANIC_MESSAGE_DEFAULT,
                                MESSAGE_MAX, &message)) ||
-        (rc = pool__arg_int(ctx, args, "at", false, PANIC_ITEMS / 2, 0,
-                            PANIC_ITEMS - 1, &at)))
+        (rc = pool__arg_int(ctx, args, "at", false, PANIC_AT_DEFAULT, 0,
+                            PANIC_AT_MAX, &at)))
         return rc;
     ph_log(ctx, PH_LOG_INFO, "panic: %u items, item %d will panic", PANIC_ITEMS,
            (int)at);
@@ -155,8 +169,8 @@ static int faults_crash(ph_ctx *ctx, const json_t *args, json_t **result) {
         __builtin_trap();
     } else {
         return ph_fail(ctx, PH_EINVAL,
-                       "argument 'signal' must be one of \"segv\", "
-                       "\"abort\", \"fpe\", \"bus\", \"ill\", got \"%s\"",
+                       "argument 'signal' must be one of " SIGNAL_CHOICES
+                       ", got \"%s\"",
                        sig);
     }
     return ph_fail(ctx, PH_EFAIL, "crash: \"%s\" did not kill the worker", sig);
@@ -247,9 +261,10 @@ static int faults_log(ph_ctx *ctx, const json_t *args, json_t **result) {
     const char *level;
     int rc;
     if ((rc = pool__args_check(ctx, args, known)) ||
-        (rc = pool__arg_int(ctx, args, "lines", false, 10, 0, LOG_LINES_MAX,
-                            &lines)) ||
-        (rc = pool__arg_string(ctx, args, "level", "info", 16, &level)))
+        (rc = pool__arg_int(ctx, args, "lines", false, LOG_LINES_DEFAULT, 0,
+                            LOG_LINES_MAX, &lines)) ||
+        (rc = pool__arg_string(ctx, args, "level", LOG_LEVEL_DEFAULT, 16,
+                               &level)))
         return rc;
     log_run r = {.lines = lines, .items = (size_t)ph_worker_count(ctx)};
     size_t lv = 0;
@@ -257,8 +272,8 @@ static int faults_log(ph_ctx *ctx, const json_t *args, json_t **result) {
         lv++;
     if (lv == 4)
         return ph_fail(ctx, PH_EINVAL,
-                       "argument 'level' must be one of \"debug\", \"info\", "
-                       "\"warn\", \"error\", got \"%s\"",
+                       "argument 'level' must be one of " LEVEL_CHOICES
+                       ", got \"%s\"",
                        level);
     r.level = (ph_log_level)lv;
     ph_parallel_for(ctx, 0, r.items, 1, log_items, &r);
@@ -296,10 +311,8 @@ static int faults_alloc(ph_ctx *ctx, const json_t *args, json_t **result) {
     return *result != NULL ? PH_OK : ph_fail(ctx, PH_EFAIL, "out of memory");
 }
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/* The descriptions quote the limits above. */
+/* The argument schemas (args_schema.h) quote the limits and defaults
+ * above. */
 /* clang-format off */
 static const ph_function faults_functions[] = {
     {
@@ -307,9 +320,12 @@ static const ph_function faults_functions[] = {
         .summary = "A parallel loop over " STR(PANIC_ITEMS) " busy items "
                    "whose item `at` calls ph_panic(message) once another "
                    "worker is busy too. Never returns a result.",
-        .args = "{\"message\": string of at most " STR(MESSAGE_MAX)
-                " bytes, default \"deliberate panic\", \"at\": integer "
-                "in [0, 255], default 128}",
+        .args = ARGS(NO_REQUIRED,
+            PROP("message", STRING(MESSAGE_MAX)
+                            DEFAULT_STRING(PANIC_MESSAGE_DEFAULT)
+                            DESC("The panic message")) ","
+            PROP("at", INTEGER(0, PANIC_AT_MAX) DEFAULT(PANIC_AT_DEFAULT)
+                       DESC("The item that panics"))),
         .fn = faults_panic,
     },
     {
@@ -318,8 +334,9 @@ static const ph_function faults_functions[] = {
                    "write), abort (abort()), fpe (integer division by zero), "
                    "bus (touching a mapping past the end of its file), ill "
                    "(trap instruction). Never returns a result.",
-        .args = "{\"signal\": \"segv\" | \"abort\" | \"fpe\" | "
-                "\"bus\" | \"ill\"}",
+        .args = ARGS(REQUIRED("signal"),
+            PROP("signal", ENUM(SIGNAL_CHOICES)
+                           DESC("The signal to die of"))),
         .fn = faults_crash,
     },
     {
@@ -327,8 +344,11 @@ static const ph_function faults_functions[] = {
         .summary = "Blocks its worker for ms milliseconds, forever without "
                    "ms; only with cooperative: true does it stop when "
                    "cancelled. Result: {\"ms\": ms}.",
-        .args = "{\"ms\": integer in [0, " STR(HANG_MS_MAX) "], default "
-                "forever, \"cooperative\": boolean, default false}",
+        .args = ARGS(NO_REQUIRED,
+            PROP("ms", INTEGER(0, HANG_MS_MAX)
+                       DESC("How long to block; forever when absent")) ","
+            PROP("cooperative", BOOLEAN DEFAULT_JSON("false")
+                                DESC("Stop when the call is cancelled"))),
         .fn = faults_hang,
     },
     {
@@ -336,16 +356,22 @@ static const ph_function faults_functions[] = {
         .summary = "Every worker logs `lines` lines at `level` (one job per "
                    "worker). Result: {\"lines\": lines logged, "
                    "\"workers\": distinct workers that logged}.",
-        .args = "{\"lines\": integer in [0, " STR(LOG_LINES_MAX) "], "
-                "default 10, \"level\": \"debug\" | \"info\" | "
-                "\"warn\" | \"error\", default \"info\"}",
+        .args = ARGS(NO_REQUIRED,
+            PROP("lines", INTEGER(0, LOG_LINES_MAX)
+                          DEFAULT(LOG_LINES_DEFAULT)
+                          DESC("Lines per worker")) ","
+            PROP("level", ENUM(LEVEL_CHOICES)
+                          DEFAULT_STRING(LOG_LEVEL_DEFAULT)
+                          DESC("The lines' log level"))),
         .fn = faults_log,
     },
     {
         .name = "sleep",
         .summary = "Sleeps ms milliseconds, stopping early when cancelled. "
                    "Result: {\"ms\": ms}.",
-        .args = "{\"ms\": integer in [0, " STR(SLEEP_MS_MAX) "]}",
+        .args = ARGS(REQUIRED("ms"),
+            PROP("ms", INTEGER(0, SLEEP_MS_MAX)
+                       DESC("How long to sleep, in milliseconds"))),
         .fn = faults_sleep,
     },
     {
@@ -353,7 +379,9 @@ static const ph_function faults_functions[] = {
         .summary = "Allocates `bytes` and touches every page, then frees "
                    "them; a failed allocation is reported as out of memory "
                    "(the host fails). Result: {\"bytes\": bytes}.",
-        .args = "{\"bytes\": integer in [0, 2^40]}",
+        .args = ARGS(REQUIRED("bytes"),
+            PROP("bytes", INTEGER(0, ALLOC_MAX)
+                          DESC("How much to allocate (at most 2^40)"))),
         .fn = faults_alloc,
     },
     {
@@ -362,8 +390,12 @@ static const ph_function faults_functions[] = {
                    "strict the host dies of SIGSYS (500 host-crashed naming "
                    "the system call); without it, a harmless try whose "
                    "result says what the kernel answered.",
-        .args = "{\"name\": \"execve\" | \"socket\" | \"fork\" | "
-                "\"kill_parent\" | \"open_write\"}",
+        .args = ARGS(REQUIRED("name"),
+            PROP("name", ENUM("\"execve\", \"socket\", \"fork\", "
+                              "\"kill_parent\", \"open_write\"")
+                         DESC("What to try: run a program, open a "
+                              "socket, start a process, signal the "
+                              "server (signal 0), write a file"))),
         .fn = pool__faults_syscall,
     },
 };

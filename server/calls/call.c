@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -577,6 +578,48 @@ static json_t *call_json_locked(const server_call *c, bool with_result) {
 json_t *server_call_to_json(const server_call *c) {
     pthread_mutex_lock(call_lock(c));
     json_t *o = call_json_locked(c, true);
+    pthread_mutex_unlock(call_lock(c));
+    return o;
+}
+
+json_t *server_call_summary(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "id", c->id, "function",
+                          c->function, "state",
+                          server_call_state_name(c->state), "attempts",
+                          (json_int_t)c->requeues + 1);
+    if (o) {
+        int status = 0;
+        if (c->state == SERVER_CALL_SUCCEEDED) {
+            status = 200;
+        } else if (c->slug) {
+            const char *culprit =
+                json_string_value(json_object_get(c->cause, "culprit"));
+            status = server_problem_status(
+                c->slug, culprit && strcmp(culprit, c->id) == 0);
+        }
+        json_object_set_new(o, "status",
+                            status ? json_integer(status) : json_null());
+        json_t *type = json_null();
+        if (c->slug) {
+            char t[96];
+            snprintf(t, sizeof t, "/problems/%s", c->slug);
+            json_decref(type);
+            type = json_string(t);
+        }
+        json_object_set_new(o, "type", type);
+        json_t *queue = ms_or_null(c->created_ns, c->started_ns);
+        if (json_is_real(queue)) {
+            json_decref(queue);
+            queue = server_json_ms(
+                (double)(c->started_ns - c->created_ns) / 1e6 + c->wait_ms);
+        }
+        json_object_set_new(o, "queue_ms", queue);
+        json_object_set_new(o, "run_ms",
+                            c->run_ms >= 0
+                                ? server_json_ms(c->run_ms)
+                                : ms_or_null(c->started_ns, c->finished_ns));
+    }
     pthread_mutex_unlock(call_lock(c));
     return o;
 }

@@ -93,6 +93,12 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
  * reference. */
 json_t *server_call_to_json(const server_call *c);
 
+/* A few fields for a status view, without result or logs (cheap):
+ * {"id", "function", "state", "status" (HTTP, null until it ended),
+ * "type" (problem type or null), "queue_ms", "run_ms", "attempts"}. New
+ * reference, NULL when out of memory. */
+json_t *server_call_summary(const server_call *c);
+
 /* The same resource as compact JSON text (malloc'd, *len bytes), with the
  * result text spliced in unparsed. NULL when out of memory. */
 char *server_call_render(const server_call *c, size_t *len);

@@ -50,7 +50,12 @@ typedef struct route {
 #define ALLOW_POST "POST, OPTIONS"
 
 static const route routes[] = {
-    {"/", ALLOW_GET, "application/json", {{"GET", server_route_root, 0}}},
+    {"/", ALLOW_GET, NULL, {{"GET", server_route_root, NEGOTIATE}}},
+    {"/ui/*", ALLOW_GET, NULL, {{"GET", server_route_ui_asset, 0}}},
+    {"/v1/events",
+     ALLOW_GET,
+     "text/event-stream",
+     {{"GET", server_route_events, SERVER_NEED_ANY}}},
     {"/v1/calls",
      ALLOW_POST,
      "application/json",

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The front end and what its routes use. The caller fills the first five
+/* The front end and what its routes use. The caller fills the first six
  * fields (borrowed), then calls server_http_start. */
 typedef struct server_http {
     const server_config *cfg;
@@ -32,6 +32,7 @@ typedef struct server_http {
     server_metrics *metrics;
     server_calltable *calls;
     server_auth *auth;
+    struct server_feed *feed; /* GET /v1/events; NULL: none */
     server_hangup *hangup; /* sync calls of clients that leave */
     unsigned http_threads;
     atomic_bool draining;

@@ -37,6 +37,12 @@ enum MHD_Result server_route_pool(server_req *req);
 void server_req_redact_id(server_req *req, json_t *obj, const char *key);
 /* The same for every id of an array. */
 void server_req_redact_ids(server_req *req, json_t *ids);
+
+/* GET /v1/events (events.c): the pool's event feed, live. */
+enum MHD_Result server_route_events(server_req *req);
+/* GET / as a page, GET /ui/{file} (routes_ui.c). */
+enum MHD_Result server_route_ui_asset(server_req *req);
+enum MHD_Result server_route_ui_page(server_req *req);
 enum MHD_Result server_route_pool_restart(server_req *req);
 enum MHD_Result server_route_pool_stop(server_req *req);
 

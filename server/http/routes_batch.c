@@ -9,6 +9,7 @@
  * disconnects before they end.
  */
 #include "server/calls/problem.h"
+#include "server/status/feed.h"
 #include "request.h"
 #include "routes.h"
 
@@ -134,6 +135,8 @@ static int batch_submit(server_http *h, batch *b) {
     for (size_t i = 0; i < b->n; i++)
         if (!server_call_is_done(b->calls[i]))
             run[n++] = b->calls[i];
+    for (size_t i = 0; h->feed && i < n; i++)
+        server_feed_call_added(h->feed, run[i]);
     int rc = server_sup_submit_batch(h->sup, run, n);
     free(run);
     return rc;

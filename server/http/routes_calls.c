@@ -7,6 +7,7 @@
  * tokens, another client's call is answered exactly as an unknown id.
  */
 #include "server/calls/problem.h"
+#include "server/status/feed.h"
 #include "request.h"
 #include "routes.h"
 
@@ -127,6 +128,8 @@ enum MHD_Result server_route_calls_create(server_req *req) {
         server_call_unref(call);
         return MHD_NO;
     }
+    if (h->feed)
+        server_feed_call_added(h->feed, call);
     int rc = server_sup_submit(h->sup, call);
     if (rc) {
         server_sup_refused(h->sup, call, rc);

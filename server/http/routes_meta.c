@@ -11,7 +11,10 @@
 #include <string.h>
 
 const server_route_info server_route_list[] = {
-    {"GET", "/", "this document: the service, its version and routes"},
+    {"GET", "/",
+     "this document: the service, its version and routes (a browser gets "
+     "the status page)"},
+    {"GET", "/v1/events", "the pool's events, live (Server-Sent Events)"},
     {"POST", "/v1/calls", "run a call (Prefer: respond-async for 202)"},
     {"GET", "/v1/calls/{id}", "a call's status, result or error, logs"},
     {"DELETE", "/v1/calls/{id}", "cancel a call"},
@@ -29,7 +32,17 @@ const server_route_info server_route_list[] = {
     {NULL, NULL, NULL},
 };
 
+/* GET /: the status page for a browser (text/html preferred to JSON),
+ * else this JSON index. */
 enum MHD_Result server_route_root(server_req *req) {
+    int html = server_req_accepts(req, "text/html", NULL);
+    int json = server_req_accepts(req, "application/json", NULL);
+    if (html > json)
+        return server_route_ui_page(req);
+    if (json == 0)
+        return server_req_problem(req, "not-acceptable",
+                                  "/ is available as application/json or "
+                                  "text/html");
     json_t *list = json_array();
     for (const server_route_info *r = server_route_list; r->method; r++)
         json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "method",
@@ -42,10 +55,36 @@ enum MHD_Result server_route_root(server_req *req) {
                            NULL);
 }
 
+/* A function's args text (module.h) as a JSON Schema: the text itself when
+ * it is a JSON object; otherwise it predates schemas and is prose, which
+ * becomes the description of an object schema, so that every client
+ * reads one shape. New reference; NULL when out of memory. */
+static json_t *args_schema(const char *text) {
+    json_t *schema = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(schema))
+        return schema;
+    json_decref(schema);
+    if (*text == '\0')
+        return json_pack("{s:s}", "type", "object");
+    return json_pack("{s:s, s:s}", "type", "object", "description", text);
+}
+
+/* The host's list with each function's args text turned into a schema.
+ * The host reports the text as the module has it; parsing it here keeps
+ * the wire and the host free of this API's choices. */
 enum MHD_Result server_route_functions(server_req *req) {
-    return server_req_json(req, 200,
-                           json_pack("{s:o}", "functions",
-                                     server_sup_functions(req->http->sup)),
+    json_t *fns = server_sup_functions(req->http->sup);
+    size_t i;
+    json_t *f;
+    json_array_foreach(fns, i, f) {
+        const char *text = json_string_value(json_object_get(f, "args"));
+        json_t *schema = args_schema(text ? text : "");
+        if (!schema || json_object_set_new(f, "args", schema) != 0) {
+            json_decref(fns);
+            return MHD_NO;
+        }
+    }
+    return server_req_json(req, 200, json_pack("{s:o}", "functions", fns),
                            NULL);
 }
 

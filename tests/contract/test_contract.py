@@ -6,6 +6,9 @@ uses): the status must be documented for the operation (or fall under its
 `default`), the Content-Type must be one the spec lists, a JSON body must
 validate against the schema, and the documented headers must be present.
 Every problem type must be in the spec's slug list and have a page.
+Each function's `args` must be a valid JSON Schema that the arguments of
+the calls made here pass or fail as the calls did, and every event of the
+GET /v1/events stream must validate against the spec's `Event` schema.
 
 Usage: test_contract.py POOLHOST_BIN OPENAPI_YAML
 """
@@ -192,6 +195,175 @@ class Contract:
         self.passed += 1
 
 
+class Stream:
+    """GET /v1/events read as Server-Sent Events: the answer, the `retry:`
+    value and the events ({"id", "event", "data"}, data parsed as JSON)."""
+
+    def __init__(self, srv, headers=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port,
+                                               timeout=30)
+        self.conn.request("GET", "/v1/events", headers=headers or {})
+        self.r = self.conn.getresponse()
+        self.answer = Answer("GET", "/v1/events", self.r.status,
+                             self.r.getheaders(), b"")
+        self.retry = None
+        self.events = []
+
+    def read(self, until, seconds):
+        """Reads events until until(events) holds or seconds passed."""
+        deadline = time.time() + seconds
+        fields = {}
+        while (self.answer.status == 200 and not until(self.events)
+               and time.time() < deadline):
+            line = self.r.readline()
+            if not line:
+                break
+            line = line.decode("utf-8").rstrip("\n")
+            if line == "":
+                if "event" in fields:
+                    fields["data"] = json.loads(fields.get("data", "null"))
+                    self.events.append(fields)
+                fields = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if key == "retry":
+                    self.retry = value
+                else:
+                    fields[key] = value
+        return self.events
+
+    def types(self):
+        return {e["event"] for e in self.events}
+
+    def close(self):
+        self.conn.close()
+
+
+def check_events(c, stream, want_first=None):
+    """Validates a stream's answer and every event it read."""
+    c.check(stream.answer, 200)
+    if stream.retry != "2000":
+        c.fail(stream.answer, "retry is %r, not 2000" % stream.retry)
+    if want_first and (not stream.events
+                       or stream.events[0]["event"] != want_first):
+        c.fail(stream.answer, "the first event is not a %s" % want_first)
+    validator = jsonschema.Draft202012Validator(
+        c.spec["components"]["schemas"]["Event"], resolver=c.resolver)
+    for e in stream.events:
+        errors = sorted(validator.iter_errors(e), key=str)
+        if errors:
+            c.fail(stream.answer, "event %s %s: %s at %s" % (
+                e["event"], e.get("id"), errors[0].message,
+                "/".join(map(str, errors[0].path))))
+        else:
+            c.passed += 1
+
+
+def check_functions(c, answer, calls):
+    """Each function's args is a JSON Schema (Draft 2020-12), whose
+    defaults it allows; and the arguments of calls ([(function, args,
+    accepted)]) pass it exactly when the function accepted them."""
+    schemas = {}
+    for f in answer.json()["functions"]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(f["args"])
+        except jsonschema.SchemaError as e:
+            c.fail(answer, "%s: args is not a JSON Schema: %s" % (f["name"],
+                                                                   e.message))
+            continue
+        schemas[f["name"]] = f["args"]
+        for name, p in f["args"].get("properties", {}).items():
+            if "default" in p and not jsonschema.Draft202012Validator(
+                    p).is_valid(p["default"]):
+                c.fail(answer, "%s.%s: the default breaks the schema" % (
+                    f["name"], name))
+        c.passed += 1
+    for fn, args, accepted in calls:
+        if jsonschema.Draft202012Validator(schemas[fn]).is_valid(
+                args) != accepted:
+            c.fail(answer, "%s %s: the function %s it, the schema does not" % (
+                fn, json.dumps(args), "took" if accepted else "refused"))
+        else:
+            c.passed += 1
+
+
+def check_ui(c, srv):
+    """GET / for a browser, the page's files, their entity tags."""
+    page = request(srv, "GET", "/", headers={"Accept": "text/html"})
+    c.check(page, 200)
+    if page.headers.get("content-type", "").split(";")[0] != "text/html":
+        c.fail(page, "a browser did not get the page")
+    c.check(request(srv, "GET", "/", headers={
+        "Accept": "text/html",
+        "If-None-Match": page.headers.get("etag", "-")}), 304)
+    files = set(re.findall(r'/ui/([A-Za-z0-9_.-]+)', page.body.decode()))
+    files.add("index.html")
+    for name in sorted(files):
+        a = request(srv, "GET", "/ui/" + name)
+        c.check(a, 200)
+        c.check(request(srv, "GET", "/ui/" + name,
+                        headers={"If-None-Match": a.headers.get("etag", "-")}),
+                304)
+    c.check(request(srv, "GET", "/ui/no-such-file.js"), 404)
+    c.check(request(srv, "DELETE", "/ui/index.html"), 405)
+    c.check(request(srv, "OPTIONS", "/ui/index.html"), 204)
+
+
+def run_events(c, srv):
+    """The live stream, after failures and restarts happened: a snapshot
+    first, then pool, tick, call, worker, failure and restart events
+    (set off here) each valid; a resume; the 400s."""
+    admin = {"Authorization": "Bearer " + TOKEN}
+    s = Stream(srv, admin)
+    s.read(lambda evs: len(evs) >= 1, 10)
+
+    def calls():
+        # A worker busy across several samples, a host failure and the
+        # call that starts the next host.
+        time.sleep(0.3)
+        c.check(request(srv, "POST", "/v1/calls",
+                        '{"function": "sleep", "args": {"ms": 1000}}'), 200)
+        c.check(request(srv, "POST", "/v1/calls",
+                        '{"function": "crash", "args": {"signal": "abort"}}'),
+                500)
+        c.check(request(srv, "POST", "/v1/calls",
+                        '{"function": "fib", "args": {"n": 3}}'), 200)
+
+    t = threading.Thread(target=calls)
+    t.start()
+    want = {"snapshot", "pool", "tick", "call", "worker", "failure", "restart"}
+    s.read(lambda evs: want <= {e["event"] for e in evs}, 20)
+    t.join()
+    s.close()
+    check_events(c, s, "snapshot")
+    if not want <= s.types():
+        c.fail(s.answer, "no %s event within 20 s" % sorted(want - s.types()))
+    last = int(s.events[-1]["id"]) if s.events else 0
+
+    # Resuming after the last event seen: no snapshot, later ids.
+    r = Stream(srv, dict(admin, **{"Last-Event-ID": str(last)}))
+    r.read(lambda evs: len(evs) >= 1, 10)
+    r.close()
+    check_events(c, r)
+    if not r.events or r.events[0]["event"] == "snapshot" or int(
+            r.events[0]["id"]) <= last:
+        c.fail(r.answer, "a resume after %d did not go on from it" % last)
+    # An id the feed does not keep: a snapshot first.
+    g = Stream(srv, {"Last-Event-ID": "999999999"})
+    g.read(lambda evs: len(evs) >= 1, 10)
+    g.close()
+    check_events(c, g, "snapshot")
+
+    for bad in ("x", "-1", "1.5"):
+        c.check(request(srv, "GET", "/v1/events",
+                        headers={"Last-Event-ID": bad}), 400)
+    c.check(request(srv, "GET", "/v1/events",
+                    headers={"Accept": "application/json"}), 406)
+    c.check(request(srv, "DELETE", "/v1/events"), 405)
+    c.check(request(srv, "OPTIONS", "/v1/events"), 204)
+
+
 def wait_done(srv, cid):
     for _ in range(3000):
         a = request(srv, "GET", "/v1/calls/" + cid)
@@ -211,7 +383,8 @@ def run_main(c, binary):
     c.check(request(srv, "GET", "/v1/pool"), 200)
     c.check(request(srv, "GET", "/"), 200)
     c.check(request(srv, "HEAD", "/"), 200)
-    c.check(request(srv, "GET", "/v1/functions"), 200)
+    functions = request(srv, "GET", "/v1/functions")
+    c.check(functions, 200)
     c.check(request(srv, "GET", "/livez"), 200)
     c.check(request(srv, "GET", "/readyz"), 200)
     c.check(request(srv, "GET", "/metrics"), 200)
@@ -310,6 +483,22 @@ def run_main(c, binary):
         c.check(request(srv, "OPTIONS", path), 204)
     # After a failure: last_failure is set.
     c.check(request(srv, "GET", "/v1/pool"), 200)
+    # The arguments of the calls above, as the functions answered them.
+    check_functions(c, functions, [
+        ("log", {"lines": 3}, True), ("sleep", {"ms": 10}, True),
+        ("fib", {"n": 5}, True), ("fib", [1], False), ("fib", {"n": -1}, False),
+        ("panic", {"message": "x"}, True), ("crash", {"signal": "segv"}, True),
+        ("hang", {"ms": 5000}, True), ("fib", {"n": -3}, False),
+        ("fib", {"n": 3}, True), ("sleep", {"ms": 30000}, True),
+        ("crash", {"signal": "kill"}, False), ("log", {"level": 3}, False),
+        ("hang", {"ms": 5000, "cooperative": "yes"}, False),
+        ("sum_squares", {}, False), ("nqueens", {"n": 8, "m": 1}, False)])
+    for fn, args in (("crash", {"signal": "kill"}), ("log", {"level": 3}),
+                     ("hang", {"ms": 5000, "cooperative": "yes"}),
+                     ("sum_squares", {}), ("nqueens", {"n": 8, "m": 1})):
+        c.check(post(json.dumps({"function": fn, "args": args})), 422)
+    check_ui(c, srv)
+    run_events(c, srv)
 
     for path in ("/", "/v1/functions", "/v1/pool", "/livez", "/readyz",
                  "/metrics", "/problems/not-found"):
@@ -390,6 +579,21 @@ def run_tokens(c, binary):
     c.check(request(srv, "GET", one + "/logs", headers=bob), 404)
     c.check(request(srv, "DELETE", one, headers=bob), 404)
     c.check(request(srv, "GET", "/v1/pool", headers=alice), 200)
+    # The event stream shows alice's call id to alice only (once the
+    # feed has flushed the call, a quarter second at most).
+    time.sleep(0.5)
+    for who, sees in ((alice, True), (bob, False), ({}, False)):
+        s = Stream(srv, who)
+        s.read(lambda evs: len(evs) >= 1, 10)
+        s.close()
+        check_events(c, s, "snapshot")
+        ids = [x["id"] for x in (s.events[0]["data"]["calls"]
+                                 if s.events else [])
+               if x["function"] == "fib"]
+        if ids != [a.json()["id"] if sees else None]:
+            c.fail(s.answer, "the snapshot's fib call ids are %s" % ids)
+    c.check(request(srv, "GET", "/v1/events",
+                    headers={"Authorization": "Bearer nope"}), 401)
     wrong = {"Authorization": "Bearer nope"}
     last = None
     for _ in range(30):

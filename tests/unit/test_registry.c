@@ -188,6 +188,57 @@ Test(registry, example_plugin_listed_and_callable, .init = start_with_example,
     mr_einval("greet", "{}", "argument 'name' is required");
     mr_einval("dot", "{\"a\": [1], \"b\": [1, 2]}", "same length, got 1 and 2");
     mr_einval("dot", "{\"a\": [1], \"b\": [\"x\"]}", "numbers only");
+    /* Its schemas promise additionalProperties: false. */
+    mr_einval("greet", "{\"name\": \"Ada\", \"nmae\": 1}",
+              "unknown argument 'nmae'");
+    mr_einval("dot", "{\"a\": [], \"b\": [], \"c\": []}",
+              "unknown argument 'c'");
+}
+
+/* Every function's args text is a JSON Schema of an arguments object
+ * (module.h): it parses (the C string macros that spell it cannot slip a
+ * quote), is a closed object schema, requires only arguments it
+ * describes, and gives each argument a type and a description, which the
+ * status page's form needs. */
+Test(registry, args_are_json_schemas, .init = start_with_example,
+     .fini = mr_stop) {
+    json_t *list = pool_registry_list_json(mr_reg);
+    cr_assert_gt(json_array_size(list), 0);
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        const char *text = json_string_value(json_object_get(item, "args"));
+        json_error_t jerr;
+        json_t *schema = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        cr_assert(json_is_object(schema), "%s: %s at %d: %s", name, jerr.text,
+                  jerr.position, text);
+        const char *type = json_string_value(json_object_get(schema, "type"));
+        cr_expect(type && strcmp(type, "object") == 0, "%s: type %s", name,
+                  type ? type : "missing");
+        cr_expect(
+            json_is_false(json_object_get(schema, "additionalProperties")),
+            "%s", name);
+        json_t *props = json_object_get(schema, "properties");
+        cr_assert(json_is_object(props), "%s", name);
+        size_t k;
+        json_t *req;
+        json_array_foreach(json_object_get(schema, "required"), k, req)
+            cr_expect(json_object_get(props, json_string_value(req)),
+                      "%s requires '%s', which it does not describe", name,
+                      json_string_value(req));
+        const char *key;
+        json_t *prop;
+        json_object_foreach(props, key, prop) {
+            cr_expect(json_is_string(json_object_get(prop, "type")),
+                      "%s.%s has no type", name, key);
+            cr_expect(json_string_length(json_object_get(prop, "description")) >
+                          0,
+                      "%s.%s has no description", name, key);
+        }
+        json_decref(schema);
+    }
+    json_decref(list);
 }
 
 /* Loads path into a registry holding core and expects the refusal. */

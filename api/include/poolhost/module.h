@@ -69,7 +69,16 @@ typedef int (*ph_fn)(ph_ctx *ctx, const json_t *args, json_t **result);
 typedef struct ph_function {
     const char *name;    /* unique within the module, [a-z0-9_]+ */
     const char *summary; /* one line, shown by GET /v1/functions */
-    const char *args;    /* description of the arguments object */
+    /* The arguments object as a JSON Schema (draft 2020-12), in JSON text:
+     * {"type": "object", "properties": {...}, "required": [...],
+     * "additionalProperties": false}, each property with its type, range
+     * (minimum/maximum, maxLength, maxItems), enum, default and a short
+     * description. GET /v1/functions serves it as an object and the status
+     * page builds a form from it; the function must still check its
+     * arguments itself. A text that is not a JSON object is read as a
+     * prose description (what modules wrote before schemas), served as
+     * {"type": "object", "description": <the text>}. May be NULL. */
+    const char *args;
     ph_fn fn;
 } ph_function;
 
