@@ -64,7 +64,7 @@ static void log_worker_lines(server_call *call) {
 static void on_call_done(void *udata, server_call *call) {
     server_http *h = udata;
     const char *slug = server_call_slug(call);
-    double s = (double)(server_now_ns() - server_call_created_ns(call)) / 1e9;
+    double s = (double)(pool_now_ns() - server_call_created_ns(call)) / 1e9;
     const char *status = server_call_state_name(server_call_get_state(call));
     server_metrics_call_done(h->metrics, server_call_function(call),
                              slug ? slug : "succeeded", s);
@@ -99,11 +99,11 @@ static void on_functions(void *udata, const json_t *functions) {
 /* Waits for the calls in flight, up to timeout_ms; returns how many are
  * left. */
 static size_t drain_calls(server_sup *sup, int64_t timeout_ms) {
-    int64_t until = server_now_ns() + timeout_ms * 1000000;
+    int64_t until = pool_now_ns() + timeout_ms * 1000000;
     server_sup_stats st;
     for (;;) {
         server_sup_get_stats(sup, &st);
-        if (st.in_flight == 0 || server_now_ns() >= until)
+        if (st.in_flight == 0 || pool_now_ns() >= until)
             return st.in_flight;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);

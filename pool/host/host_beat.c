@@ -13,7 +13,7 @@ static void *beat_main(void *arg) {
     host_beat *b = arg;
     pthread_mutex_lock(&b->lock);
     while (!b->stop) {
-        int64_t now = pool__host_now_ns();
+        int64_t now = pool_now_ns();
         atomic_store_explicit(&b->hb->mono_ns, now, memory_order_release);
         atomic_fetch_add_explicit(&b->hb->seq, 1, memory_order_relaxed);
         int64_t at = now + b->period_ns;

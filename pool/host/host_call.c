@@ -148,7 +148,7 @@ static void call_answer(host_t *h, host_call *hc) {
 static void call_job(ph_ctx *ctx, void *arg) {
     host_call *hc = arg;
     pool_slot *s = hc->slot;
-    int64_t start = pool__host_now_ns();
+    int64_t start = pool_now_ns();
     s->wait_ms = s->submit_ns > 0 && start > s->submit_ns
                      ? pool__host_ms(start - s->submit_ns)
                      : 0;
@@ -188,7 +188,7 @@ static void call_job(ph_ctx *ctx, void *arg) {
         json_decref(result);
         json_decref(args);
     }
-    s->run_ms = pool__host_ms(pool__host_now_ns() - start);
+    s->run_ms = pool__host_ms(pool_now_ns() - start);
     call_answer(hc->host, hc);
 }
 
@@ -203,7 +203,7 @@ static pool_task *call_task(host_t *h, uint32_t index) {
     char id[POOL_SLOT_ID_MAX];
     memcpy(id, s->id, sizeof(id));
     id[sizeof(id) - 1] = '\0';
-    int64_t now = pool__host_now_ns();
+    int64_t now = pool_now_ns();
     pool_call_init(&hc->call, s->wire, id,
                    s->timeout_ms > 0 ? now + s->timeout_ms * 1000000 : 0);
     hc->call.cancel_word = &s->cancelled;

@@ -8,6 +8,7 @@
 #define POOL_HOST_INT_H
 
 #include "pool/wire/frame.h"
+#include "pool/sched/clock.h"
 #include "pool/wire/frame_codec.h"
 #include "host.h"
 #include "pool/wire/logring.h"
@@ -70,12 +71,6 @@ struct host {
      * freed, and only the first failure is reported. */
     atomic_bool failed;
 };
-
-static inline int64_t pool__host_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static inline double pool__host_ms(int64_t ns) {
     return (double)ns / 1e6;

@@ -6,6 +6,7 @@
  * the sandbox forbids.
  */
 #include "args_schema.h"
+#include "pool/sched/clock.h"
 #include "faults.h"
 #include "mod_args.h"
 #include "pool/sched/pool.h"
@@ -43,12 +44,6 @@ _Static_assert(ALLOC_MAX == INT64_C(1) << 40, "2^40 bytes");
  * alone (they may be busy with other calls). */
 #define GATHER_NS 100000000
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_ns(int64_t ns) {
     struct timespec ts = {ns / 1000000000, ns % 1000000000};
     nanosleep(&ts, NULL);
@@ -80,9 +75,9 @@ static void panic_items(ph_ctx *ctx, size_t begin, size_t end, void *arg) {
             busy_item(p, i);
             continue;
         }
-        int64_t give_up = now_ns() + GATHER_NS;
+        int64_t give_up = pool_now_ns() + GATHER_NS;
         while (ph_worker_count(ctx) > 1 &&
-               (atomic_load(&p->workers) & ~me) == 0 && now_ns() < give_up)
+               (atomic_load(&p->workers) & ~me) == 0 && pool_now_ns() < give_up)
             sleep_ns(100000);
         ph_log(ctx, PH_LOG_ERROR, "panic: item %zu panics now", i);
         ph_panic(ctx, "%s", p->message);
@@ -181,11 +176,11 @@ static int faults_crash(ph_ctx *ctx, const json_t *args, json_t **result) {
 /* Sleeps ms milliseconds (forever when ms < 0) in short steps; returns
  * PH_ECANCELLED early if cooperative and the call is cancelled. */
 static int wait_ms(ph_ctx *ctx, int64_t ms, bool cooperative) {
-    int64_t end = ms < 0 ? INT64_MAX : now_ns() + ms * 1000000;
+    int64_t end = ms < 0 ? INT64_MAX : pool_now_ns() + ms * 1000000;
     for (;;) {
         if (cooperative && ph_cancelled(ctx))
             return PH_ECANCELLED;
-        int64_t left = end - now_ns();
+        int64_t left = end - pool_now_ns();
         if (left <= 0)
             return PH_OK;
         sleep_ns(left < 2000000 ? left : 2000000);
@@ -243,8 +238,8 @@ static void log_items(ph_ctx *ctx, size_t begin, size_t end, void *arg) {
     log_run *r = arg;
     for (size_t i = begin; i < end; i++) {
         atomic_fetch_add(&r->arrived, 1);
-        int64_t give_up = now_ns() + GATHER_NS;
-        while (atomic_load(&r->arrived) < r->items && now_ns() < give_up)
+        int64_t give_up = pool_now_ns() + GATHER_NS;
+        while (atomic_load(&r->arrived) < r->items && pool_now_ns() < give_up)
             sleep_ns(100000);
         int w = ph_worker_index(ctx);
         atomic_fetch_or(&r->workers, UINT64_C(1) << (w % 64));

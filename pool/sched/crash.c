@@ -149,7 +149,7 @@ void pool__panic(ph_ctx *ctx, uint32_t kind, const char *location,
     rec.kind = kind;
     rec.worker = (int32_t)w->index;
     rec.call_id = ctx->call->id;
-    rec.ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
+    rec.ts_ns = (uint64_t)pool_wall_ns();
     snprintf(rec.message, sizeof(rec.message), "%s", message);
     snprintf(rec.location, sizeof(rec.location), "%s", location);
     pool__backtrace(w->scratch_fd, rec.backtrace, sizeof(rec.backtrace));
@@ -267,7 +267,7 @@ static void signal_record(pool_crash_record *rec, int32_t worker,
     rec->syscall_nr = refused ? si->si_syscall : -1;
     rec->syscall_arch = refused ? si->si_arch : 0;
     rec->call_id = call_id;
-    rec->ts_ns = (uint64_t)pool__now_ns(CLOCK_REALTIME);
+    rec->ts_ns = (uint64_t)pool_wall_ns();
     sbuf m = {rec->message, sizeof(rec->message), 0};
     sbuf loc = {rec->location, sizeof(rec->location), 0};
     uintptr_t pc = context_pc(uctx);

@@ -254,7 +254,7 @@ bool ph_cancelled(const ph_ctx *ctx) {
         atomic_load_explicit(call->cancel_word, memory_order_relaxed))
         return true;
     return call->deadline_ns &&
-           pool__now_ns(CLOCK_MONOTONIC) >= call->deadline_ns;
+           pool_now_ns() >= call->deadline_ns;
 }
 
 int ph_worker_index(const ph_ctx *ctx) {

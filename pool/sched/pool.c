@@ -267,7 +267,7 @@ void pool__run_job(pool_worker *w, pool_job *job) {
     pool_call_t *prev_call = w->current;
     w->current = job->call;
     if (!was_busy)
-        atomic_store_explicit(&p->busy_since_ns, pool__now_ns(CLOCK_MONOTONIC),
+        atomic_store_explicit(&p->busy_since_ns, pool_now_ns(),
                               memory_order_relaxed);
     atomic_store_explicit(&p->call_id, job->call ? job->call->id : 0,
                           memory_order_relaxed);

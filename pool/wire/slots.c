@@ -4,6 +4,7 @@
  * memory, so that nothing the host writes decides which slot is whose.
  */
 #include "slots.h"
+#include "pool/sched/clock.h"
 
 #include "wake.h"
 
@@ -59,12 +60,6 @@ uint32_t pool_slots_free_count(const pool_slots *s) {
     return s->nfree;
 }
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The next wire id of slot i: its sequence bumped, never 0. */
 static uint64_t next_wire(pool_slots *s, uint32_t i) {
     uint64_t seq = (s->last[i] >> POOL_WIRE_SLOT_BITS) + 1;
@@ -102,7 +97,7 @@ int pool_slots_submit(pool_slots *s, const pool_slot_call *c, uint64_t *wire) {
     sl->run_ms = sl->wait_ms = 0;
     sl->message[0] = '\0';
     atomic_store_explicit(&sl->cancelled, 0, memory_order_relaxed);
-    sl->submit_ns = now_ns();
+    sl->submit_ns = pool_now_ns();
     atomic_store_explicit(&sl->state, POOL_SLOT_SUBMITTED,
                           memory_order_release);
     *wire = s->wire[i];

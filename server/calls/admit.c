@@ -58,7 +58,7 @@ void server__dsp_client_tidy(server_dispatch *d, server_dsp_client *c) {
 int server__dsp_admit(server_dispatch *d, server_call *const *calls,
                       server_flight **flights, size_t n, unsigned owner) {
     if (d->refusal[0] &&
-        (!d->refusal_until || server__dsp_now() < d->refusal_until))
+        (!d->refusal_until || pool_now_ns() < d->refusal_until))
         return SERVER_DISPATCH_EUNAVAILABLE;
     if (n > d->cfg.max_queue - d->in_flight)
         return SERVER_DISPATCH_EOVERLOADED;

@@ -5,6 +5,7 @@
  * the mutex released; a watch being run is kept until its runs returned.
  */
 #include "call.h"
+#include "pool/sched/clock.h"
 
 #include "server/log.h"
 #include "problem.h"
@@ -85,12 +86,6 @@ struct server_call {
     uint64_t changes;         /* changes that ran watchers */
     pthread_cond_t unwatched; /* a removed watch's run returned */
 };
-
-static int64_t call_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The lock of a call handed to us as const: locking is not a change of the
  * call's value. */
@@ -177,7 +172,7 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     c->args_len = args_len;
     args = NULL;
     c->timeout_ms = timeout_ms;
-    c->created_ns = call_now_ns();
+    c->created_ns = pool_now_ns();
     c->state = SERVER_CALL_QUEUED;
     c->run_ms = -1;
     c->max_lines = max_log_lines;
@@ -300,7 +295,6 @@ server_call_state server_call_get_state(const server_call *c) {
     return s;
 }
 
-
 bool server_call_is_done(const server_call *c) {
     return call_state_done(server_call_get_state(c));
 }
@@ -316,7 +310,7 @@ bool server_call_set_running(server_call *c) {
     bool ok = c->state == SERVER_CALL_QUEUED;
     if (ok) {
         c->state = SERVER_CALL_RUNNING;
-        c->started_ns = call_now_ns();
+        c->started_ns = pool_now_ns();
         call_unlock_notify(c, false);
         return true;
     }
@@ -349,7 +343,7 @@ unsigned server_call_requeues(const server_call *c) {
 static void call_finish(server_call *c, server_call_state state,
                         double run_ms) {
     c->state = state;
-    c->finished_ns = call_now_ns();
+    c->finished_ns = pool_now_ns();
     c->run_ms = run_ms;
     /* The arguments are dropped at the end, or as soon as the last hold
      * is released. */

@@ -9,6 +9,7 @@
  * the end first. Retention by age is applied whenever the table is used.
  */
 #include "calltable.h"
+#include "pool/sched/clock.h"
 
 #include "server/htab.h"
 
@@ -46,12 +47,6 @@ struct server_calltable {
     server_calltable_done_fn on_done;
     void *udata;
 };
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static bool entry_eq(const server_hnode *n, const void *id) {
     return strcmp(ENTRY_OF(n)->id, id) == 0;
@@ -124,7 +119,7 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     size_t bytes = server_call_bytes(call);
 
     pthread_mutex_lock(&t->lock);
-    int64_t now = now_ns();
+    int64_t now = pool_now_ns();
     e->done_ns = now;
     e->bytes = bytes;
     t->done_bytes += bytes;
@@ -212,7 +207,7 @@ int server_calltable_add(server_calltable *t, server_call *call) {
         return -EEXIST;
     }
     server_htab_insert(&t->ids, &e->hnode, server_hash_str(e->id));
-    entry *evicted = collect_evicted_locked(t, now_ns());
+    entry *evicted = collect_evicted_locked(t, pool_now_ns());
     pthread_mutex_unlock(&t->lock);
     free_list(evicted);
     server_calltable_settle(t, call);
@@ -221,7 +216,7 @@ int server_calltable_add(server_calltable *t, server_call *call) {
 
 server_call *server_calltable_get(server_calltable *t, const char *id) {
     pthread_mutex_lock(&t->lock);
-    entry *evicted = collect_evicted_locked(t, now_ns());
+    entry *evicted = collect_evicted_locked(t, pool_now_ns());
     entry *e = find_locked(t, id);
     server_call *c = e ? server_call_ref(e->call) : NULL;
     pthread_mutex_unlock(&t->lock);
@@ -231,7 +226,7 @@ server_call *server_calltable_get(server_calltable *t, const char *id) {
 
 size_t server_calltable_count(server_calltable *t) {
     pthread_mutex_lock(&t->lock);
-    entry *evicted = collect_evicted_locked(t, now_ns());
+    entry *evicted = collect_evicted_locked(t, pool_now_ns());
     size_t n = t->ids.n;
     pthread_mutex_unlock(&t->lock);
     free_list(evicted);

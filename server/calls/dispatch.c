@@ -375,7 +375,7 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
         dsp_msg *m = server__dsp_msg(MSG_END, f);
         if (m && (m->text = strdup(detail))) {
             m->slug = slug;
-            m->run_ms = server_flight_run_ms(f, server__dsp_now());
+            m->run_ms = server_flight_run_ms(f, pool_now_ns());
             m->host = d->host ? json_incref(d->host->json) : NULL;
             server__dsp_post(d, m);
         } else if (m) {

@@ -152,7 +152,7 @@ size_t server__dsp_send_queued(server_dispatch *d) {
     dsp_host *h = d->host;
     size_t window = (size_t)d->cfg.threads * WINDOW_PER_WORKER;
     size_t rung = 0;
-    int64_t now = server__dsp_now();
+    int64_t now = pool_now_ns();
     while (h && !atomic_load(&h->closed) && d->rr && d->sent.n < window) {
         server_dsp_client *c = d->rr;
         server_flight *f = c->queue.head;

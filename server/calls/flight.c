@@ -13,12 +13,6 @@
 
 #define LOG_BATCH 32
 
-int64_t server__dsp_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---- lists ---- */
 
 void server__dsp_push(flight_list *l, server_flight *f) {

@@ -19,6 +19,7 @@
 #define SERVER_CALLS_FLIGHT_H
 
 #include "dispatch.h"
+#include "pool/sched/clock.h"
 
 #include "server/htab.h"
 
@@ -149,9 +150,6 @@ struct server_dispatch {
 };
 
 /* ---- flight.c: the bottom layer ---- */
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t server__dsp_now(void);
 
 /* flight lists (prev, next) */
 void server__dsp_push(flight_list *l, server_flight *f);

@@ -37,7 +37,7 @@ unsigned server__dsp_lane(void) {
 void server__dsp_flight_free(server_dispatch *d, server_flight *f) {
     server__dsp_timer_clear(d, f);
     server__dsp_unslot(d, f);
-    server__dsp_count_out(d, f, server__dsp_now());
+    server__dsp_count_out(d, f, pool_now_ns());
     if (f->msgs) {
         /* Freed when the last message about it has been taken. */
         f->dead = true;
@@ -129,7 +129,7 @@ static void end_call(ending *e) {
  * stop). Takes the link as a reader around it. */
 static void end_batch(server_dispatch *d, ending *e, size_t n,
                       bool from_slot) {
-    int64_t now = server__dsp_now();
+    int64_t now = pool_now_ns();
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < n; i++) {
         e[i].f->ended = true;
@@ -267,7 +267,7 @@ static void end_requested(server_dispatch *d, dsp_msg *m) {
     }
     if (f->state == FLIGHT_SENT) {
         server__dsp_drain_logs(d);
-        e.run_ms = (double)(server__dsp_now() - f->sent_ns) / 1e6;
+        e.run_ms = (double)(pool_now_ns() - f->sent_ns) / 1e6;
     }
     end_batch(d, &e, 1, false);
 }

@@ -8,6 +8,7 @@
  * connection.
  */
 #include "guard.h"
+#include "pool/sched/clock.h"
 
 #include "server/log.h"
 
@@ -87,12 +88,6 @@ struct server_guard {
     lingering linger[LINGER_MAX];
     size_t nlinger;
 };
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- the thread ---------------------------------------------------------- */
 
@@ -202,7 +197,7 @@ static void *guard_main(void *arg) {
     for (;;) {
         kill_note notes[KILLS_LOGGED];
         size_t nnotes = 0, killed;
-        int64_t now = now_ns();
+        int64_t now = pool_now_ns();
         pthread_mutex_lock(&g->lock);
         if (g->stop) {
             pthread_mutex_unlock(&g->lock);
@@ -232,7 +227,7 @@ static void *guard_main(void *arg) {
             while (read(g->wake[0], buf, sizeof buf) > 0)
                 ;
         }
-        linger_drain(g, pfd, now_ns());
+        linger_drain(g, pfd, pool_now_ns());
     }
     return NULL;
 }
@@ -300,7 +295,7 @@ server_conn *server_guard_open(server_guard *g, int fd,
     else if (peer && peer->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
                   c->peer, sizeof c->peer);
-    atomic_init(&c->phase, phase_word(PHASE_HEAD, now_ns()));
+    atomic_init(&c->phase, phase_word(PHASE_HEAD, pool_now_ns()));
     atomic_init(&c->received, 0);
     pthread_mutex_lock(&g->lock);
     c->next = g->conns;
@@ -368,7 +363,7 @@ const char *server_conn_peer(const server_conn *c) {
 
 static void conn_phase(server_conn *c, enum conn_phase phase) {
     atomic_store(&c->received, 0);
-    atomic_store(&c->phase, phase_word(phase, now_ns()));
+    atomic_store(&c->phase, phase_word(phase, pool_now_ns()));
     if (phase == PHASE_HEAD)
         c->started = false;
 }
@@ -416,7 +411,7 @@ server_ticker *server_guard_ticker_add(server_guard *g, int64_t interval_ms,
     t->fn = fn;
     t->udata = udata;
     pthread_mutex_lock(&g->lock);
-    t->next_ns = now_ns() + t->interval_ns;
+    t->next_ns = pool_now_ns() + t->interval_ns;
     t->next = g->tickers;
     g->tickers = t;
     pthread_mutex_unlock(&g->lock);

@@ -44,7 +44,7 @@ static void *on_request_line(void *cls, const char *uri,
     server_req req = {.http = h, .conn = conn, .tcp = tcp, .method = "-"};
     req.path = server_conn_target(tcp, &len, &truncated);
     req.path_len = len;
-    req.start_ns = server_now_ns();
+    req.start_ns = pool_now_ns();
     server_req_problem_raw(&req, server_problem_new("uri-too-long", detail));
     return NULL;
 }
@@ -276,9 +276,9 @@ void server_http_quiesce(server_http *h) {
 }
 
 bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {
-    int64_t until = server_now_ns() + timeout_ms * 1000000;
+    int64_t until = pool_now_ns() + timeout_ms * 1000000;
     while (atomic_load(&h->active) > 0) {
-        if (server_now_ns() >= until)
+        if (pool_now_ns() >= until)
             return false;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);

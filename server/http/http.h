@@ -9,7 +9,7 @@
 #ifndef SERVER_HTTP_H
 #define SERVER_HTTP_H
 
-#include "clock.h"
+#include "pool/sched/clock.h"
 #include "http_req.h"
 
 #include <stdbool.h>

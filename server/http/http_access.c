@@ -15,7 +15,7 @@
  */
 #include "http_access.h"
 
-#include "clock.h"
+#include "pool/sched/clock.h"
 #include "http_answer.h"
 #include "http_auth.h"
 #include "http_check.h"
@@ -156,7 +156,7 @@ static server_req *req_new(server_http *h, struct MHD_Connection *conn,
     req->tcp = server__http_conn(conn);
     req->method = method;
     req->version = version;
-    req->start_ns = server_now_ns();
+    req->start_ns = pool_now_ns();
     pthread_mutex_init(&req->lock, NULL);
     size_t len = 0;
     bool truncated = false;

@@ -7,7 +7,7 @@
  */
 #include "http_answer.h"
 
-#include "clock.h"
+#include "pool/sched/clock.h"
 #include "http_headers.h"
 #include "server/log.h"
 #include "server/calls/problem.h"
@@ -48,7 +48,7 @@ static void req_account(server_http *h, const char *rid, const char *method,
     /* Most services log at warn: skip building a line nobody reads. */
     if (!server_log_enabled(SERVER_LOG_INFO))
         return;
-    double ms = (double)(server_now_ns() - start_ns) / 1e6;
+    double ms = (double)(pool_now_ns() - start_ns) / 1e6;
     server_log(SERVER_LOG_INFO, "request",
                json_pack("{s:s, s:o, s:o, s:i, s:o}", "id", rid, "method",
                          server_log_client_string(method, strlen(method)),

@@ -5,7 +5,7 @@
  */
 #include "http_auth.h"
 
-#include "clock.h"
+#include "pool/sched/clock.h"
 #include "http_answer.h"
 #include "server/calls/problem.h"
 
@@ -97,7 +97,7 @@ bool server_req_authorize(server_req *req, unsigned need, enum MHD_Result *r) {
     char name[SERVER_AUTH_NAME_MAX];
     int retry = 0;
     switch (
-        server_auth_check(auth, src, token, server_now_ns(), name, &retry)) {
+        server_auth_check(auth, src, token, pool_now_ns(), name, &retry)) {
     case SERVER_AUTH_ADMIN:
         req->caller = SERVER_CALLER_ADMIN;
         snprintf(req->client, sizeof req->client, "%s", SERVER_AUTH_ADMIN_NAME);

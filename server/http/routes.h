@@ -8,7 +8,7 @@
 #ifndef SERVER_ROUTES_H
 #define SERVER_ROUTES_H
 
-#include "clock.h"
+#include "pool/sched/clock.h"
 #include "http_answer.h"
 #include "http_auth.h"
 #include "http_suspend.h"

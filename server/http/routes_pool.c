@@ -82,12 +82,12 @@ static enum MHD_Result admin(server_req *req, const char *action,
     /* The supervisor thread carries it out a moment later: the answer is
      * the pool's state after it (the wait is bounded; an admin action is
      * rare). */
-    int64_t until = server_now_ns() + 2000000000LL;
+    int64_t until = pool_now_ns() + 2000000000LL;
     do {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
         server_sup_get_stats(req->http->sup, &now);
-    } while (!admin_done(action, &before, &now) && server_now_ns() < until);
+    } while (!admin_done(action, &before, &now) && pool_now_ns() < until);
     json_t *pool = server_sup_status_json(req->http->sup);
     return server_req_json(
         req, 200, json_pack("{s:s, s:o*}", "action", action, "pool", pool),

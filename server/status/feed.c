@@ -5,6 +5,7 @@
  */
 #include "feed.h"
 
+#include "pool/sched/clock.h"
 #include "server/calls/problem.h"
 #include "server/log.h"
 
@@ -87,15 +88,11 @@ struct server_feed {
 /* ---- clocks and small helpers ---- */
 
 static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pool_now_ns() / 1000000;
 }
 
 static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pool_wall_ns() / 1000000;
 }
 
 /* RFC 3339 in UTC with milliseconds, for a wall-clock time in ms. */
@@ -214,10 +211,7 @@ static double bucket_ms(unsigned b) {
 }
 
 void server_feed_call_ended(server_feed *f, server_call *call) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
-                 server_call_created_ns(call);
+    int64_t ns = pool_now_ns() - server_call_created_ns(call);
     atomic_fetch_add(&f->ended, 1);
     if (server_call_get_state(call) == SERVER_CALL_SUCCEEDED)
         atomic_fetch_add(&f->ok, 1);
@@ -536,9 +530,7 @@ int server_feed_new(server_sup *sup, server_calltable *calls, size_t keep,
     f->sup = sup;
     f->calls = calls;
     f->next_id = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    f->mono0_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    f->mono0_ns = pool_now_ns();
     f->wall0_ms = wall_ms();
     /* Restarts before the feed began are history, not events. */
     server_sup_stats st;

@@ -32,12 +32,6 @@ const char *server_restart_reason_name(int reason) {
                : "unknown";
 }
 
-int64_t server__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 void server__wake(server_sup *sup) {
     uint64_t one = 1;
     ssize_t n = write(sup->wake_fd, &one, sizeof(one));

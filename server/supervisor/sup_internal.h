@@ -17,6 +17,7 @@
 #define SERVER_SUP_INTERNAL_H
 
 #include "server/calls/dispatch.h"
+#include "pool/sched/clock.h"
 #include "restart.h"
 #include "pool/wire/frame_codec.h"
 #include "sup_host.h"
@@ -108,7 +109,6 @@ typedef struct server_verdict {
 } server_verdict;
 
 /* ---- sup_internal.c ---- */
-int64_t server__now_ns(void);
 void server__wake(server_sup *sup);
 /* Call slots a host's region gets: room for the window. */
 uint32_t server__host_slots(const server_sup *sup);

@@ -345,7 +345,7 @@ static void *sup_main(void *arg) {
     server_sup *sup = arg;
     bool quitting = false;
     for (;;) {
-        int64_t now = server__now_ns();
+        int64_t now = pool_now_ns();
         quitting = sup_admin(sup, now) || quitting;
         if (quitting && !sup->host)
             break;
@@ -383,7 +383,7 @@ static void *sup_main(void *arg) {
         }
         if (poll(pfd, n, timeout) < 0 && errno != EINTR)
             continue;
-        now = server__now_ns();
+        now = pool_now_ns();
         if (pfd[0].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(sup->wake_fd, &v, sizeof(v));
@@ -612,7 +612,7 @@ void server_sup_drain(server_sup *sup) {
 }
 
 void server_sup_unavailable_detail(server_sup *sup, char *buf, size_t len) {
-    int64_t now = server__now_ns();
+    int64_t now = pool_now_ns();
     pthread_mutex_lock(&sup->lock);
     bool on = sup->unavailable_until && now < sup->unavailable_until;
     snprintf(buf, len, "%s", on ? sup->unavailable_detail : "");

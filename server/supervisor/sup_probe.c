@@ -40,11 +40,11 @@ void server__plugin_failure(const server_sup *sup, int32_t plugin,
  * -ETIMEDOUT or -ECANCELED. */
 static int probe_wait(server_sup *sup, server_host *h,
                       const volatile bool *cancel) {
-    int64_t until = server__now_ns() + sup->cfg.start_timeout_ms * SUP_MS;
+    int64_t until = pool_now_ns() + sup->cfg.start_timeout_ms * SUP_MS;
     for (;;) {
         if (cancel && *cancel)
             return -ECANCELED;
-        int64_t left = (until - server__now_ns()) / SUP_MS;
+        int64_t left = (until - pool_now_ns()) / SUP_MS;
         if (left <= 0)
             return -ETIMEDOUT;
         if (server_host_wants_write(h) && server_host_flush(h) < 0)

@@ -68,7 +68,7 @@ static int64_t heartbeat_age_locked(const server_sup *sup, int64_t now) {
 }
 
 void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
-    int64_t now = server__now_ns();
+    int64_t now = pool_now_ns();
     server_dispatch_stats calls;
     server_dispatch_get_stats(sup->dispatch, &calls);
     pthread_mutex_lock(&sup->lock);
@@ -103,7 +103,7 @@ void server_sup_get_stats(server_sup *sup, server_sup_stats *out) {
 }
 
 json_t *server_sup_status_json(server_sup *sup) {
-    int64_t now = server__now_ns();
+    int64_t now = pool_now_ns();
     server_dispatch_stats calls;
     server_dispatch_get_stats(sup->dispatch, &calls);
     json_t *restarts = json_object();
