@@ -20,7 +20,7 @@
 #       [-c "1 8 32 128"] [-r ROUNDS] [-w "small batch nqueens"]
 #       [-m "process thread"] [-s]
 #
-# Needs a release build (BUILD=build-dir; default ./build-h8 or ./build),
+# Needs a release build (BUILD=build-dir; default ./build),
 # wrk and python3; node and npm for the peer. wrk runs on the same machine
 # as the servers: on 2 cores the client takes a good share of the CPU, for
 # every target alike. Counted quantities (context switches, CPU time and

@@ -2,12 +2,9 @@
 # is started on 127.0.0.1 port 0 and found through its `listening` line;
 # every process started here is stopped by its pid on exit.
 
-# The build directory: $BUILD, else ./build-h8 or ./build under the repo.
+# The build directory: $BUILD, else ./build under the repo.
 bench_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ -z "${BUILD:-}" ]; then
-    BUILD=$bench_repo/build
-    [ -x "$bench_repo/build-h8/server/poolhost" ] && BUILD=$bench_repo/build-h8
-fi
+BUILD=${BUILD:-$bench_repo/build}
 POOLHOST=${POOLHOST:-$BUILD/server/poolhost}
 CEILING=${CEILING:-$BUILD/tests/bench/ceiling}
 BENCH_DIR=$bench_repo/tests/bench

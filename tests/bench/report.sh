@@ -12,7 +12,7 @@
 #     -b COMMIT  the "before" target: COMMIT built by build_ref.sh into
 #                $OUT/ref (or BEFORE=/path/to/poolhost)
 #
-# Needs a release build (BUILD=dir, default ./build-h8 or ./build; COMMIT=
+# Needs a release build (BUILD=dir, default ./build; COMMIT=
 # the commit it was built from, default the checkout's HEAD), wrk, gnuplot,
 # python3, node and npm (PEER=0 leaves the peer out); perf is optional
 # (PROFILE=0 skips the profile, SYSCALLS=0 the system call counts). Writes
@@ -63,6 +63,13 @@ echo "== failure timing" >&2
 "$BENCH_DIR/fault_timing.sh" "${fault_args[@]}" >/dev/null
 echo "== memory" >&2
 "$BENCH_DIR/memory.sh" "${mem_args[@]}" >/dev/null
+echo "== the host's sandbox, strict against off" >&2
+if $quick; then
+    sandbox_args=(-d 2 -r 1 -c "1 32" -w small)
+else
+    sandbox_args=(-d 5 -r 3 -c "1 8 32" -w small)
+fi
+"$BENCH_DIR/sandbox_bench.sh" "${sandbox_args[@]}" >"$OUT/sandbox.txt"
 
 # Pool speedup by function over HTTP: run_ms as the host measured it, at
 # --threads 1 and --threads 2, median of a few calls each.
@@ -368,6 +375,14 @@ PY
     echo "| mode | stage | service RSS KiB | host RSS KiB | service fds |"
     echo "|---|---|---|---|---|"
     md_rows "$OUT/memory.csv"
+    echo
+    echo "## The host's sandbox"
+    echo
+    echo "What \`--sandbox strict\` (the default) costs on small calls"
+    echo "(\`tests/bench/sandbox_bench.sh\`): two services in the same run, one"
+    echo "confined and one not, alternating run by run."
+    echo
+    grep -E '^\||^medians' "$OUT/sandbox.txt"
     echo
     echo "## Pool speedup by function"
     echo

@@ -9,7 +9,7 @@
 #   tests/bench/sandbox_bench.sh [-d SECONDS] [-c "1 8 32"] [-r ROUNDS]
 #                                [-w "small nqueens"]
 #
-# Needs a release build (BUILD=build-dir; default ./build-h8 or ./build),
+# Needs a release build (BUILD=build-dir; default ./build),
 # wrk and python3. Writes the runs to $OUT/sandbox_runs.csv.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
