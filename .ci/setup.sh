@@ -16,7 +16,7 @@ packages=(
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
     libseccomp-dev
     ca-certificates curl haproxy procps python3-jsonschema python3-yaml
-    chromium firefox-esr fonts-dejavu-core
+    chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
