@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the poolhost image and checks it from outside: a call succeeds, a
-# panic (fault injection on) is a 503 with its details, the next call
+# panic (fault injection on) is a 500 with its details, the next call
 # succeeds, the pool host's sandbox works under the runtime's default
 # seccomp profile (a forbidden system call is a 500 naming it), every
 # process runs as the non-root user on a read-only root filesystem without
@@ -9,9 +9,10 @@
 #
 #   docker/test.sh            # PORT=18080 IMAGE=poolhost:test by default
 #
-# Uses docker when a daemon answers, else podman through the shared script
-# ../shared/tools/container-engine.sh (run its `setup` once first), which
-# runs containers with host networking.
+# Uses docker when a daemon answers, else podman. PODMAN names the command
+# that runs podman (default `podman`), for a machine that needs a wrapper
+# adding flags of its own (for instance host networking: the published port
+# is then simply the container's).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,16 +42,15 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     build_flags=()
     run_flags=(-p "127.0.0.1:$port:$port")
 else
-    script=$root/../shared/tools/container-engine.sh
-    if [ ! -x "$script" ] && [ ! -f "$script" ]; then
-        echo "no docker daemon and no $script" >&2
+    read -r -a engine <<<"${PODMAN:-podman}"
+    if ! command -v "${engine[0]}" >/dev/null; then
+        echo "no docker daemon and no ${engine[0]}" >&2
         exit 2
     fi
-    engine=(bash "$script" podman)
     # HEALTHCHECK is kept only in the docker image format. podman mounts a
     # tmpfs on /tmp and /run of a read-only container unless told not to.
     build_flags=(--pull=never --format docker)
-    run_flags=(--read-only-tmpfs=false)
+    run_flags=(--read-only-tmpfs=false -p "127.0.0.1:$port:$port")
 fi
 echo "engine: ${engine[*]}"
 
