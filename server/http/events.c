@@ -71,19 +71,6 @@ static void view_call(server_req *req, json_t *c) {
     json_object_del(c, "client");
 }
 
-/* A pool object as the viewer may see it (in place). */
-static void view_pool(server_req *req, json_t *p) {
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(p, "workers"), i, w)
-        server_req_redact_id(req, w, "call");
-    json_t *lf = json_object_get(p, "last_failure");
-    server_req_redact_id(req, json_object_get(lf, "cause"), "culprit");
-    server_req_redact_id(req, lf, "culprit");
-    server_req_redact_ids(req, json_object_get(lf, "rerun"));
-    server_req_redact_ids(req, json_object_get(lf, "failed"));
-}
-
 /* A failure as the viewer may see it (in place): the culprit's id and its
  * logs only to whom may see the culprit. */
 static void view_failure(server_req *req, json_t *f) {
@@ -106,7 +93,7 @@ static json_t *view(server_req *req, const char *type, json_t *data) {
     if (strcmp(type, "call") == 0) {
         view_call(req, d);
     } else if (strcmp(type, "pool") == 0) {
-        view_pool(req, d);
+        server_req_redact_pool(req, d);
     } else if (strcmp(type, "worker") == 0) {
         server_req_redact_id(req, d, "call");
     } else if (strcmp(type, "failure") == 0) {
@@ -116,7 +103,7 @@ static json_t *view(server_req *req, const char *type, json_t *data) {
         json_object_set_new(
             d, "client_tokens",
             json_boolean(server_auth_has_clients(req->http->auth)));
-        view_pool(req, json_object_get(d, "pool"));
+        server_req_redact_pool(req, json_object_get(d, "pool"));
         json_array_foreach(json_object_get(d, "calls"), i, x)
             view_call(req, x);
         json_array_foreach(json_object_get(d, "failures"), i, x)

@@ -37,6 +37,8 @@ enum MHD_Result server_route_pool(server_req *req);
 void server_req_redact_id(server_req *req, json_t *obj, const char *key);
 /* The same for every id of an array. */
 void server_req_redact_ids(server_req *req, json_t *ids);
+/* The same for every call id of a GET /v1/pool object (in place). */
+void server_req_redact_pool(server_req *req, json_t *pool);
 
 /* GET /v1/events (events.c): the pool's event feed, live. */
 enum MHD_Result server_route_events(server_req *req);

@@ -117,17 +117,8 @@ enum MHD_Result server_route_metrics(server_req *req) {
     server_sup_get_stats(req->http->sup, &st);
     size_t len;
     char *text = server_metrics_render(req->http->metrics, &st, &len);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type",
-                            "text/plain; version=0.0.4; charset=utf-8");
-    return server_req_send(req, 200, resp);
+    return server_req_text(req, 200, text, len,
+                           "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Appends s to out, HTML-escaped. */

@@ -36,26 +36,23 @@ void server_req_redact_ids(server_req *req, json_t *ids) {
     }
 }
 
-enum MHD_Result server_route_pool(server_req *req) {
-    server_http *h = req->http;
-    json_t *o = server_sup_status_json(h->sup);
-    if (!o)
-        return MHD_NO;
-    if (!json_object_get(o, "isolation"))
-        json_object_set_new(
-            o, "isolation",
-            json_string(h->cfg->isolation ? "thread" : "process"));
-    if (!json_object_get(o, "threads"))
-        json_object_set_new(o, "threads", json_integer(h->cfg->threads));
+void server_req_redact_pool(server_req *req, json_t *pool) {
     size_t i;
     json_t *w;
-    json_array_foreach(json_object_get(o, "workers"), i, w)
+    json_array_foreach(json_object_get(pool, "workers"), i, w)
         server_req_redact_id(req, w, "call");
-    json_t *lf = json_object_get(o, "last_failure");
+    json_t *lf = json_object_get(pool, "last_failure");
     server_req_redact_id(req, json_object_get(lf, "cause"), "culprit");
     server_req_redact_id(req, lf, "culprit");
     server_req_redact_ids(req, json_object_get(lf, "rerun"));
     server_req_redact_ids(req, json_object_get(lf, "failed"));
+}
+
+enum MHD_Result server_route_pool(server_req *req) {
+    json_t *o = server_sup_status_json(req->http->sup);
+    if (!o)
+        return MHD_NO;
+    server_req_redact_pool(req, o);
     return server_req_json(req, 200, o, NULL);
 }
 
