@@ -332,8 +332,12 @@ static bool take_inbox(server_dispatch *d, unsigned lane) {
 
 bool server_dispatch_poll(server_dispatch *d, unsigned lane) {
     pthread_rwlock_rdlock(&d->link);
-    bool did = take_completions(d, lane);
-    did = take_inbox(d, lane) || did;
+    /* What was posted first: an end decided elsewhere (a stop, a
+     * post-mortem) is posted before the host is told anything, so the
+     * answer that telling provokes (a call cancelled by the host's
+     * shutdown) must not overtake it. */
+    bool did = take_inbox(d, lane);
+    did = take_completions(d, lane) || did;
     pthread_rwlock_unlock(&d->link);
     return did;
 }
