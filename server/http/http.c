@@ -62,6 +62,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
             server_hangup_close(h->hangup, fd->connect_fd);
         server_guard_close(h->guard, *socket_context);
         *socket_context = NULL;
+        server_lane_connection_closed();
         /* Counted by the lane that accepted it. */
         server_conn_limit_give(h->limit, peer ? peer->client_addr : NULL);
         return;
@@ -180,11 +181,8 @@ static void lane_awake(void *udata, unsigned lane, bool signalled) {
 
 /* Undoes server_http_start from its lanes down. */
 static void http_unwind(server_http *h) {
-    for (unsigned i = 0; i < h->nlanes; i++)
-        server_lane_stop(h->lanes[i]);
-    free(h->lanes);
+    server_lanes_free(h->lanes);
     h->lanes = NULL;
-    h->nlanes = 0;
     if (h->listen_fd >= 0)
         close(h->listen_fd);
     h->listen_fd = -1;
@@ -234,8 +232,7 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
         return rc == -EADDRINUSE ? rc : -EADDRNOTAVAIL;
     }
     h->port = port_of(h->listen_fd);
-    h->lanes = calloc(h->http_threads, sizeof(*h->lanes));
-    if (!h->lanes) {
+    if (server_lanes_new(h->http_threads, &h->lanes) < 0) {
         snprintf(err, errlen, "out of memory");
         http_unwind(h);
         return -ENOMEM;
@@ -252,14 +249,13 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
                                  .may_sleep = lane_may_sleep,
                                  .awake = lane_awake,
                                  .udata = d};
-        rc = lc.daemon ? server_lane_start(&lc, &h->lanes[i]) : -ENOMEM;
+        rc = lc.daemon ? server_lanes_start(h->lanes, &lc) : -ENOMEM;
         if (rc) {
             snprintf(err, errlen, "cannot start HTTP thread %u: %s", i,
                      strerror(-rc));
             http_unwind(h);
             return rc;
         }
-        h->nlanes++;
     }
     log_listening(h);
     return 0;
@@ -271,8 +267,8 @@ void server_http_drain(server_http *h) {
 
 void server_http_quiesce(server_http *h) {
     atomic_store(&h->draining, true);
-    for (unsigned i = 0; i < h->nlanes; i++)
-        server_lane_quiesce(h->lanes[i]);
+    if (h->lanes)
+        server_lanes_quiesce(h->lanes);
 }
 
 bool server_http_wait_idle(server_http *h, int64_t timeout_ms) {

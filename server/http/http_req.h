@@ -41,8 +41,7 @@ typedef struct server_http {
     server_guard *guard;     /* deadlines, lingering closes, tickers */
     server_conn_limit *limit; /* --max-connections, per IP too */
     int listen_fd;            /* shared by the lanes */
-    struct server_lane **lanes;
-    unsigned nlanes;
+    struct server_lanes *lanes;
     uint16_t port;
 } server_http;
 

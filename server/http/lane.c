@@ -1,6 +1,7 @@
 /*
- * An HTTP lane (lane.h). The loop: let libmicrohttpd work through what is
- * ready, do the lane's other work, then sleep in epoll on three things:
+ * An HTTP lane (lane.h). The loop: add the connections other lanes handed
+ * over, let libmicrohttpd work through what is ready, do the lane's other
+ * work, then sleep in epoll on three things:
  * the shared listening socket (EPOLLEXCLUSIVE, so that a new connection
  * wakes one lane, not all), the daemon's own epoll fd, and the lane's
  * eventfd. The sleep is bounded by the daemon's next connection timeout.
@@ -19,14 +20,34 @@
  * the ones it has: a burst of connects cannot starve them. */
 #define ACCEPT_BURST 64
 
+/* A connection accepted by one lane for another. */
+typedef struct lane_handover {
+    int fd;
+    socklen_t len;
+    struct sockaddr_storage peer;
+    struct lane_handover *next;
+} lane_handover;
+
 struct server_lane {
+    server_lanes *group;
     server_lane_config cfg;
     pthread_t thread;
     int ep;
     int mhd_fd;
+    atomic_bool running; /* its thread runs: other lanes may hand over */
     atomic_bool stop;
     atomic_bool quiesced;
     bool again; /* the lane's own thread woke it: run before sleeping */
+    /* Connections given to it: open in its daemon or handed over. */
+    atomic_uint conns;
+    pthread_mutex_t hand_lock;
+    lane_handover *hand, *hand_tail; /* under hand_lock */
+    atomic_bool handed;              /* hand may hold some */
+};
+
+struct server_lanes {
+    unsigned n;
+    server_lane lanes[];
 };
 
 static _Thread_local server_lane *lane_self;
@@ -49,8 +70,77 @@ void server_lane_wake(server_lane *l) {
     (void)n; /* only fails when the counter is saturated: still readable */
 }
 
-/* Takes the connections waiting in the backlog, within the limits. A
- * connection over a limit is closed at once, as libmicrohttpd would. */
+void server_lane_connection_closed(void) {
+    if (lane_self)
+        atomic_fetch_sub(&lane_self->conns, 1);
+}
+
+/* Gives fd to l's daemon, on l's thread. The daemon closes fd when it
+ * fails, without a close callback: its counts are given back here. */
+static void add_here(server_lane *l, int fd, struct sockaddr_storage *peer,
+                     socklen_t len) {
+    if (MHD_add_connection(l->cfg.daemon, fd, (struct sockaddr *)peer, len) !=
+        MHD_YES) {
+        server_conn_limit_give(l->cfg.limit, (struct sockaddr *)peer);
+        atomic_fetch_sub(&l->conns, 1);
+    }
+}
+
+/* The running lane with the fewest connections, l on a tie. */
+static server_lane *least_loaded(server_lane *l) {
+    server_lane *best = l;
+    unsigned least = atomic_load(&l->conns);
+    for (unsigned i = 0; i < l->group->n; i++) {
+        server_lane *o = &l->group->lanes[i];
+        if (o == l || !atomic_load(&o->running) || atomic_load(&o->stop))
+            continue;
+        unsigned c = atomic_load(&o->conns);
+        if (c < least) {
+            best = o;
+            least = c;
+        }
+    }
+    return best;
+}
+
+/* Queues fd for lane to and wakes it. False when out of memory. */
+static bool hand_over(server_lane *to, int fd, struct sockaddr_storage *peer,
+                      socklen_t len) {
+    lane_handover *h = malloc(sizeof(*h));
+    if (!h)
+        return false;
+    *h = (lane_handover){.fd = fd, .len = len, .peer = *peer};
+    pthread_mutex_lock(&to->hand_lock);
+    if (to->hand_tail)
+        to->hand_tail->next = h;
+    else
+        to->hand = h;
+    to->hand_tail = h;
+    pthread_mutex_unlock(&to->hand_lock);
+    atomic_store(&to->handed, true);
+    server_lane_wake(to);
+    return true;
+}
+
+/* Takes the connections other lanes handed over to l. */
+static void take_handovers(server_lane *l) {
+    if (!atomic_exchange(&l->handed, false))
+        return;
+    pthread_mutex_lock(&l->hand_lock);
+    lane_handover *h = l->hand;
+    l->hand = l->hand_tail = NULL;
+    pthread_mutex_unlock(&l->hand_lock);
+    while (h) {
+        lane_handover *next = h->next;
+        add_here(l, h->fd, &h->peer, h->len);
+        free(h);
+        h = next;
+    }
+}
+
+/* Takes the connections waiting in the backlog, within the limits, each
+ * for the lane with the fewest. A connection over a limit is closed at
+ * once, as libmicrohttpd would. */
 static void accept_some(server_lane *l) {
     for (int i = 0; i < ACCEPT_BURST; i++) {
         struct sockaddr_storage peer;
@@ -63,10 +153,15 @@ static void accept_some(server_lane *l) {
             close(fd);
             continue;
         }
-        /* The daemon closes fd when it fails, without a close callback. */
-        if (MHD_add_connection(l->cfg.daemon, fd, (struct sockaddr *)&peer,
-                               len) != MHD_YES)
-            server_conn_limit_give(l->cfg.limit, (struct sockaddr *)&peer);
+        server_lane *to = least_loaded(l);
+        atomic_fetch_add(&to->conns, 1);
+        if (to != l && !hand_over(to, fd, &peer, len)) {
+            atomic_fetch_sub(&to->conns, 1);
+            to = l;
+            atomic_fetch_add(&l->conns, 1);
+        }
+        if (to == l)
+            add_here(l, fd, &peer, len);
     }
 }
 
@@ -86,6 +181,7 @@ static void *lane_main(void *arg) {
     l->cfg.enter(l->cfg.udata, l->cfg.index);
     bool listening = true;
     while (!atomic_load(&l->stop)) {
+        take_handovers(l);
         MHD_run(l->cfg.daemon);
         bool did = l->cfg.work(l->cfg.udata, l->cfg.index);
         if (listening && atomic_load(&l->quiesced)) {
@@ -115,16 +211,32 @@ static int watch(int ep, int fd, uint32_t events) {
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
-int server_lane_start(const server_lane_config *cfg, server_lane **out) {
-    int rc = -ENOMEM;
-    server_lane *l = calloc(1, sizeof(*l));
-    if (!l)
-        goto fail;
+int server_lanes_new(unsigned n, server_lanes **out) {
+    server_lanes *g = calloc(1, sizeof(*g) + n * sizeof(g->lanes[0]));
+    if (!g)
+        return -ENOMEM;
+    g->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        server_lane *l = &g->lanes[i];
+        l->group = g;
+        l->ep = -1;
+        atomic_init(&l->running, false);
+        atomic_init(&l->stop, false);
+        atomic_init(&l->quiesced, false);
+        atomic_init(&l->conns, 0);
+        atomic_init(&l->handed, false);
+        pthread_mutex_init(&l->hand_lock, NULL);
+    }
+    *out = g;
+    return 0;
+}
+
+int server_lanes_start(server_lanes *g, const server_lane_config *cfg) {
+    server_lane *l = &g->lanes[cfg->index];
     l->cfg = *cfg;
-    l->ep = -1;
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(cfg->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    rc = -EINVAL;
+    int rc = -EINVAL;
     if (!info)
         goto fail;
     l->mhd_fd = info->epoll_fd;
@@ -137,33 +249,58 @@ int server_lane_start(const server_lane_config *cfg, server_lane **out) {
         (rc = watch(l->ep, cfg->wake_fd, EPOLLIN)) < 0 ||
         (rc = watch(l->ep, cfg->listen_fd, EPOLLIN | EPOLLEXCLUSIVE)) < 0)
         goto fail;
-    atomic_init(&l->stop, false);
-    atomic_init(&l->quiesced, false);
+    atomic_store(&l->running, true);
     rc = -pthread_create(&l->thread, NULL, lane_main, l);
-    if (rc)
+    if (rc) {
+        atomic_store(&l->running, false);
         goto fail;
-    *out = l;
+    }
     return 0;
 fail:
-    if (l) {
-        if (l->ep >= 0)
-            close(l->ep);
-        free(l);
-    }
+    if (l->ep >= 0)
+        close(l->ep);
+    l->ep = -1;
     MHD_stop_daemon(cfg->daemon);
+    l->cfg.daemon = NULL;
     return rc;
 }
 
-void server_lane_quiesce(server_lane *l) {
-    atomic_store(&l->quiesced, true);
-    server_lane_wake(l);
+void server_lanes_quiesce(server_lanes *g) {
+    for (unsigned i = 0; i < g->n; i++) {
+        server_lane *l = &g->lanes[i];
+        if (!l->cfg.daemon)
+            continue;
+        atomic_store(&l->quiesced, true);
+        server_lane_wake(l);
+    }
 }
 
-void server_lane_stop(server_lane *l) {
-    atomic_store(&l->stop, true);
-    server_lane_wake(l);
-    pthread_join(l->thread, NULL);
-    MHD_stop_daemon(l->cfg.daemon);
-    close(l->ep);
-    free(l);
+void server_lanes_free(server_lanes *g) {
+    if (!g)
+        return;
+    /* Every thread first: none hands over to a lane being stopped. */
+    for (unsigned i = 0; i < g->n; i++) {
+        server_lane *l = &g->lanes[i];
+        if (!l->cfg.daemon)
+            continue;
+        atomic_store(&l->stop, true);
+        server_lane_wake(l);
+        pthread_join(l->thread, NULL);
+    }
+    for (unsigned i = 0; i < g->n; i++) {
+        server_lane *l = &g->lanes[i];
+        /* Handed over but never added. */
+        for (lane_handover *h = l->hand, *next; h; h = next) {
+            next = h->next;
+            close(h->fd);
+            server_conn_limit_give(l->cfg.limit, (struct sockaddr *)&h->peer);
+            free(h);
+        }
+        if (l->cfg.daemon) {
+            MHD_stop_daemon(l->cfg.daemon);
+            close(l->ep);
+        }
+        pthread_mutex_destroy(&l->hand_lock);
+    }
+    free(g);
 }

@@ -2,11 +2,14 @@
  * An HTTP lane: one thread of the front end with its own libmicrohttpd
  * daemon, run from the lane's own event loop rather than from a thread of
  * libmicrohttpd's. A lane accepts connections from the shared listening
- * socket (one lane wakes per connection), serves them to their end, and
- * does the work its owner gives it (the calls it admitted, their
- * completions), waking for an eventfd that other threads and processes
- * write when they have work for it, so that whatever concerns a
- * connection happens on the thread that owns it.
+ * socket (one lane wakes per connection) and gives each to the lane that
+ * serves the fewest (itself, or another through a hand-over queue), so
+ * that a burst of connects, such as a client's keep-alive pool opening,
+ * does not load one lane with all of them. A lane serves its connections
+ * to their end and does the work its owner gives it (the calls it
+ * admitted, their completions), waking for an eventfd that other threads
+ * and processes write when they have work for it, so that whatever
+ * concerns a connection happens on the thread that owns it.
  */
 #ifndef SERVER_LANE_H
 #define SERVER_LANE_H
@@ -18,6 +21,7 @@
 #include <stddef.h>
 
 typedef struct server_lane server_lane;
+typedef struct server_lanes server_lanes; /* the front end's lanes */
 
 typedef struct server_lane_config {
     unsigned index;
@@ -38,16 +42,24 @@ typedef struct server_lane_config {
     void *udata;
 } server_lane_config;
 
-/* Starts a lane. Returns 0 and sets *out, or a negative errno (the daemon
+/* Makes room for n lanes, none started. Returns 0 and sets *out, or
+ * -ENOMEM. */
+int server_lanes_new(unsigned n, server_lanes **out);
+
+/* Starts lane cfg->index (< n). Returns 0, or a negative errno (the daemon
  * is stopped then). */
-int server_lane_start(const server_lane_config *cfg, server_lane **out);
+int server_lanes_start(server_lanes *g, const server_lane_config *cfg);
 
 /* Stops accepting new connections (the listening socket stays open). */
-void server_lane_quiesce(server_lane *l);
+void server_lanes_quiesce(server_lanes *g);
 
-/* Stops the lane's thread and then its daemon, closing the connections
- * still open; frees the lane. */
-void server_lane_stop(server_lane *l);
+/* Stops the started lanes' threads and then their daemons, closing the
+ * connections still open; frees g. NULL is a no-op. */
+void server_lanes_free(server_lanes *g);
+
+/* Tells the calling lane that one of its connections closed (the daemon's
+ * close callback). A no-op on any other thread. */
+void server_lane_connection_closed(void);
 
 /* Wakes the lane's loop (any thread). */
 void server_lane_wake(server_lane *l);
