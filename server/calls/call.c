@@ -7,6 +7,7 @@
 #include "call.h"
 #include "pool/sched/clock.h"
 
+#include "server/jtext.h"
 #include "server/log.h"
 #include "problem.h"
 
@@ -74,10 +75,10 @@ struct server_call {
     json_t *cause;
     json_t *host;
 
-    /* The last max_lines log lines, a ring indexed by line number. It
-     * grows on demand: most calls log a few lines, and thousands of
-     * finished calls are retained. */
-    json_t **lines;
+    /* The last max_lines log lines, a ring indexed by line number, each
+     * the JSON text of its object. It grows on demand: most calls log a
+     * few lines, and thousands of finished calls are retained. */
+    char **lines;
     size_t lines_cap; /* slots allocated, at most max_lines */
     size_t max_lines;
     size_t nlines; /* lines ever added */
@@ -202,7 +203,7 @@ void server_call_unref(server_call *c) {
         return;
     size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
     for (size_t i = c->nlines - kept; i < c->nlines; i++)
-        json_decref(c->lines[i % c->max_lines]);
+        free(c->lines[i % c->max_lines]);
     free(c->lines);
     while (c->watches) {
         server_call_watch *w = c->watches;
@@ -421,33 +422,53 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
     return ok;
 }
 
-/* What a kept log line costs: the message and the object around it. */
-static size_t line_bytes(const json_t *line) {
-    return 160 + json_string_length(json_object_get(line, "message"));
+/* What a kept log line costs: its text and its allocation. */
+static size_t line_bytes(const char *line) {
+    return strlen(line) + 32;
 }
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
                          const char *level, const char *message) {
-    /* A function's text need not be UTF-8: escaped then, not lost. */
-    json_t *msg = json_string(message);
-    if (!msg)
-        msg = server_log_client_string(message, strlen(message));
-    json_t *line =
-        json_pack("{s:I, s:i, s:s, s:o*}", "ts", (json_int_t)ts_ms, "worker",
-                  worker, "level", level, "message", msg);
-    if (!line)
-        return;
+    server_jtext t = {0};
+    server_jtext_lit(&t, "{\"ts\":");
+    server_jtext_int(&t, ts_ms);
+    server_jtext_lit(&t, ",\"worker\":");
+    server_jtext_int(&t, worker);
+    server_jtext_lit(&t, ",\"level\":");
+    server_jtext_str(&t, level, strlen(level));
+    server_jtext_lit(&t, ",\"message\":");
+    size_t mlen = strlen(message);
+    if (server_jtext_utf8(message, mlen)) {
+        server_jtext_str(&t, message, mlen);
+    } else {
+        /* A function's text need not be UTF-8: escaped then, not lost. */
+        json_t *msg = server_log_client_string(message, mlen);
+        if (!msg)
+            t.failed = true;
+        else
+            server_jtext_str(&t, json_string_value(msg),
+                             json_string_length(msg));
+        json_decref(msg);
+    }
+    server_jtext_lit(&t, ",\"attempt\":");
     pthread_mutex_lock(&c->lock);
     /* Which run wrote it: a re-run's lines follow the first run's. */
-    json_object_set_new(line, "attempt", json_integer(c->requeues + 1));
+    server_jtext_int(&t, (long long)c->requeues + 1);
+    server_jtext_lit(&t, "}");
+    size_t len;
+    char *line = server_jtext_take(&t, &len);
+    if (!line) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
     if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
         size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
         if (cap > c->max_lines)
             cap = c->max_lines;
-        json_t **grown = realloc(c->lines, cap * sizeof *grown);
+        char **grown = realloc(c->lines, cap * sizeof *grown);
         if (!grown) {
             pthread_mutex_unlock(&c->lock);
-            json_decref(line);
+            free(line);
             return;
         }
         c->lines = grown;
@@ -456,7 +477,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     size_t slot = c->nlines % c->max_lines;
     if (c->nlines >= c->max_lines) {
         c->log_bytes -= line_bytes(c->lines[slot]);
-        json_decref(c->lines[slot]);
+        free(c->lines[slot]);
     }
     c->lines[slot] = line;
     c->log_bytes += line_bytes(line);
@@ -464,20 +485,26 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     call_unlock_notify(c, false);
 }
 
+/* The first line still kept; the caller holds the lock. */
+static size_t call_first_line(const server_call *c) {
+    return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+}
+
 /* Copies lines [from, nlines) that are still kept into a new array; the
  * caller holds the lock. */
 static json_t *call_lines_locked(const server_call *c, size_t from) {
-    size_t first = c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+    size_t first = call_first_line(c);
     if (from < first)
         from = first;
     json_t *a = json_array();
     for (size_t i = from; a && i < c->nlines; i++)
-        json_array_append(a, c->lines[i % c->max_lines]);
+        json_array_append_new(a, json_loads(c->lines[i % c->max_lines], 0,
+                                            NULL));
     return a;
 }
 
 static size_t call_dropped_locked(const server_call *c) {
-    return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
+    return call_first_line(c);
 }
 
 json_t *server_call_logs_since(const server_call *c, size_t *from) {
@@ -618,31 +645,61 @@ json_t *server_call_summary(const server_call *c) {
     return o;
 }
 
+/* Milliseconds between two instants, null unless both are known. */
+static void text_ms_between(server_jtext *t, int64_t from_ns, int64_t to_ns,
+                            double plus_ms) {
+    if (!from_ns || !to_ns)
+        server_jtext_lit(t, "null");
+    else
+        server_jtext_ms(t, (double)(to_ns - from_ns) / 1e6 + plus_ms);
+}
+
 char *server_call_render(const server_call *c, size_t *len) {
+    server_jtext t = {0};
     pthread_mutex_lock(call_lock(c));
-    json_t *o = call_json_locked(c, false);
-    char *text = o ? json_dumps(o, SERVER_JSON_FLAGS) : NULL;
-    json_decref(o);
-    size_t n = text ? strlen(text) : 0;
-    if (text && c->state == SERVER_CALL_SUCCEEDED) {
-        /* Splice the result in before the closing brace, unparsed. */
-        static const char key[] = ",\"result\":";
-        size_t k = sizeof key - 1;
-        char *t = realloc(text, n + k + c->result_len + 1);
-        if (t) {
-            memcpy(t + n - 1, key, k);
-            memcpy(t + n - 1 + k, c->result, c->result_len);
-            t[n - 1 + k + c->result_len] = '}';
-            n += k + c->result_len;
-            t[n] = '\0';
+    const char *state = server_call_state_name(c->state);
+    server_jtext_lit(&t, "{\"id\":");
+    server_jtext_str(&t, c->id, strlen(c->id));
+    server_jtext_lit(&t, ",\"function\":");
+    server_jtext_str(&t, c->function, strlen(c->function));
+    server_jtext_lit(&t, ",\"status\":");
+    server_jtext_str(&t, state, strlen(state));
+    if (c->slug) {
+        json_t *p = call_problem_locked(c, false);
+        char *text = p ? json_dumps(p, SERVER_JSON_FLAGS) : NULL;
+        if (text) {
+            server_jtext_lit(&t, ",\"error\":");
+            server_jtext_lit(&t, text);
         } else {
-            free(text);
+            t.failed = true;
         }
-        text = t;
+        free(text);
+        json_decref(p);
     }
+    server_jtext_lit(&t, ",\"logs\":[");
+    for (size_t i = call_first_line(c); i < c->nlines; i++) {
+        if (i > call_first_line(c))
+            server_jtext_raw(&t, ",", 1);
+        server_jtext_lit(&t, c->lines[i % c->max_lines]);
+    }
+    server_jtext_lit(&t, "],\"logs_dropped\":");
+    server_jtext_int(&t, (long long)call_dropped_locked(c));
+    server_jtext_lit(&t, ",\"timing\":{\"queue_ms\":");
+    text_ms_between(&t, c->created_ns, c->started_ns, c->wait_ms);
+    server_jtext_lit(&t, ",\"run_ms\":");
+    if (c->run_ms >= 0)
+        server_jtext_ms(&t, c->run_ms);
+    else
+        text_ms_between(&t, c->started_ns, c->finished_ns, 0);
+    server_jtext_lit(&t, "},\"attempts\":");
+    server_jtext_int(&t, (long long)c->requeues + 1);
+    if (c->state == SERVER_CALL_SUCCEEDED) {
+        server_jtext_lit(&t, ",\"result\":");
+        server_jtext_raw(&t, c->result, c->result_len);
+    }
+    server_jtext_lit(&t, "}");
     pthread_mutex_unlock(call_lock(c));
-    *len = n;
-    return text;
+    return server_jtext_take(&t, len);
 }
 
 size_t server_call_bytes(const server_call *c) {

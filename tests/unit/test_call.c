@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -333,5 +334,92 @@ Test(call, log_grows_on_demand_then_wraps) {
             first);
         json_decref(a);
     }
+    server_call_unref(c);
+}
+
+/* The answer written as text reads exactly as the parsed resource printed
+ * by jansson: escapes of every control character, quotes, non-UTF-8 bytes
+ * and multi-byte characters in log lines, reals to the microsecond, a
+ * failure's problem, and the result. */
+/* The text of key's value in a flat rendering: from after `"key":` to
+ * the comma or brace that ends it (values here hold no such byte at the
+ * top level but for the arrays and objects matched by depth). */
+static char *value_text(const char *text, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *v = strstr(text, pat);
+    cr_assert_not_null(v, "no %s in %s", key, text);
+    v += strlen(pat);
+    int depth = 0;
+    bool in_str = false;
+    const char *e = v;
+    for (; *e; e++) {
+        if (in_str) {
+            if (*e == '\\')
+                e++;
+            else if (*e == '"')
+                in_str = false;
+        } else if (*e == '"') {
+            in_str = true;
+        } else if (*e == '[' || *e == '{') {
+            depth++;
+        } else if (*e == ']' || *e == '}') {
+            if (depth-- == 0)
+                break;
+        } else if (*e == ',' && depth == 0) {
+            break;
+        }
+    }
+    return strndup(v, (size_t)(e - v));
+}
+
+static void assert_render_is_to_json(server_call *c) {
+    size_t len;
+    char *text = server_call_render(c, &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(strlen(text), len);
+    json_t *o = server_call_to_json(c);
+    json_t *parsed = json_loads(text, 0, NULL);
+    cr_assert(json_equal(parsed, o), "%s", text);
+    /* The same bytes where the escapes and reals are. */
+    const char *keys[] = {"logs", "timing", "error"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (!v)
+            continue;
+        char *want = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        char *got = value_text(text, keys[i]);
+        cr_assert_str_eq(got, want);
+        free(got);
+        free(want);
+    }
+    json_decref(parsed);
+    free(text);
+    json_decref(o);
+}
+
+Test(call, render_prints_as_jansson_prints) {
+    server_call *c = new_call(10);
+    char ctl[40];
+    for (int i = 1; i < 32; i++)
+        ctl[i - 1] = (char)i;
+    ctl[31] = '\0';
+    server_call_add_log(c, 1, 0, "info", ctl);
+    server_call_add_log(c, 2, 1, "warn", "\"q\" \\ / \x7f caf\xc3\xa9 \xe2\x82\xac");
+    server_call_add_log(c, 3, 1, "error", "bad \xff\xfe utf-8 \xc3");
+    server_call_add_log(c, 4, 0, "info", "overlong \xc0\xaf surrogate \xed\xa0\x80");
+    cr_assert(server_call_set_running(c));
+    server_call_set_wait(c, 0.0004);
+    cr_assert(server_call_succeed(c, "{\"x\":[1,2.5]}", 13, 2.0));
+    assert_render_is_to_json(c);
+    server_call_unref(c);
+
+    c = new_call(2);
+    for (int i = 0; i < 5; i++)
+        server_call_add_log(c, i, 0, "info", "line");
+    cr_assert(server_call_fail(c, "function-failed", "it \"broke\"",
+                               json_pack("{s:s}", "kind", "panic"), NULL,
+                               12.3456789));
+    assert_render_is_to_json(c);
     server_call_unref(c);
 }

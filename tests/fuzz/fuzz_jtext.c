@@ -1,0 +1,67 @@
+/*
+ * Fuzz target for server/jtext.c: the bytes a pool worker logs reach every
+ * answer through it. A text jansson accepts as a string must be taken as
+ * UTF-8 and the other way round; a string written by server_jtext_str must
+ * parse back to the same bytes and print as jansson prints it; a real must
+ * print as jansson prints server_json_ms's value.
+ */
+#include "server/jtext.h"
+#include "server/log.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void check_string(const uint8_t *data, size_t size) {
+    const char *s = (const char *)data;
+    /* jansson refuses NUL inside a string made from a C string; the
+     * writer is given C strings: compare on the bytes before a NUL. */
+    size_t n = strnlen(s, size);
+    json_t *j = json_stringn(s, n);
+    bool ok = server_jtext_utf8(s, n);
+    if ((j != NULL) != ok)
+        abort();
+    if (!j)
+        return;
+    server_jtext t = {0};
+    server_jtext_str(&t, s, n);
+    size_t len;
+    char *text = server_jtext_take(&t, &len);
+    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
+    if (!text || !want || strcmp(text, want) != 0)
+        abort();
+    json_t *back = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    if (!back || !json_equal(back, j))
+        abort();
+    json_decref(back);
+    free(text);
+    free(want);
+    json_decref(j);
+}
+
+static void check_ms(const uint8_t *data, size_t size) {
+    double ms;
+    if (size < sizeof ms)
+        return;
+    memcpy(&ms, data, sizeof ms);
+    server_jtext t = {0};
+    server_jtext_ms(&t, ms);
+    size_t len;
+    char *text = server_jtext_take(&t, &len);
+    json_t *j = isfinite(round(ms * 1000.0) / 1000.0) ? server_json_ms(ms)
+                                                       : json_null();
+    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
+    if (!text || !want || strcmp(text, want) != 0)
+        abort();
+    free(text);
+    free(want);
+    json_decref(j);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check_string(data, size);
+    check_ms(data, size);
+    return 0;
+}
