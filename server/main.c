@@ -39,8 +39,12 @@ extern char **environ;
 /* Copies the call's worker log lines at or above the service log level to
  * the service log, tagged with the call. */
 static void log_worker_lines(server_call *call) {
-    if (!server_log_enabled(SERVER_LOG_ERROR))
-        return;
+    unsigned levels = server_call_log_levels(call), shown = 0;
+    for (int l = SERVER_LOG_DEBUG; l <= SERVER_LOG_ERROR; l++)
+        if (server_log_enabled((server_log_level)l))
+            shown |= 1u << l;
+    if (!(levels & shown))
+        return; /* most calls: nothing at the service's level */
     size_t from = 0;
     json_t *lines = server_call_logs_since(call, &from);
     size_t i;

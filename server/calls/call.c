@@ -82,6 +82,7 @@ struct server_call {
     size_t lines_cap; /* slots allocated, at most max_lines */
     size_t max_lines;
     size_t nlines; /* lines ever added */
+    unsigned levels; /* bit (1 << server_log_level) of each line's */
 
     server_call_watch *watches;
     uint64_t changes;         /* changes that ran watchers */
@@ -482,7 +483,17 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     c->lines[slot] = line;
     c->log_bytes += line_bytes(line);
     c->nlines++;
+    int lv = server_log_level_parse(level);
+    if (lv >= 0)
+        c->levels |= 1u << lv;
     call_unlock_notify(c, false);
+}
+
+unsigned server_call_log_levels(const server_call *c) {
+    pthread_mutex_lock(call_lock(c));
+    unsigned levels = c->levels;
+    pthread_mutex_unlock(call_lock(c));
+    return levels;
 }
 
 /* The first line still kept; the caller holds the lock. */

@@ -83,6 +83,10 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
                          const char *level, const char *message);
 
+/* The levels the call's lines were written at: bit (1 << level) for each
+ * server_log_level (log.h) of a line ever added. */
+unsigned server_call_log_levels(const server_call *c);
+
 /* ---- reading (the front end) ------------------------------------------ */
 
 /* The call resource: {"id", "function", "status", "result" | "error",

@@ -408,6 +408,8 @@ Test(call, render_prints_as_jansson_prints) {
     server_call_add_log(c, 2, 1, "warn", "\"q\" \\ / \x7f caf\xc3\xa9 \xe2\x82\xac");
     server_call_add_log(c, 3, 1, "error", "bad \xff\xfe utf-8 \xc3");
     server_call_add_log(c, 4, 0, "info", "overlong \xc0\xaf surrogate \xed\xa0\x80");
+    /* info, warn and error (server_log_level 1, 2, 3), no debug. */
+    cr_assert_eq(server_call_log_levels(c), 0xeu);
     cr_assert(server_call_set_running(c));
     server_call_set_wait(c, 0.0004);
     cr_assert(server_call_succeed(c, "{\"x\":[1,2.5]}", 13, 2.0));
