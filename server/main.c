@@ -72,11 +72,13 @@ static void on_call_done(void *udata, server_call *call) {
     const char *status = server_call_state_name(server_call_get_state(call));
     server_metrics_call_done(h->metrics, server_call_function(call),
                              slug ? slug : "succeeded", s);
-    server_log(
-        SERVER_LOG_DEBUG, "call",
-        json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id", server_call_id(call),
-                  "function", server_call_function(call), "status", status,
-                  "problem", slug, "duration_ms", server_json_ms(s * 1e3)));
+    if (server_log_enabled(SERVER_LOG_DEBUG))
+        server_log(SERVER_LOG_DEBUG, "call",
+                   json_pack("{s:s, s:s, s:s, s:s?, s:o}", "id",
+                             server_call_id(call), "function",
+                             server_call_function(call), "status", status,
+                             "problem", slug, "duration_ms",
+                             server_json_ms(s * 1e3)));
     log_worker_lines(call);
     if (h->feed)
         server_feed_call_ended(h->feed, call);
