@@ -122,10 +122,11 @@ static bool hand_over(server_lane *to, int fd, struct sockaddr_storage *peer,
     return true;
 }
 
-/* Takes the connections other lanes handed over to l. */
-static void take_handovers(server_lane *l) {
+/* Takes the connections other lanes handed over to l; true when there
+ * were some. */
+static bool take_handovers(server_lane *l) {
     if (!atomic_exchange(&l->handed, false))
-        return;
+        return false;
     pthread_mutex_lock(&l->hand_lock);
     lane_handover *h = l->hand;
     l->hand = l->hand_tail = NULL;
@@ -136,6 +137,7 @@ static void take_handovers(server_lane *l) {
         free(h);
         h = next;
     }
+    return true;
 }
 
 /* Takes the connections waiting in the backlog, within the limits, each
@@ -180,9 +182,18 @@ static void *lane_main(void *arg) {
     pthread_setname_np(pthread_self(), name);
     l->cfg.enter(l->cfg.udata, l->cfg.index);
     bool listening = true;
+    /* The daemon runs only when it may have something to do: its epoll
+     * fd is ready (connections with data), a connection was added, the
+     * lane was woken (the wake that follows each resume: the daemon does
+     * not signal a resume through its epoll fd when run from outside), or
+     * one of its timeouts is due (0 while it holds data already read). An
+     * idle pass would cost it an epoll_wait of its own. */
+    bool mhd_due = true;
     while (!atomic_load(&l->stop)) {
-        take_handovers(l);
-        MHD_run(l->cfg.daemon);
+        if (take_handovers(l))
+            mhd_due = true;
+        if (mhd_due)
+            MHD_run(l->cfg.daemon);
         bool did = l->cfg.work(l->cfg.udata, l->cfg.index);
         if (listening && atomic_load(&l->quiesced)) {
             epoll_ctl(l->ep, EPOLL_CTL_DEL, l->cfg.listen_fd, NULL);
@@ -193,14 +204,21 @@ static void *lane_main(void *arg) {
             timeout = 0;
         struct epoll_event ev[8];
         int n = epoll_wait(l->ep, ev, 8, timeout);
+        mhd_due = l->again || (n == 0 && timeout != 0);
         l->again = false;
         bool signalled = false;
         for (int i = 0; i < n; i++) {
-            if (ev[i].data.fd == l->cfg.listen_fd && listening)
+            if (ev[i].data.fd == l->mhd_fd) {
+                mhd_due = true;
+            } else if (ev[i].data.fd == l->cfg.listen_fd && listening) {
                 accept_some(l);
-            else if (ev[i].data.fd == l->cfg.wake_fd)
-                signalled = true;
+                mhd_due = true;
+            } else if (ev[i].data.fd == l->cfg.wake_fd) {
+                signalled = mhd_due = true;
+            }
         }
+        if (!mhd_due && next_timeout_ms(l) == 0)
+            mhd_due = true;
         l->cfg.awake(l->cfg.udata, l->cfg.index, signalled);
     }
     return NULL;
