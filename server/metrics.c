@@ -350,6 +350,7 @@ static void metrics__render_supervisor(const server_sup_stats *st, FILE *out) {
 }
 
 char *server_metrics_render(server_metrics *m, const server_sup_stats *stats,
+                            const unsigned *lane_conns, size_t nlanes,
                             size_t *len) {
     metrics__snapshot snap;
     if (metrics__snapshot_take(m, &snap))
@@ -367,6 +368,14 @@ char *server_metrics_render(server_metrics *m, const server_sup_stats *stats,
     free(snap.hists);
     server_sup_stats none = {.heartbeat_age_s = -1};
     metrics__render_supervisor(stats ? stats : &none, out);
+    if (lane_conns) {
+        metrics__family(out, "poolhost_http_connections", "gauge",
+                        "Open HTTP connections, by HTTP thread (lane): new "
+                        "connections go to the lane with the fewest.");
+        for (size_t i = 0; i < nlanes; i++)
+            fprintf(out, "poolhost_http_connections{lane=\"%zu\"} %u\n", i,
+                    lane_conns[i]);
+    }
     metrics__family(out, "poolhost_build_info", "gauge",
                     "Always 1; the version is in the label.");
     fputs("poolhost_build_info{version=", out);

@@ -39,11 +39,13 @@ void server_metrics_http_response(server_metrics *m, unsigned code);
  * poolhost_call_duration_seconds (histogram by function),
  * poolhost_calls_in_flight, poolhost_host_restarts_total{reason},
  * poolhost_heartbeat_age_seconds, poolhost_workers_busy,
- * poolhost_http_requests_total{code}, poolhost_build_info{version}, plus
- * poolhost_abandoned_hosts. malloc'd text (caller frees), *len its length;
- * NULL when out of memory. Holds the metrics' lock only to copy the call
- * series. */
+ * poolhost_http_requests_total{code}, poolhost_build_info{version},
+ * poolhost_abandoned_hosts, plus poolhost_http_connections{lane} from
+ * lane_conns[0..nlanes) (none when NULL). malloc'd text (caller frees),
+ * *len its length; NULL when out of memory. Holds the metrics' lock only
+ * to copy the call series. */
 char *server_metrics_render(server_metrics *m, const server_sup_stats *stats,
+                            const unsigned *lane_conns, size_t nlanes,
                             size_t *len);
 
 #endif

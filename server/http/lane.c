@@ -283,6 +283,14 @@ fail:
     return rc;
 }
 
+size_t server_lanes_connections(const server_lanes *g, unsigned *out,
+                                size_t max) {
+    size_t n = !g ? 0 : g->n < max ? g->n : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = atomic_load(&g->lanes[i].conns);
+    return n;
+}
+
 void server_lanes_quiesce(server_lanes *g) {
     for (unsigned i = 0; i < g->n; i++) {
         server_lane *l = &g->lanes[i];

@@ -4,6 +4,7 @@
  * problem types at /problems/{type}.
  */
 #include "server/calls/problem.h"
+#include "lane.h"
 #include "routes.h"
 
 #include <stdio.h>
@@ -115,8 +116,12 @@ enum MHD_Result server_route_readyz(server_req *req) {
 enum MHD_Result server_route_metrics(server_req *req) {
     server_sup_stats st;
     server_sup_get_stats(req->http->sup, &st);
+    unsigned conns[SERVER_LANES_MAX];
+    size_t nlanes = server_lanes_connections(req->http->lanes, conns,
+                                             SERVER_LANES_MAX);
     size_t len;
-    char *text = server_metrics_render(req->http->metrics, &st, &len);
+    char *text =
+        server_metrics_render(req->http->metrics, &st, conns, nlanes, &len);
     return server_req_text(req, 200, text, len,
                            "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -1,9 +1,11 @@
 /*
  * The front end under concurrency and at shutdown, against the real binary:
- * 500 concurrent calls all answered correctly (curl multi), and the drain
- * on SIGTERM (readiness turns 503 at once, calls in flight finish, the
- * ones left at the drain timeout are answered 503, exit 0).
+ * 500 concurrent calls all answered correctly (curl multi), connections
+ * spread evenly over the HTTP lanes, and the drain on SIGTERM (readiness
+ * turns 503 at once, calls in flight finish, the ones left at the drain
+ * timeout are answered 503, exit 0).
  */
+#include "raw_client.h"
 #include "server_fixture.h"
 
 #include <criterion/criterion.h>
@@ -79,6 +81,45 @@ static void post_all(const char *url, char **bodies, reply *out, size_t n) {
     curl_slist_free_all(hdr);
     free(easy);
     curl_multi_cleanup(m);
+}
+
+/* Connections opened one after another (a keep-alive pool filling) are
+ * served by every lane alike: each new one goes to the lane with the
+ * fewest, whichever lane the kernel woke to accept it. */
+Test(http_load, connections_spread_over_the_lanes) {
+    const char *args[] = {"--http-threads", "3", NULL};
+    cr_assert_eq(ph_server_start(&srv, args, NULL), 0);
+    enum { N = 12, LANES = 3 };
+    int fds[N];
+    char buf[4096];
+    static const char req[] = "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(srv.port, "127.0.0.1");
+        cr_assert_geq(fds[i], 0);
+        /* Answered: the connection is in a lane's daemon, kept alive. */
+        cr_assert(raw_send_all(fds[i], req, sizeof req - 1));
+        raw_read_answer(fds[i], buf, sizeof buf, 5000);
+        cr_assert_eq(raw_status(buf), 200, "%s", buf);
+    }
+    ph_resp r;
+    cr_assert_eq(ph_get(&srv, "/metrics", &r), 0);
+    cr_assert_eq(r.status, 200);
+    double total = 0, least = N, most = 0;
+    for (int l = 0; l < LANES; l++) {
+        char series[64];
+        snprintf(series, sizeof series,
+                 "poolhost_http_connections{lane=\"%d\"}", l);
+        double c = ph_metric(r.body, series);
+        total += c;
+        least = c < least ? c : least;
+        most = c > most ? c : most;
+    }
+    /* The twelve and the scrape's own connection. */
+    cr_assert_eq(total, N + 1, "%s", r.body);
+    cr_assert_leq(most - least, 1, "%s", r.body);
+    ph_resp_free(&r);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
 }
 
 Test(http_load, five_hundred_concurrent_calls) {

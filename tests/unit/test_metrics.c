@@ -27,7 +27,7 @@ static server_metrics *with_functions(const char *const *names) {
 
 static char *render(server_metrics *m, const server_sup_stats *st) {
     size_t len = 0;
-    char *text = server_metrics_render(m, st, &len);
+    char *text = server_metrics_render(m, st, NULL, 0, &len);
     cr_assert_not_null(text);
     cr_assert_eq(strlen(text), len);
     return text;
@@ -308,7 +308,7 @@ static void *scrape(void *arg) {
     scraper *s = arg;
     do { /* at least once, however late the thread starts */
         size_t len;
-        char *text = server_metrics_render(s->m, NULL, &len);
+        char *text = server_metrics_render(s->m, NULL, NULL, 0, &len);
         cr_assert_not_null(text);
         free(text);
         s->scrapes++;
