@@ -3,6 +3,9 @@
  * explicit stack, so that depth costs no C stack, with the keys of every
  * open object in one hash table (keyed by object and decoded key) so that
  * a duplicate is found in constant time per key, whatever the width.
+ * Each of its buffers starts inline, in the scan itself: a small text (a
+ * call's body, a function's result: every request scans two) is checked
+ * without allocating.
  */
 #include "json_scan.h"
 
@@ -25,6 +28,12 @@ typedef struct frame {
     size_t arena_mark;  /* arena length when it opened */
 } frame;
 
+/* Sizes of the inline first buffers. */
+#define INLINE_FRAMES 16
+#define INLINE_ENTRIES 16
+#define INLINE_TABLE 64 /* the table's first size: a power of two */
+#define INLINE_ARENA 256
+
 typedef struct scan {
     const unsigned char *p, *end, *start;
     server_json_error *err;
@@ -38,6 +47,10 @@ typedef struct scan {
     size_t arena_len, arena_cap;
     size_t next_obj;
     uint64_t seed;
+    frame stack0[INLINE_FRAMES];
+    key_entry entries0[INLINE_ENTRIES];
+    size_t table0[INLINE_TABLE];
+    char arena0[INLINE_ARENA];
 } scan;
 
 #define TOMB SIZE_MAX
@@ -53,20 +66,29 @@ static int no_memory(scan *s) {
     return fail(s, "out of memory");
 }
 
-/* Grows *buf to hold n elements of size sz. Returns false when out of
- * memory. */
-static bool grow(void **buf, size_t *cap, size_t n, size_t sz) {
+/* Grows *buf to hold n elements of size sz; a buffer still inline
+ * (first) moves to the heap. Returns false when out of memory. */
+static bool grow(void **buf, size_t *cap, size_t n, size_t sz,
+                 const void *first) {
     if (n <= *cap)
         return true;
-    size_t c = *cap ? *cap : 16;
+    size_t c = *cap;
     while (c < n)
         c *= 2;
-    void *b = realloc(*buf, c * sz);
+    void *b = *buf == first ? malloc(c * sz) : realloc(*buf, c * sz);
     if (!b)
         return false;
+    if (*buf == first)
+        memcpy(b, first, *cap * sz);
     *buf = b;
     *cap = c;
     return true;
+}
+
+/* Frees a buffer unless it is the inline one. */
+static void drop(void *buf, const void *first) {
+    if (buf != first)
+        free(buf);
 }
 
 static void skip_ws(scan *s) {
@@ -135,7 +157,8 @@ static bool hex4(scan *s, uint32_t *v) {
 
 /* Appends the UTF-8 of cp to the arena (keys only). */
 static bool arena_put(scan *s, const void *bytes, size_t n) {
-    if (!grow((void **)&s->arena, &s->arena_cap, s->arena_len + n, 1))
+    if (!grow((void **)&s->arena, &s->arena_cap, s->arena_len + n, 1,
+              s->arena0))
         return false;
     memcpy(s->arena + s->arena_len, bytes, n);
     s->arena_len += n;
@@ -298,14 +321,17 @@ static uint64_t hash_bytes(uint64_t seed, const char *b, size_t n,
     return h ^ (h >> 33);
 }
 
-/* Rebuilds the table at twice the live entries (tombstones dropped). */
+/* Rebuilds the table at twice the live entries (tombstones dropped); at
+ * its first size, in place. */
 static bool table_rebuild(scan *s) {
-    size_t cap = 64;
+    size_t cap = INLINE_TABLE;
     while (cap < s->nentries * 4)
         cap *= 2;
-    size_t *t = calloc(cap, sizeof(*t));
+    size_t *t = cap == INLINE_TABLE ? s->table0 : calloc(cap, sizeof(*t));
     if (!t)
         return false;
+    if (t == s->table0)
+        memset(t, 0, sizeof(s->table0));
     for (size_t i = 0; i < s->nentries; i++) {
         size_t k = s->entries[i].hash & (cap - 1);
         while (t[k])
@@ -313,7 +339,7 @@ static bool table_rebuild(scan *s) {
         t[k] = i + 1;
         s->entries[i].slot = k;
     }
-    free(s->table);
+    drop(s->table, s->table0);
     s->table = t;
     s->table_cap = cap;
     s->table_used = s->nentries;
@@ -347,7 +373,7 @@ static int key_add(scan *s, size_t off, const unsigned char *at) {
         }
     }
     if (!grow((void **)&s->entries, &s->entries_cap, s->nentries + 1,
-              sizeof(*s->entries)))
+              sizeof(*s->entries), s->entries0))
         return no_memory(s);
     if (tomb != SIZE_MAX)
         k = tomb;
@@ -368,7 +394,7 @@ static int push(scan *s, bool object) {
         return fail(s, "nested too deeply");
     s->p++;
     if (!grow((void **)&s->stack, &s->stack_cap, s->depth + 1,
-              sizeof(*s->stack)))
+              sizeof(*s->stack), s->stack0))
         return no_memory(s);
     s->stack[s->depth++] = (frame){.object = object,
                                    .obj = s->next_obj++,
@@ -445,6 +471,12 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
               .start = (const unsigned char *)buf,
               .err = err,
               .max_depth = max_depth};
+    s.stack = s.stack0;
+    s.stack_cap = INLINE_FRAMES;
+    s.entries = s.entries0;
+    s.entries_cap = INLINE_ENTRIES;
+    s.arena = s.arena0;
+    s.arena_cap = INLINE_ARENA;
     s.seed = scan_seed((uint64_t)(uintptr_t)&s);
     top_member top = {0};
     /* expect: 0 a value, 1 a key or '}', 2 ',' or '}', 3 a value or ']',
@@ -542,9 +574,9 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
         if (s.p != s.end)
             rc = fail(&s, "text after the JSON value");
     }
-    free(s.stack);
-    free(s.entries);
-    free(s.table);
-    free(s.arena);
+    drop(s.stack, s.stack0);
+    drop(s.entries, s.entries0);
+    drop(s.table, s.table0);
+    drop(s.arena, s.arena0);
     return rc;
 }

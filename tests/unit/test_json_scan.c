@@ -190,3 +190,41 @@ Test(json_scan, agrees_with_jansson) {
     cr_expect_eq(disagreements, 0);
     cr_expect_gt(valid, 1000);
 }
+
+/* Past each inline first buffer (16 open containers, 16 keys, a 64-slot
+ * table, 256 bytes of keys), the buffers move to the heap with what they
+ * held: a duplicate is still found after every move. */
+Test(json_scan, grows_past_its_inline_buffers) {
+    char *t = malloc(1 << 16);
+    cr_assert_not_null(t);
+    size_t n = 0;
+    /* 30 levels of {"k<i>": [ ... ] } (60 open containers) with a long
+     * key at each level. */
+    for (int i = 0; i < 30; i++)
+        n += (size_t)sprintf(t + n, "{\"k%d_%0300d\":[", i, i);
+    /* An innermost object of 100 keys, the last one a repeat of the
+     * first. */
+    t[n++] = '{';
+    for (int i = 0; i < 100; i++)
+        n += (size_t)sprintf(t + n, "%s\"key%03d\":%d", i ? "," : "",
+                             i == 99 ? 0 : i, i);
+    t[n++] = '}';
+    for (int i = 0; i < 30; i++)
+        n += (size_t)sprintf(t + n, "]}");
+    server_json_error err;
+    cr_assert_eq(server_json_scan(t, n, 64, NULL, NULL, &err), -1);
+    cr_assert_str_eq(err.what, "duplicate key");
+    cr_assert_str_eq(err.key, "key000");
+    /* The same without the repeat is valid. */
+    char *fix = strstr(t, "\"key000\":99");
+    cr_assert_not_null(fix);
+    memcpy(fix, "\"key099\"", 8);
+    cr_assert_eq(server_json_scan(t, n, 64, NULL, NULL, &err), 0, "%s",
+                 err.what);
+    /* And a long key repeated in an outer object, found after the inner
+     * ones closed. */
+    n = (size_t)sprintf(t, "{\"%0400d\":{\"a\":1,\"b\":2},\"%0400d\":3}", 7, 7);
+    cr_assert_eq(server_json_scan(t, n, 64, NULL, NULL, &err), -1);
+    cr_assert_str_eq(err.what, "duplicate key");
+    free(t);
+}
