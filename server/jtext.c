@@ -13,8 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for n more bytes and a NUL. False (and failed) when out of
- * memory. */
+void server_jtext_init(server_jtext *t, char *buf, size_t cap) {
+    *t = (server_jtext){.buf = buf, .cap = cap, .borrowed = true};
+    if (cap)
+        buf[0] = '\0';
+}
+
+/* Room for n more bytes and a NUL; a borrowed buffer outgrown moves to
+ * the heap. False (and failed) when out of memory. */
 static bool reserve(server_jtext *t, size_t n) {
     if (t->failed)
         return false;
@@ -23,13 +29,16 @@ static bool reserve(server_jtext *t, size_t n) {
     size_t cap = t->cap ? t->cap : 256;
     while (cap < t->len + n + 1)
         cap *= 2;
-    char *b = realloc(t->buf, cap);
+    char *b = t->borrowed ? malloc(cap) : realloc(t->buf, cap);
     if (!b) {
         t->failed = true;
         return false;
     }
+    if (t->borrowed && t->len)
+        memcpy(b, t->buf, t->len + 1);
     t->buf = b;
     t->cap = cap;
+    t->borrowed = false;
     return true;
 }
 
@@ -157,13 +166,18 @@ bool server_jtext_utf8(const char *s, size_t n) {
 }
 
 char *server_jtext_take(server_jtext *t, size_t *len) {
+    char *b = NULL;
     if (t->failed || !reserve(t, 0)) {
-        free(t->buf);
-        *t = (server_jtext){0};
-        return NULL;
+        if (!t->borrowed)
+            free(t->buf);
+    } else if (t->borrowed) {
+        if ((b = malloc(t->len + 1)))
+            memcpy(b, t->buf, t->len + 1);
+    } else {
+        b = t->buf;
     }
-    char *b = t->buf;
-    *len = t->len;
+    if (b)
+        *len = t->len;
     *t = (server_jtext){0};
     return b;
 }

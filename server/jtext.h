@@ -17,7 +17,13 @@ typedef struct server_jtext {
     char *buf;
     size_t len, cap;
     bool failed;
+    bool borrowed; /* buf is the caller's (server_jtext_init) */
 } server_jtext;
+
+/* Starts writing into the caller's buffer of cap bytes (a stack array):
+ * text that fits costs one allocation, in server_jtext_take, of its own
+ * size. A zeroed server_jtext starts on the heap instead. */
+void server_jtext_init(server_jtext *t, char *buf, size_t cap);
 
 /* Appends n bytes as they are (JSON text, punctuation). */
 void server_jtext_raw(server_jtext *t, const char *s, size_t n);
@@ -39,7 +45,7 @@ void server_jtext_ms(server_jtext *t, double ms);
 bool server_jtext_utf8(const char *s, size_t n);
 
 /* The text, NUL-terminated, and its length; the caller frees it. NULL
- * when a write failed (the buffer is freed then). */
+ * when a write failed (the buffer is freed then, unless borrowed). */
 char *server_jtext_take(server_jtext *t, size_t *len);
 
 #endif

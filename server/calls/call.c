@@ -430,7 +430,9 @@ static size_t line_bytes(const char *line) {
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
                          const char *level, const char *message) {
-    server_jtext t = {0};
+    char first[512];
+    server_jtext t;
+    server_jtext_init(&t, first, sizeof first);
     server_jtext_lit(&t, "{\"ts\":");
     server_jtext_int(&t, ts_ms);
     server_jtext_lit(&t, ",\"worker\":");
@@ -666,7 +668,9 @@ static void text_ms_between(server_jtext *t, int64_t from_ns, int64_t to_ns,
 }
 
 char *server_call_render(const server_call *c, size_t *len) {
-    server_jtext t = {0};
+    char first[2048];
+    server_jtext t;
+    server_jtext_init(&t, first, sizeof first);
     pthread_mutex_lock(call_lock(c));
     const char *state = server_call_state_name(c->state);
     server_jtext_lit(&t, "{\"id\":");

@@ -2,8 +2,9 @@
  * Fuzz target for server/jtext.c: the bytes a pool worker logs reach every
  * answer through it. A text jansson accepts as a string must be taken as
  * UTF-8 and the other way round; a string written by server_jtext_str must
- * parse back to the same bytes and print as jansson prints it; a real must
- * print as jansson prints server_json_ms's value.
+ * parse back to the same bytes and print as jansson prints it, whether it
+ * stays in a borrowed first buffer or moves to the heap; a real must print
+ * as jansson prints server_json_ms's value.
  */
 #include "server/jtext.h"
 #include "server/log.h"
@@ -25,7 +26,11 @@ static void check_string(const uint8_t *data, size_t size) {
         abort();
     if (!j)
         return;
-    server_jtext t = {0};
+    /* A small borrowed first buffer: short strings stay in it, longer
+     * ones move to the heap. */
+    char first[24];
+    server_jtext t;
+    server_jtext_init(&t, first, sizeof first);
     server_jtext_str(&t, s, n);
     size_t len;
     char *text = server_jtext_take(&t, &len);
