@@ -466,17 +466,24 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
                      server_json_member_fn member, void *udata,
                      server_json_error *err) {
     memset(err, 0, sizeof(*err));
-    scan s = {.p = (const unsigned char *)buf,
-              .end = (const unsigned char *)buf + len,
-              .start = (const unsigned char *)buf,
-              .err = err,
-              .max_depth = max_depth};
+    /* Field by field: the inline buffers (2 KiB) need no zeroing. */
+    scan s;
+    s.p = s.start = (const unsigned char *)buf;
+    s.end = (const unsigned char *)buf + len;
+    s.err = err;
     s.stack = s.stack0;
+    s.depth = 0;
+    s.max_depth = max_depth;
     s.stack_cap = INLINE_FRAMES;
     s.entries = s.entries0;
+    s.nentries = 0;
     s.entries_cap = INLINE_ENTRIES;
+    s.table = NULL;
+    s.table_cap = s.table_used = 0;
     s.arena = s.arena0;
+    s.arena_len = 0;
     s.arena_cap = INLINE_ARENA;
+    s.next_obj = 0;
     s.seed = scan_seed((uint64_t)(uintptr_t)&s);
     top_member top = {0};
     /* expect: 0 a value, 1 a key or '}', 2 ',' or '}', 3 a value or ']',
