@@ -210,11 +210,16 @@ static pool_job *wait_loop(pool_worker *w, enum wait_kind kind,
             continue;
         }
         uint32_t e = atomic_load(&pool->wk->epoch);
-        atomic_fetch_add(&pool->wk->sleepers, 1);
+        uint32_t asleep = atomic_fetch_add(&pool->wk->sleepers, 1) + 1;
         atomic_fetch_sub(&pool->wk->searching, 1);
         /* From here on a push must wake a sleeper again: maybe this one. */
         atomic_store_explicit(&pool->wake_pending, false, memory_order_relaxed);
-        if (pool->membarrier)
+        /* Only a running worker can push unseen. When every other worker
+         * is registered asleep, none runs: one that wakes later leaves
+         * `sleepers` with a locked instruction before it can push, and
+         * then sees this one registered. The barrier (an interrupt to
+         * every CPU running the process) is spared. */
+        if (pool->membarrier && asleep < pool->n)
             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
         /* Without membarrier a push to a deque may be missed by a worker
          * falling asleep: then it sleeps bounded and looks again. */
