@@ -300,6 +300,7 @@ static host_t *host_new(const pool_host_config *cfg) {
     if (!h)
         goto fail;
     h->cfg = cfg;
+    pool_list_init(&h->done);
     h->done_fd = h->alert_rd = h->alert_wr = -1;
     if (pthread_mutex_init(&h->done_lock, NULL) != 0)
         goto fail_mutex;

@@ -112,8 +112,7 @@ static void call_answer(host_t *h, host_call *hc) {
     atomic_store_explicit(&s->state, POOL_SLOT_DONE, memory_order_release);
     if (s->flags & POOL_SLOT_RESULT_FRAME) {
         pthread_mutex_lock(&h->done_lock);
-        hc->done_next = h->done;
-        h->done = hc;
+        pool_list_insert_head(&h->done, &hc->done_link);
         pthread_mutex_unlock(&h->done_lock);
         uint64_t one = 1;
         while (write(h->done_fd, &one, sizeof(one)) < 0 && errno == EINTR)
@@ -294,12 +293,12 @@ void pool__host_finish_calls(host_t *h) {
     while (read(h->done_fd, &count, sizeof(count)) < 0 && errno == EINTR)
         continue;
     pthread_mutex_lock(&h->done_lock);
-    host_call *list = h->done;
-    h->done = NULL;
+    pool_list list;
+    pool_list_init(&list);
+    pool_list_move(&h->done, &list);
     pthread_mutex_unlock(&h->done_lock);
-    while (list) {
-        host_call *hc = list;
-        list = hc->done_next;
+    for (pool_list *n; (n = pool_list_pop(&list));) {
+        host_call *hc = POOL_LIST_ENTRY(n, host_call, done_link);
         uint64_t wire = hc->slot->wire;
         char *result = hc->result;
         size_t len = hc->result_len;

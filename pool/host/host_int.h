@@ -9,6 +9,7 @@
 
 #include "pool/wire/frame.h"
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 #include "pool/wire/frame_codec.h"
 #include "host.h"
 #include "pool/wire/logring.h"
@@ -38,7 +39,7 @@ typedef struct host_call {
     size_t args_len;
     char *result; /* for a RESULT frame, or NULL: in the slot */
     size_t result_len;
-    struct host_call *done_next; /* results for frames: under done_lock */
+    pool_list done_link; /* in the host's done: under done_lock */
 } host_call;
 
 /* The heartbeat thread (host_beat.c). */
@@ -63,7 +64,7 @@ struct host {
     uint32_t ncalls;
     uint32_t cells; /* of each ring of the region */
     pthread_mutex_t done_lock;
-    host_call *done; /* results for frames, most recent first */
+    pool_list done;  /* results for frames, most recent first */
     int done_fd;     /* eventfd: results for frames are waiting */
     int alert_rd;    /* thread mode: a worker parked after a signal */
     int alert_wr;

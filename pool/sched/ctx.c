@@ -46,7 +46,10 @@ static void join_run(pool_job *job, pool_worker *w) {
 
 void ph_join(ph_ctx *ctx, ph_job_fn a, void *arg_a, ph_job_fn b, void *arg_b) {
     pool_worker *w = ctx->w;
-    join_job jb = {{join_run, ctx->call, NULL}, b, arg_b, POOL_LATCH_PENDING};
+    join_job jb = {.base = {.run = join_run, .call = ctx->call},
+                   .fn = b,
+                   .arg = arg_b,
+                   .latch = POOL_LATCH_PENDING};
     pool__push(w, &jb.base);
     a(ctx, arg_a);
     for (;;) {

@@ -67,13 +67,8 @@ void pool__push(pool_worker *w, pool_job *job) {
 }
 
 void pool__inject(pool_t *pool, pool_job *job) {
-    job->next = NULL;
     pthread_mutex_lock(&pool->inj_lock);
-    if (pool->inj_tail)
-        pool->inj_tail->next = job;
-    else
-        pool->inj_head = job;
-    pool->inj_tail = job;
+    pool_list_insert_tail(&pool->inj, &job->link);
     atomic_fetch_add(&pool->inj_count, 1);
     pthread_mutex_unlock(&pool->inj_lock);
     atomic_thread_fence(memory_order_seq_cst);
@@ -85,15 +80,11 @@ static pool_job *inject_take(pool_t *pool) {
     if (!atomic_load_explicit(&pool->inj_count, memory_order_relaxed))
         return NULL;
     pthread_mutex_lock(&pool->inj_lock);
-    pool_job *job = pool->inj_head;
-    if (job) {
-        pool->inj_head = job->next;
-        if (!pool->inj_head)
-            pool->inj_tail = NULL;
+    pool_list *n = pool_list_pop(&pool->inj);
+    if (n)
         atomic_fetch_sub(&pool->inj_count, 1);
-    }
     pthread_mutex_unlock(&pool->inj_lock);
-    return job;
+    return n ? POOL_LIST_ENTRY(n, pool_job, link) : NULL;
 }
 
 static uint32_t next_rand(pool_worker *w) {
@@ -383,7 +374,6 @@ void pool_task_init(pool_task *t, pool_call_t *call, ph_job_fn fn, void *arg) {
     task_job *j = (task_job *)t;
     j->base.run = task_run;
     j->base.call = call;
-    j->base.next = NULL;
     j->fn = fn;
     j->arg = arg;
 }
@@ -486,6 +476,7 @@ int pool_new(const pool_config *cfg, pool_t **out) {
     if (!pool)
         return -ENOMEM;
     pthread_mutex_init(&pool->inj_lock, NULL);
+    pool_list_init(&pool->inj);
     pool->membarrier =
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
                 0) == 0;

@@ -35,7 +35,7 @@ typedef struct pool_call {
 /* A root job whose storage its submitter owns (no allocation per job):
  * pool_task_init fills it, and it must stay put until fn has returned. */
 typedef struct pool_task {
-    void *opaque[5];
+    void *opaque[6];
 } pool_task;
 
 void pool_task_init(pool_task *t, pool_call_t *call, ph_job_fn fn, void *arg);

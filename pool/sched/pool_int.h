@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "deque.h"
+#include "list.h"
 #include "pool.h"
 
 #include <pthread.h>
@@ -25,7 +26,7 @@ typedef struct pool_job pool_job;
 struct pool_job {
     void (*run)(pool_job *job, pool_worker *w);
     pool_call_t *call;
-    pool_job *next; /* injector list */
+    pool_list link; /* in the injector queue */
 };
 
 /* The context a function sees: built by the worker running the job. */
@@ -76,8 +77,7 @@ struct pool {
     /* Injector: FIFO of jobs from outside the pool. */
     _Alignas(64) _Atomic size_t inj_count;
     pthread_mutex_t inj_lock;
-    pool_job *inj_head;
-    pool_job *inj_tail;
+    pool_list inj; /* of pool_job.link */
 };
 
 /* The worker the calling thread is, or NULL (current.c). */

@@ -41,6 +41,7 @@ static server_dsp_client *client_get(server_dispatch *d, const char *name) {
         free(c);
         return NULL;
     }
+    server__dsp_list_init(&c->queue);
     server_htab_insert(&d->clients, &c->hnode, server_hash_str(name));
     d->nclients++;
     return c;

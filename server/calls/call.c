@@ -6,6 +6,7 @@
  */
 #include "call.h"
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 
 #include "server/jtext.h"
 #include "server/log.h"
@@ -28,7 +29,7 @@ struct server_call_watch {
     bool orphaned; /* removed by its own fn: its last run frees it */
     unsigned busy; /* runs of fn going on now */
     uint64_t seen; /* the last change that ran it (or its first one) */
-    server_call_watch *next;
+    pool_list link; /* in the call's watches */
 };
 
 /* The watches this thread runs now, innermost first: a watcher may remove
@@ -84,7 +85,7 @@ struct server_call {
     size_t nlines; /* lines ever added */
     unsigned levels; /* bit (1 << server_log_level) of each line's */
 
-    server_call_watch *watches;
+    pool_list watches; /* newest first */
     uint64_t changes;         /* changes that ran watchers */
     pthread_cond_t unwatched; /* a removed watch's run returned */
 };
@@ -121,13 +122,15 @@ static void call_unlock_notify(server_call *c, bool ended) {
     server_call_watch *run[NOTIFY_CHUNK];
     for (;;) {
         size_t n = 0;
-        for (server_call_watch *w = c->watches; w && n < NOTIFY_CHUNK;
-             w = w->next)
+        for (pool_list *l = pool_list_first(&c->watches);
+             l && n < NOTIFY_CHUNK; l = pool_list_next(&c->watches, l)) {
+            server_call_watch *w = POOL_LIST_ENTRY(l, server_call_watch, link);
             if (w->seen < change && (ended || !w->end_only)) {
                 w->seen = change;
                 w->busy++;
                 run[n++] = w;
             }
+        }
         if (n == 0)
             break;
         pthread_mutex_unlock(&c->lock);
@@ -153,6 +156,7 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     server_call *c = calloc(1, sizeof *c);
     if (!c)
         goto fail;
+    pool_list_init(&c->watches);
     if (max_log_lines == 0)
         max_log_lines = 1;
     c->id = strdup(id);
@@ -206,11 +210,8 @@ void server_call_unref(server_call *c) {
     for (size_t i = c->nlines - kept; i < c->nlines; i++)
         free(c->lines[i % c->max_lines]);
     free(c->lines);
-    while (c->watches) {
-        server_call_watch *w = c->watches;
-        c->watches = w->next;
-        free(w);
-    }
+    for (pool_list *l; (l = pool_list_pop(&c->watches));)
+        free(POOL_LIST_ENTRY(l, server_call_watch, link));
     free(c->args);
     free(c->result);
     json_decref(c->cause);
@@ -736,8 +737,7 @@ static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,
     w->end_only = end_only;
     pthread_mutex_lock(&c->lock);
     w->seen = c->changes;
-    w->next = c->watches;
-    c->watches = w;
+    pool_list_insert_head(&c->watches, &w->link);
     pthread_mutex_unlock(&c->lock);
     return w;
 }
@@ -756,11 +756,7 @@ server_call_watch *server_call_watch_add_end(server_call *c,
 void server_call_watch_remove(server_call *c, server_call_watch *w) {
     unsigned mine = watch_running_here(w);
     pthread_mutex_lock(&c->lock);
-    for (server_call_watch **p = &c->watches; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
+    pool_list_remove(&w->link);
     w->removed = true;
     /* Runs on other threads finish first; this thread's own run (a
      * watcher removing itself) frees it when it returns. */

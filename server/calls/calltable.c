@@ -10,6 +10,7 @@
  */
 #include "calltable.h"
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 
 #include "server/htab.h"
 
@@ -27,7 +28,7 @@ typedef struct entry {
     char *id;
     server_call *call;        /* a reference */
     server_call_watch *watch; /* on its end; NULL once settling */
-    struct entry *dnext;      /* finished FIFO, then the eviction list */
+    pool_list dlink;          /* finished FIFO, then the eviction list */
     bool settling;            /* claimed by a settle */
     int64_t done_ns;
     size_t bytes; /* what the finished call holds */
@@ -38,7 +39,7 @@ typedef struct entry {
 struct server_calltable {
     pthread_mutex_t lock;
     server_htab ids;
-    entry *dhead, *dtail;
+    pool_list done; /* finished, oldest first */
     size_t ndone;
     size_t done_bytes;
     int64_t retain_ns;
@@ -58,25 +59,22 @@ static entry *find_locked(server_calltable *t, const char *id) {
     return n ? ENTRY_OF(n) : NULL;
 }
 
-/* Moves the finished entries past their retention out of the table, to a
- * list (linked by dnext) that the caller frees without the lock. */
-static entry *collect_evicted_locked(server_calltable *t, int64_t now) {
-    entry *out = NULL, **tail = &out;
-    while (t->dhead && (t->ndone > t->retain_max ||
-                        t->done_bytes > t->retain_bytes ||
-                        now - t->dhead->done_ns >= t->retain_ns)) {
-        entry *e = t->dhead;
-        t->dhead = e->dnext;
-        if (!t->dhead)
-            t->dtail = NULL;
+/* Moves the finished entries past their retention out of the table, to
+ * the list out (linked by dlink) that the caller frees without the lock. */
+static void collect_evicted_locked(server_calltable *t, int64_t now,
+                                   pool_list *out) {
+    pool_list_init(out);
+    for (pool_list *n; (n = pool_list_first(&t->done));) {
+        entry *e = POOL_LIST_ENTRY(n, entry, dlink);
+        if (t->ndone <= t->retain_max && t->done_bytes <= t->retain_bytes &&
+            now - e->done_ns < t->retain_ns)
+            break;
         t->ndone--;
         t->done_bytes -= e->bytes;
         server_htab_remove(&t->ids, &e->hnode);
-        e->dnext = NULL;
-        *tail = e;
-        tail = &e->dnext;
+        pool_list_remove(n);
+        pool_list_insert_tail(out, n);
     }
-    return out;
 }
 
 static void entry_free(entry *e) {
@@ -87,11 +85,9 @@ static void entry_free(entry *e) {
     free(e);
 }
 
-static void free_list(entry *e) {
-    for (entry *next; e; e = next) {
-        next = e->dnext;
-        entry_free(e);
-    }
+static void free_list(pool_list *l) {
+    for (pool_list *n; (n = pool_list_pop(l));)
+        entry_free(POOL_LIST_ENTRY(n, entry, dlink));
 }
 
 /* The watcher of an entry's call: its end settles it. */
@@ -123,16 +119,12 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     e->done_ns = now;
     e->bytes = bytes;
     t->done_bytes += bytes;
-    e->dnext = NULL;
-    if (t->dtail)
-        t->dtail->dnext = e;
-    else
-        t->dhead = e;
-    t->dtail = e;
+    pool_list_insert_tail(&t->done, &e->dlink);
     t->ndone++;
-    entry *evicted = collect_evicted_locked(t, now);
+    pool_list evicted;
+    collect_evicted_locked(t, now, &evicted);
     pthread_mutex_unlock(&t->lock);
-    free_list(evicted);
+    free_list(&evicted);
 }
 
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
@@ -151,6 +143,7 @@ int server_calltable_new(int64_t retain_ms, size_t retain_max,
     t->retain_bytes = retain_bytes;
     t->on_done = on_done;
     t->udata = udata;
+    pool_list_init(&t->done);
     pthread_mutex_init(&t->lock, NULL);
     *out = t;
     return 0;
@@ -160,20 +153,22 @@ void server_calltable_free(server_calltable *t) {
     if (!t)
         return;
     /* Unwatched first, claimed as settling: an end from now on settles
-     * nothing. */
-    entry *watched = NULL;
+     * nothing. Those not settled yet are in no list: linked by dlink. */
+    pool_list watched;
+    pool_list_init(&watched);
     pthread_mutex_lock(&t->lock);
     for (server_hnode *n = server_htab_first(&t->ids); n;
          n = server_htab_next(&t->ids, n)) {
         entry *e = ENTRY_OF(n);
         if (!e->settling) {
             e->settling = true;
-            e->dnext = watched;
-            watched = e;
+            pool_list_insert_head(&watched, &e->dlink);
         }
     }
     pthread_mutex_unlock(&t->lock);
-    for (entry *e = watched; e; e = e->dnext) {
+    for (pool_list *n = pool_list_first(&watched); n;
+         n = pool_list_next(&watched, n)) {
+        entry *e = POOL_LIST_ENTRY(n, entry, dlink);
         server_call_watch_remove(e->call, e->watch);
         e->watch = NULL;
     }
@@ -207,29 +202,32 @@ int server_calltable_add(server_calltable *t, server_call *call) {
         return -EEXIST;
     }
     server_htab_insert(&t->ids, &e->hnode, server_hash_str(e->id));
-    entry *evicted = collect_evicted_locked(t, pool_now_ns());
+    pool_list evicted;
+    collect_evicted_locked(t, pool_now_ns(), &evicted);
     pthread_mutex_unlock(&t->lock);
-    free_list(evicted);
+    free_list(&evicted);
     server_calltable_settle(t, call);
     return 0;
 }
 
 server_call *server_calltable_get(server_calltable *t, const char *id) {
     pthread_mutex_lock(&t->lock);
-    entry *evicted = collect_evicted_locked(t, pool_now_ns());
+    pool_list evicted;
+    collect_evicted_locked(t, pool_now_ns(), &evicted);
     entry *e = find_locked(t, id);
     server_call *c = e ? server_call_ref(e->call) : NULL;
     pthread_mutex_unlock(&t->lock);
-    free_list(evicted);
+    free_list(&evicted);
     return c;
 }
 
 size_t server_calltable_count(server_calltable *t) {
     pthread_mutex_lock(&t->lock);
-    entry *evicted = collect_evicted_locked(t, pool_now_ns());
+    pool_list evicted;
+    collect_evicted_locked(t, pool_now_ns(), &evicted);
     size_t n = t->ids.n;
     pthread_mutex_unlock(&t->lock);
-    free_list(evicted);
+    free_list(&evicted);
     return n;
 }
 

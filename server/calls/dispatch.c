@@ -25,15 +25,23 @@ int server_dispatch_new(const server_dispatch_config *cfg,
     d->cfg = *cfg;
     if (d->cfg.nlanes == 0)
         d->cfg.nlanes = 1;
+    pool_list_init(&d->rr);
+    server__dsp_list_init(&d->sent);
+    pool_list_init(&d->all);
+    pool_list_init(&d->frames);
     pthread_rwlock_init(&d->link, NULL);
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->logs, NULL);
     int rc = -ENOMEM;
     d->lanes = calloc(d->cfg.nlanes, sizeof(*d->lanes));
-    if (!d->lanes || server_htab_init(&d->clients, 64) < 0)
+    if (!d->lanes)
         goto fail;
-    for (unsigned i = 0; i < d->cfg.nlanes; i++)
+    for (unsigned i = 0; i < d->cfg.nlanes; i++) {
         d->lanes[i].fd = -1;
+        pool_list_init(&d->lanes[i].inbox);
+    }
+    if (server_htab_init(&d->clients, 64) < 0)
+        goto fail;
     for (unsigned i = 0; i < d->cfg.nlanes; i++)
         if ((d->lanes[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
             rc = -errno;
@@ -51,27 +59,24 @@ void server_dispatch_free(server_dispatch *d, bool keep_fds) {
         return;
     /* What is left ended with its service: posted ends never taken. */
     for (unsigned i = 0; d->lanes && i < d->cfg.nlanes; i++) {
-        dsp_msg *m = d->lanes[i].inbox;
-        while (m) {
-            dsp_msg *next = m->next;
+        for (pool_list *n; (n = pool_list_pop(&d->lanes[i].inbox));) {
+            dsp_msg *m = POOL_LIST_ENTRY(n, dsp_msg, link);
             m->flight->msgs--;
             server__dsp_msg_free(m);
-            m = next;
         }
         if (d->lanes[i].fd >= 0 && !keep_fds)
             close(d->lanes[i].fd);
     }
-    while (d->frames) {
-        pending_frame *p = d->frames;
-        d->frames = p->next;
+    for (pool_list *n; (n = pool_list_pop(&d->frames));) {
+        pending_frame *p = POOL_LIST_ENTRY(n, pending_frame, link);
         server_call_args_release(p->call);
         server_call_unref(p->call);
         free(p);
     }
-    while (d->rr)
-        server__dsp_dequeue(d, d->rr->queue.head);
-    while (d->all) {
-        server_flight *f = d->all;
+    for (server_flight *f; (f = server__dsp_next_queued(d));)
+        server__dsp_dequeue(d, f);
+    for (pool_list *n; (n = pool_list_first(&d->all));) {
+        server_flight *f = POOL_LIST_ENTRY(n, server_flight, all_link);
         f->state = FLIGHT_IDLE;
         server_call_fail(f->call, "pool-unavailable",
                          "the service is shutting down", NULL, NULL, 0);
@@ -228,8 +233,7 @@ server_flight **server_dispatch_detach(server_dispatch *d, size_t *n) {
     dsp_host *h = d->host;
     server_flight **out = calloc(d->sent.n ? d->sent.n : 1, sizeof(*out));
     size_t k = 0;
-    while (d->sent.head) {
-        server_flight *f = d->sent.head;
+    for (server_flight *f; (f = server__dsp_first(&d->sent));) {
         server__dsp_remove(&d->sent, f);
         f->state = FLIGHT_DETACHED;
         dsp_msg *m;
@@ -243,14 +247,12 @@ server_flight **server_dispatch_detach(server_dispatch *d, size_t *n) {
             server__dsp_msg_free(m);
         }
     }
-    while (d->frames) {
-        pending_frame *p = d->frames;
-        d->frames = p->next;
+    for (pool_list *n; (n = pool_list_pop(&d->frames));) {
+        pending_frame *p = POOL_LIST_ENTRY(n, pending_frame, link);
         server_call_args_release(p->call);
         server_call_unref(p->call);
         free(p);
     }
-    d->frames_tail = NULL;
     d->host = NULL;
     d->host_broken = false;
     pthread_mutex_unlock(&d->lock);
@@ -358,8 +360,7 @@ bool server_flight_ended(const server_flight *f) {
 void server_dispatch_fail_all(server_dispatch *d, const char *slug,
                               const char *detail) {
     pthread_mutex_lock(&d->lock);
-    while (d->rr) {
-        server_flight *f = d->rr->queue.head;
+    for (server_flight *f; (f = server__dsp_next_queued(d));) {
         server__dsp_dequeue(d, f);
         dsp_msg *m = server__dsp_msg(MSG_END, f);
         if (m && (m->text = strdup(detail))) {
@@ -369,7 +370,9 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
             server__dsp_msg_free(m);
         }
     }
-    for (server_flight *f = d->sent.head; f; f = f->next) {
+    for (pool_list *n = pool_list_first(&d->sent.items); n;
+         n = pool_list_next(&d->sent.items, n)) {
+        server_flight *f = POOL_LIST_ENTRY(n, server_flight, link);
         if (f->ended)
             continue;
         dsp_msg *m = server__dsp_msg(MSG_END, f);
@@ -397,17 +400,17 @@ void server_dispatch_take_frames(server_dispatch *d,
                                  void (*fn)(void *udata, uint64_t wire,
                                             server_call *call),
                                  void *udata) {
+    pool_list frames;
+    pool_list_init(&frames);
     pthread_mutex_lock(&d->lock);
-    pending_frame *p = d->frames;
-    d->frames = d->frames_tail = NULL;
+    pool_list_move(&d->frames, &frames);
     pthread_mutex_unlock(&d->lock);
-    while (p) {
-        pending_frame *next = p->next;
+    for (pool_list *n; (n = pool_list_pop(&frames));) {
+        pending_frame *p = POOL_LIST_ENTRY(n, pending_frame, link);
         fn(udata, p->wire, p->call);
         server_call_args_release(p->call);
         server_call_unref(p->call);
         free(p);
-        p = next;
     }
 }
 

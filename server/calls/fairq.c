@@ -17,37 +17,31 @@
  * waits behind at most one call per worker. */
 #define WINDOW_PER_WORKER 2u
 
-/* ---- the round-robin ring of clients with queued calls ---- */
+/* ---- the round-robin ring of clients with queued calls ----
+ *
+ * A list in the order the clients take their turns, starting with the one
+ * whose turn it is: a client that had its turn goes to the end. */
 
 static void ring_add(server_dispatch *d, server_dsp_client *c) {
     if (c->in_ring)
         return;
     c->in_ring = true;
-    if (!d->rr) {
-        c->rr_prev = c->rr_next = c;
-        d->rr = c;
-        return;
-    }
-    /* Just before the cursor: a newcomer goes last in this round. */
-    c->rr_next = d->rr;
-    c->rr_prev = d->rr->rr_prev;
-    c->rr_prev->rr_next = c;
-    d->rr->rr_prev = c;
+    /* At the end: a newcomer goes last in this round. */
+    pool_list_insert_tail(&d->rr, &c->rr_link);
 }
 
-static void ring_remove(server_dispatch *d, server_dsp_client *c) {
+static void ring_remove(server_dsp_client *c) {
     if (!c->in_ring)
         return;
-    if (c->rr_next == c) {
-        d->rr = NULL;
-    } else {
-        c->rr_prev->rr_next = c->rr_next;
-        c->rr_next->rr_prev = c->rr_prev;
-        if (d->rr == c)
-            d->rr = c->rr_next;
-    }
-    c->rr_prev = c->rr_next = NULL;
+    pool_list_remove(&c->rr_link);
     c->in_ring = false;
+}
+
+server_flight *server__dsp_next_queued(const server_dispatch *d) {
+    pool_list *n = pool_list_first(&d->rr);
+    return n ? server__dsp_first(
+                   &POOL_LIST_ENTRY(n, server_dsp_client, rr_link)->queue)
+             : NULL;
 }
 
 void server__dsp_enqueue(server_dispatch *d, server_flight *f, bool front) {
@@ -67,7 +61,7 @@ void server__dsp_dequeue(server_dispatch *d, server_flight *f) {
     f->state = FLIGHT_IDLE;
     d->queued--;
     if (c->queue.n == 0)
-        ring_remove(d, c);
+        ring_remove(c);
 }
 
 /* ---- sending ---- */
@@ -118,11 +112,7 @@ static int send_one(server_dispatch *d, server_flight *f, int64_t now) {
             return -EAGAIN;
         }
         *p = (pending_frame){.wire = wire, .call = server_call_ref(f->call)};
-        if (d->frames_tail)
-            d->frames_tail->next = p;
-        else
-            d->frames = p;
-        d->frames_tail = p;
+        pool_list_insert_tail(&d->frames, &p->link);
         d->wake_sup = true;
     }
     f->state = FLIGHT_SENT;
@@ -153,11 +143,12 @@ size_t server__dsp_send_queued(server_dispatch *d) {
     size_t window = (size_t)d->cfg.threads * WINDOW_PER_WORKER;
     size_t rung = 0;
     int64_t now = pool_now_ns();
-    while (h && !atomic_load(&h->closed) && d->rr && d->sent.n < window) {
-        server_dsp_client *c = d->rr;
-        server_flight *f = c->queue.head;
+    server_flight *f;
+    while (h && !atomic_load(&h->closed) && d->sent.n < window &&
+           (f = server__dsp_next_queued(d))) {
         /* The next client goes next, whatever happens to this call. */
-        d->rr = c->rr_next;
+        pool_list_remove(&f->client->rr_link);
+        pool_list_insert_tail(&d->rr, &f->client->rr_link);
         server__dsp_dequeue(d, f);
         int rc = send_one(d, f, now);
         if (rc == -EAGAIN) {

@@ -15,47 +15,33 @@
 
 /* ---- lists ---- */
 
+void server__dsp_list_init(flight_list *l) {
+    pool_list_init(&l->items);
+    l->n = 0;
+}
+
+server_flight *server__dsp_first(const flight_list *l) {
+    pool_list *n = pool_list_first(&l->items);
+    return n ? POOL_LIST_ENTRY(n, server_flight, link) : NULL;
+}
+
 void server__dsp_push(flight_list *l, server_flight *f) {
-    f->next = NULL;
-    f->prev = l->tail;
-    if (l->tail)
-        l->tail->next = f;
-    else
-        l->head = f;
-    l->tail = f;
+    pool_list_insert_tail(&l->items, &f->link);
     l->n++;
 }
 
 void server__dsp_push_front(flight_list *l, server_flight *f) {
-    f->prev = NULL;
-    f->next = l->head;
-    if (l->head)
-        l->head->prev = f;
-    else
-        l->tail = f;
-    l->head = f;
+    pool_list_insert_head(&l->items, &f->link);
     l->n++;
 }
 
 void server__dsp_remove(flight_list *l, server_flight *f) {
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        l->head = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    else
-        l->tail = f->prev;
-    f->prev = f->next = NULL;
+    pool_list_remove(&f->link);
     l->n--;
 }
 
 void server__dsp_all_add(server_dispatch *d, server_flight *f) {
-    f->all_prev = NULL;
-    f->all_next = d->all;
-    if (d->all)
-        d->all->all_prev = f;
-    d->all = f;
+    pool_list_insert_head(&d->all, &f->all_link);
 }
 
 server_flight *server__dsp_flight_of(server_dispatch *d, uint64_t wire) {
@@ -88,12 +74,7 @@ void server__dsp_msg_free(dsp_msg *m) {
 void server__dsp_post(server_dispatch *d, dsp_msg *m) {
     dsp_lane *l = &d->lanes[m->flight->owner];
     m->flight->msgs++;
-    m->next = NULL;
-    if (l->inbox_tail)
-        l->inbox_tail->next = m;
-    else
-        l->inbox = m;
-    l->inbox_tail = m;
+    pool_list_insert_tail(&l->inbox, &m->link);
     uint64_t one = 1;
     ssize_t n = write(l->fd, &one, sizeof(one));
     (void)n; /* only fails when the counter is saturated: still readable */

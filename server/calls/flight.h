@@ -20,6 +20,7 @@
 
 #include "dispatch.h"
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 
 #include "server/htab.h"
 
@@ -53,12 +54,12 @@ struct server_flight {
     int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
     int64_t grace_ns;    /* cancelling: when its host is recycled */
     size_t heap_at;      /* in the timer heap, SIZE_MAX: not */
-    struct server_flight *prev, *next; /* client queue, or sent list */
-    struct server_flight *all_prev, *all_next; /* every flight */
+    pool_list link;      /* in its client's queue, or the sent list */
+    pool_list all_link;  /* in the list of every flight */
 };
 
 typedef struct flight_list {
-    server_flight *head, *tail;
+    pool_list items; /* of server_flight.link */
     size_t n;
 } flight_list;
 
@@ -68,7 +69,7 @@ struct server_dsp_client {
     char *name;
     size_t in_flight;
     flight_list queue;
-    struct server_dsp_client *rr_prev, *rr_next; /* ring of the waiting */
+    pool_list rr_link; /* in the ring of the waiting */
     bool in_ring;
 };
 
@@ -82,7 +83,7 @@ typedef enum msg_kind {
 } msg_kind;
 
 typedef struct dsp_msg {
-    struct dsp_msg *next;
+    pool_list link; /* in its lane's inbox */
     msg_kind kind;
     server_flight *flight;
     pool_slot_outcome outcome;
@@ -95,7 +96,7 @@ typedef struct dsp_msg {
 
 typedef struct dsp_lane {
     int fd; /* eventfd */
-    dsp_msg *inbox, *inbox_tail; /* under lock */
+    pool_list inbox; /* of dsp_msg, in the order posted; under lock */
 } dsp_lane;
 
 /* The attached host. */
@@ -110,7 +111,7 @@ typedef struct dsp_host {
 } dsp_host;
 
 typedef struct pending_frame {
-    struct pending_frame *next;
+    pool_list link;
     uint64_t wire;
     server_call *call; /* a reference */
 } pending_frame;
@@ -133,10 +134,10 @@ struct server_dispatch {
     char refusal[768]; /* why new calls are refused; "": they are not */
     int64_t refusal_until; /* when the refusal lifts; 0: when told */
     /* the queues */
-    server_dsp_client *rr; /* next client to send from */
-    flight_list sent;      /* on the host, in the order sent */
-    server_flight *all;    /* every flight, whatever its state */
-    pending_frame *frames, *frames_tail;
+    pool_list rr;     /* clients with calls queued, in turn order (fairq.c) */
+    flight_list sent; /* on the host, in the order sent */
+    pool_list all;    /* every flight, whatever its state, newest first */
+    pool_list frames; /* pending_frame, in the order sent */
     bool wake_sup;    /* the supervisor has work here: wake it after */
     bool host_broken; /* the host broke its submission ring */
     bool ring_busy;   /* its submission ring was full for a moment */
@@ -151,7 +152,10 @@ struct server_dispatch {
 
 /* ---- flight.c: the bottom layer ---- */
 
-/* flight lists (prev, next) */
+/* flight lists: a pool_list of server_flight.link and its length */
+void server__dsp_list_init(flight_list *l);
+/* The first flight of l, or NULL when l is empty. */
+server_flight *server__dsp_first(const flight_list *l);
 void server__dsp_push(flight_list *l, server_flight *f);
 void server__dsp_push_front(flight_list *l, server_flight *f);
 void server__dsp_remove(flight_list *l, server_flight *f);
@@ -186,6 +190,9 @@ void server__dsp_client_tidy(server_dispatch *d, server_dsp_client *c);
 /* ---- fairq.c, under lock (and link as a reader) ---- */
 void server__dsp_enqueue(server_dispatch *d, server_flight *f, bool front);
 void server__dsp_dequeue(server_dispatch *d, server_flight *f);
+/* The first queued call of the client whose turn it is to send, or NULL
+ * when no call is queued. */
+server_flight *server__dsp_next_queued(const server_dispatch *d);
 /* Sends queued calls while the window has room. Returns how many went on
  * the submission ring (the caller wakes a worker after unlocking). */
 size_t server__dsp_send_queued(server_dispatch *d);

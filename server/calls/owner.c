@@ -43,12 +43,7 @@ void server__dsp_flight_free(server_dispatch *d, server_flight *f) {
         f->dead = true;
         return;
     }
-    if (f->all_prev)
-        f->all_prev->all_next = f->all_next;
-    else
-        d->all = f->all_next;
-    if (f->all_next)
-        f->all_next->all_prev = f->all_prev;
+    pool_list_remove(&f->all_link);
     server_call_set_flight(f->call, NULL);
     if (f->cancelling)
         d->cancelling--;
@@ -311,13 +306,14 @@ static void apply(server_dispatch *d, dsp_msg *m) {
 
 static bool take_inbox(server_dispatch *d, unsigned lane) {
     dsp_lane *l = &d->lanes[lane];
+    pool_list taken;
+    pool_list_init(&taken);
     pthread_mutex_lock(&d->lock);
-    dsp_msg *m = l->inbox;
-    l->inbox = l->inbox_tail = NULL;
+    pool_list_move(&l->inbox, &taken);
     pthread_mutex_unlock(&d->lock);
-    bool any = m != NULL;
-    while (m) {
-        dsp_msg *next = m->next;
+    bool any = !pool_list_empty(&taken);
+    for (pool_list *n; (n = pool_list_pop(&taken));) {
+        dsp_msg *m = POOL_LIST_ENTRY(n, dsp_msg, link);
         server_flight *f = m->flight;
         apply(d, m);
         server__dsp_msg_free(m);
@@ -325,7 +321,6 @@ static bool take_inbox(server_dispatch *d, unsigned lane) {
         if (--f->msgs == 0 && f->dead)
             server__dsp_flight_free(d, f);
         pthread_mutex_unlock(&d->lock);
-        m = next;
     }
     return any;
 }
@@ -358,7 +353,7 @@ bool server_dispatch_may_sleep(server_dispatch *d, unsigned lane) {
     }
     pthread_rwlock_unlock(&d->link);
     pthread_mutex_lock(&d->lock);
-    may = may && !d->lanes[lane].inbox;
+    may = may && pool_list_empty(&d->lanes[lane].inbox);
     pthread_mutex_unlock(&d->lock);
     return may;
 }

@@ -9,6 +9,7 @@
  */
 #include "guard.h"
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 
 #include "server/log.h"
 
@@ -38,7 +39,7 @@ enum conn_phase {
 
 struct server_conn {
     server_guard *g;
-    server_conn *prev, *next; /* under the guard's lock */
+    pool_list link; /* in the guard's conns, under its lock */
     int fd;
     char peer[INET6_ADDRSTRLEN];
     bool killed; /* under the guard's lock */
@@ -65,7 +66,7 @@ struct server_ticker {
     int64_t interval_ns, next_ns;
     void (*fn)(void *);
     void *udata;
-    server_ticker *next;
+    pool_list link; /* in the guard's tickers */
 };
 
 typedef struct lingering {
@@ -79,8 +80,8 @@ struct server_guard {
     pthread_t thread;
     int wake[2]; /* a pipe: wakes the thread for a new lingering socket */
     bool stop;
-    server_conn *conns;
-    server_ticker *tickers;
+    pool_list conns;   /* newest first */
+    pool_list tickers; /* newest first */
     /* Sockets handed over for lingering, not yet taken by the thread. */
     int pending[LINGER_MAX];
     size_t npending;
@@ -124,7 +125,9 @@ static bool conn_expired(const server_guard *g, server_conn *c, int64_t now,
 static size_t kill_expired(server_guard *g, int64_t now, kill_note *notes,
                            size_t *nnotes) {
     size_t n = 0;
-    for (server_conn *c = g->conns; c; c = c->next) {
+    for (pool_list *l = pool_list_first(&g->conns); l;
+         l = pool_list_next(&g->conns, l)) {
+        server_conn *c = POOL_LIST_ENTRY(l, server_conn, link);
         enum conn_phase phase;
         int64_t since;
         if (!conn_expired(g, c, now, &phase, &since))
@@ -144,11 +147,14 @@ static size_t kill_expired(server_guard *g, int64_t now, kill_note *notes,
 }
 
 static void run_tickers(server_guard *g, int64_t now) {
-    for (server_ticker *t = g->tickers; t; t = t->next)
+    for (pool_list *l = pool_list_first(&g->tickers); l;
+         l = pool_list_next(&g->tickers, l)) {
+        server_ticker *t = POOL_LIST_ENTRY(l, server_ticker, link);
         if (now >= t->next_ns) {
             t->next_ns = now + t->interval_ns;
             t->fn(t->udata);
         }
+    }
 }
 
 static void linger_close(server_guard *g, size_t i) {
@@ -239,6 +245,8 @@ int server_guard_new(const server_guard_config *cfg, server_guard **out) {
     if (!g)
         return -ENOMEM;
     g->cfg = *cfg;
+    pool_list_init(&g->conns);
+    pool_list_init(&g->tickers);
     if (g->cfg.body_min_rate < 1)
         g->cfg.body_min_rate = 1;
     int rc = -errno;
@@ -271,11 +279,8 @@ void server_guard_free(server_guard *g) {
         close(g->pending[i]);
     while (g->nlinger)
         linger_close(g, 0);
-    while (g->tickers) {
-        server_ticker *t = g->tickers;
-        g->tickers = t->next;
-        free(t);
-    }
+    for (pool_list *l; (l = pool_list_pop(&g->tickers));)
+        free(POOL_LIST_ENTRY(l, server_ticker, link));
     close(g->wake[0]);
     close(g->wake[1]);
     pthread_mutex_destroy(&g->lock);
@@ -298,10 +303,7 @@ server_conn *server_guard_open(server_guard *g, int fd,
     atomic_init(&c->phase, phase_word(PHASE_HEAD, pool_now_ns()));
     atomic_init(&c->received, 0);
     pthread_mutex_lock(&g->lock);
-    c->next = g->conns;
-    if (g->conns)
-        g->conns->prev = c;
-    g->conns = c;
+    pool_list_insert_head(&g->conns, &c->link);
     pthread_mutex_unlock(&g->lock);
     return c;
 }
@@ -310,12 +312,7 @@ void server_guard_close(server_guard *g, server_conn *c) {
     if (!c)
         return;
     pthread_mutex_lock(&g->lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    pool_list_remove(&c->link);
     /* A request cut short (answered early, or refused by libmicrohttpd
      * itself) may have left bytes unread: closing now would reset the
      * connection and could destroy the answer on its way. */
@@ -412,8 +409,7 @@ server_ticker *server_guard_ticker_add(server_guard *g, int64_t interval_ms,
     t->udata = udata;
     pthread_mutex_lock(&g->lock);
     t->next_ns = pool_now_ns() + t->interval_ns;
-    t->next = g->tickers;
-    g->tickers = t;
+    pool_list_insert_head(&g->tickers, &t->link);
     pthread_mutex_unlock(&g->lock);
     return t;
 }
@@ -422,11 +418,7 @@ void server_guard_ticker_remove(server_guard *g, server_ticker *t) {
     if (!t)
         return;
     pthread_mutex_lock(&g->lock);
-    for (server_ticker **p = &g->tickers; *p; p = &(*p)->next)
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
+    pool_list_remove(&t->link);
     pthread_mutex_unlock(&g->lock);
     free(t);
 }

@@ -7,6 +7,7 @@
  * eventfd. The sleep is bounded by the daemon's next connection timeout.
  */
 #include "lane.h"
+#include "pool/sched/list.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,7 +26,7 @@ typedef struct lane_handover {
     int fd;
     socklen_t len;
     struct sockaddr_storage peer;
-    struct lane_handover *next;
+    pool_list link; /* in its lane's hand */
 } lane_handover;
 
 struct server_lane {
@@ -41,8 +42,8 @@ struct server_lane {
     /* Connections given to it: open in its daemon or handed over. */
     atomic_uint conns;
     pthread_mutex_t hand_lock;
-    lane_handover *hand, *hand_tail; /* under hand_lock */
-    atomic_bool handed;              /* hand may hold some */
+    pool_list hand;     /* lane_handover, in order; under hand_lock */
+    atomic_bool handed; /* hand may hold some */
 };
 
 struct server_lanes {
@@ -111,11 +112,7 @@ static bool hand_over(server_lane *to, int fd, struct sockaddr_storage *peer,
         return false;
     *h = (lane_handover){.fd = fd, .len = len, .peer = *peer};
     pthread_mutex_lock(&to->hand_lock);
-    if (to->hand_tail)
-        to->hand_tail->next = h;
-    else
-        to->hand = h;
-    to->hand_tail = h;
+    pool_list_insert_tail(&to->hand, &h->link);
     pthread_mutex_unlock(&to->hand_lock);
     atomic_store(&to->handed, true);
     server_lane_wake(to);
@@ -127,15 +124,15 @@ static bool hand_over(server_lane *to, int fd, struct sockaddr_storage *peer,
 static bool take_handovers(server_lane *l) {
     if (!atomic_exchange(&l->handed, false))
         return false;
+    pool_list taken;
+    pool_list_init(&taken);
     pthread_mutex_lock(&l->hand_lock);
-    lane_handover *h = l->hand;
-    l->hand = l->hand_tail = NULL;
+    pool_list_move(&l->hand, &taken);
     pthread_mutex_unlock(&l->hand_lock);
-    while (h) {
-        lane_handover *next = h->next;
+    for (pool_list *n; (n = pool_list_pop(&taken));) {
+        lane_handover *h = POOL_LIST_ENTRY(n, lane_handover, link);
         add_here(l, h->fd, &h->peer, h->len);
         free(h);
-        h = next;
     }
     return true;
 }
@@ -244,6 +241,7 @@ int server_lanes_new(unsigned n, server_lanes **out) {
         atomic_init(&l->conns, 0);
         atomic_init(&l->handed, false);
         pthread_mutex_init(&l->hand_lock, NULL);
+        pool_list_init(&l->hand);
     }
     *out = g;
     return 0;
@@ -316,8 +314,8 @@ void server_lanes_free(server_lanes *g) {
     for (unsigned i = 0; i < g->n; i++) {
         server_lane *l = &g->lanes[i];
         /* Handed over but never added. */
-        for (lane_handover *h = l->hand, *next; h; h = next) {
-            next = h->next;
+        for (pool_list *n; (n = pool_list_pop(&l->hand));) {
+            lane_handover *h = POOL_LIST_ENTRY(n, lane_handover, link);
             close(h->fd);
             server_conn_limit_give(l->cfg.limit, (struct sockaddr *)&h->peer);
             free(h);

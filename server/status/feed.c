@@ -6,6 +6,7 @@
 #include "feed.h"
 
 #include "pool/sched/clock.h"
+#include "pool/sched/list.h"
 #include "server/calls/problem.h"
 #include "server/log.h"
 
@@ -43,7 +44,7 @@ typedef struct jring {
 struct server_feed_sub {
     void (*wake)(void *);
     void *udata;
-    server_feed_sub *next;
+    pool_list link; /* in the feed's subs */
 };
 
 struct server_feed {
@@ -70,7 +71,7 @@ struct server_feed {
     atomic_uint_fast32_t latency[BUCKETS];
 
     pthread_mutex_t subs_lock;
-    server_feed_sub *subs;
+    pool_list subs; /* newest first */
 
     /* The sampler's own (its thread only). */
     char *pool_print;       /* what of the pool changes count */
@@ -498,8 +499,11 @@ static void *feed_main(void *arg) {
         pthread_mutex_unlock(&f->stop_lock);
         if (sample(f)) {
             pthread_mutex_lock(&f->subs_lock);
-            for (server_feed_sub *s = f->subs; s; s = s->next)
+            for (pool_list *l = pool_list_first(&f->subs); l;
+                 l = pool_list_next(&f->subs, l)) {
+                server_feed_sub *s = POOL_LIST_ENTRY(l, server_feed_sub, link);
                 s->wake(s->udata);
+            }
             pthread_mutex_unlock(&f->subs_lock);
         }
         struct timespec dl;
@@ -530,6 +534,7 @@ int server_feed_new(server_sup *sup, server_calltable *calls, size_t keep,
     f->sup = sup;
     f->calls = calls;
     f->next_id = 1;
+    pool_list_init(&f->subs);
     f->mono0_ns = pool_now_ns();
     f->wall0_ms = wall_ms();
     /* Restarts before the feed began are history, not events. */
@@ -604,8 +609,7 @@ server_feed_sub *server_feed_subscribe(server_feed *f, void (*wake)(void *),
     s->wake = wake;
     s->udata = udata;
     pthread_mutex_lock(&f->subs_lock);
-    s->next = f->subs;
-    f->subs = s;
+    pool_list_insert_head(&f->subs, &s->link);
     pthread_mutex_unlock(&f->subs_lock);
     return s;
 }
@@ -614,11 +618,7 @@ void server_feed_unsubscribe(server_feed *f, server_feed_sub *s) {
     if (!s)
         return;
     pthread_mutex_lock(&f->subs_lock);
-    for (server_feed_sub **p = &f->subs; *p; p = &(*p)->next)
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
+    pool_list_remove(&s->link);
     pthread_mutex_unlock(&f->subs_lock);
     free(s);
 }

@@ -622,19 +622,16 @@ void server__host_postmortem(server_sup *sup, int64_t now) {
 
 void server__abandon_host(server_sup *sup, server_host *h) {
     server_host_kill(h);
-    h->next_abandoned = sup->abandoned;
-    sup->abandoned = h;
+    pool_list_insert_head(&sup->abandoned, &h->abandoned_link);
 }
 
 bool server__reclaim_hosts(server_sup *sup) {
-    server_host **p = &sup->abandoned;
-    while (*p) {
-        server_host *h = *p;
-        if (!server_host_poll_exit(h)) {
-            p = &h->next_abandoned;
+    for (pool_list *l = pool_list_first(&sup->abandoned), *next; l; l = next) {
+        next = pool_list_next(&sup->abandoned, l);
+        server_host *h = POOL_LIST_ENTRY(l, server_host, abandoned_link);
+        if (!server_host_poll_exit(h))
             continue;
-        }
-        *p = h->next_abandoned;
+        pool_list_remove(l);
         /* A host thread returns 0 only after its pool was freed; any other
          * code leaves parked workers that still use the region. */
         bool clean = h->exit_code == 0;
@@ -650,14 +647,11 @@ bool server__reclaim_hosts(server_sup *sup) {
         }
         server_host_free(h, !clean);
     }
-    return sup->abandoned != NULL;
+    return !pool_list_empty(&sup->abandoned);
 }
 
 void server__release_abandoned(server_sup *sup) {
     server__reclaim_hosts(sup);
-    while (sup->abandoned) {
-        server_host *h = sup->abandoned;
-        sup->abandoned = h->next_abandoned;
-        server_host_free(h, true);
-    }
+    for (pool_list *l; (l = pool_list_pop(&sup->abandoned));)
+        server_host_free(POOL_LIST_ENTRY(l, server_host, abandoned_link), true);
 }

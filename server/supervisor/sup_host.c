@@ -49,10 +49,10 @@ struct server_host_thread {
  * so they are kept here on purpose, reachable rather than leaked. */
 typedef struct host_kept {
     host_cfg *cfg;
-    struct host_kept *next;
+    pool_list link;
 } host_kept;
 static pthread_mutex_t host_kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static host_kept *host_kept_list;
+static pool_list host_kept_list = {&host_kept_list, &host_kept_list};
 
 static void host_keep_cfg(host_cfg *cfg) {
     host_kept *k = malloc(sizeof(*k));
@@ -60,8 +60,7 @@ static void host_keep_cfg(host_cfg *cfg) {
         return; /* then it is merely unreachable: the workers still have it */
     k->cfg = cfg;
     pthread_mutex_lock(&host_kept_lock);
-    k->next = host_kept_list;
-    host_kept_list = k;
+    pool_list_insert_head(&host_kept_list, &k->link);
     pthread_mutex_unlock(&host_kept_lock);
 }
 
@@ -286,6 +285,7 @@ int server_host_spawn(const server_host_opts *o, uint64_t generation,
     server_host *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    pool_list_init(&h->out);
     h->generation = generation;
     h->isolation = o->isolation;
     h->exit_fd = -1;
@@ -346,12 +346,13 @@ fail:
 
 /* Appends a segment to the output queue. */
 static void seg_push(server_host *h, server_host_seg *s) {
-    s->next = NULL;
-    if (h->out_tail)
-        h->out_tail->next = s;
-    else
-        h->out_head = s;
-    h->out_tail = s;
+    pool_list_insert_tail(&h->out, &s->link);
+}
+
+/* The first segment queued, or NULL. */
+static server_host_seg *seg_first(const server_host *h) {
+    pool_list *n = pool_list_first(&h->out);
+    return n ? POOL_LIST_ENTRY(n, server_host_seg, link) : NULL;
 }
 
 static void seg_free(server_host_seg *s) {
@@ -452,12 +453,15 @@ int server_host_flush(server_host *h) {
     if (!h->chan)
         return -EPIPE;
     int fd = pool_chan_fd(h->chan);
-    while (h->out_head) {
+    while (!pool_list_empty(&h->out)) {
         struct iovec iov[16];
         int n = 0;
-        for (server_host_seg *s = h->out_head; s && n < 16; s = s->next, n++)
+        for (pool_list *l = pool_list_first(&h->out); l && n < 16;
+             l = pool_list_next(&h->out, l), n++) {
+            server_host_seg *s = POOL_LIST_ENTRY(l, server_host_seg, link);
             iov[n] = (struct iovec){.iov_base = (void *)(s->p + s->off),
                                     .iov_len = s->len - s->off};
+        }
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
         if (sent < 0) {
@@ -468,22 +472,20 @@ int server_host_flush(server_host *h) {
             return -errno;
         }
         size_t left = (size_t)sent;
-        while (h->out_head && left >= h->out_head->len - h->out_head->off) {
-            server_host_seg *s = h->out_head;
+        server_host_seg *s;
+        while ((s = seg_first(h)) && left >= s->len - s->off) {
             left -= s->len - s->off;
-            h->out_head = s->next;
-            if (!h->out_head)
-                h->out_tail = NULL;
+            pool_list_remove(&s->link);
             seg_free(s);
         }
-        if (h->out_head)
-            h->out_head->off += left;
+        if (s)
+            s->off += left;
     }
     return 0;
 }
 
 bool server_host_wants_write(const server_host *h) {
-    return h->chan && h->out_head;
+    return h->chan && !pool_list_empty(&h->out);
 }
 
 void server_host_kill(server_host *h) {
@@ -562,10 +564,7 @@ void server_host_free(server_host *h, bool abandon) {
         if (h->gone && !abandon)
             pool_shm_unmap(h->shm);
     }
-    while (h->out_head) {
-        server_host_seg *s = h->out_head;
-        h->out_head = s->next;
-        seg_free(s);
-    }
+    for (pool_list *l; (l = pool_list_pop(&h->out));)
+        seg_free(POOL_LIST_ENTRY(l, server_host_seg, link));
     free(h);
 }

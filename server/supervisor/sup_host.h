@@ -8,6 +8,7 @@
 #ifndef SERVER_SUP_HOST_H
 #define SERVER_SUP_HOST_H
 
+#include "pool/sched/list.h"
 #include "pool/wire/frame.h"
 #include "pool/wire/frame_codec.h"
 #include "pool/wire/logring.h"
@@ -26,7 +27,7 @@ typedef struct server_host_thread server_host_thread;
  * on them and a reference to the call) so that even a call as large as the
  * body limit is never copied on its way to the host. */
 typedef struct server_host_seg {
-    struct server_host_seg *next;
+    pool_list link; /* in its host's out */
     const uint8_t *p;
     size_t len, off;
     server_call *call; /* borrowed from this call; NULL: p is ours */
@@ -47,8 +48,8 @@ typedef struct server_host {
     int wait_status; /* process mode: waitpid status once gone */
     int exit_code;   /* thread mode: pool_host_run's result once gone */
     bool killed;     /* we sent SIGKILL */
-    server_host_seg *out_head, *out_tail; /* queued output, in order */
-    struct server_host *next_abandoned;   /* in the supervisor's list */
+    pool_list out;            /* server_host_seg: queued output, in order */
+    pool_list abandoned_link; /* in the supervisor's list */
 } server_host;
 
 typedef struct server_host_opts {

@@ -86,7 +86,7 @@ struct server_sup {
     server_host *host;
     /* Thread hosts let go of but not yet returned, or holding parked
      * workers: reclaimed once their thread returned from a clean stop. */
-    server_host *abandoned;
+    pool_list abandoned; /* server_host, newest first */
     server_host_phase phase;
     bool retiring; /* reload: no new calls; stop once the running ended */
     int64_t started_ns;

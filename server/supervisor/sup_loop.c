@@ -450,6 +450,7 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
     if (!sup)
         return -ENOMEM;
     sup->cfg = *cfg;
+    pool_list_init(&sup->abandoned);
     sup->wake_fd = -1;
     sup->last_start_ms = -1;
     pthread_mutex_init(&sup->lock, NULL);
