@@ -40,7 +40,8 @@ int server_dispatch_new(const server_dispatch_config *cfg,
         d->lanes[i].fd = -1;
         pool_list_init(&d->lanes[i].inbox);
     }
-    if (server_htab_init(&d->clients, 64) < 0)
+    if (server_htab_init(&d->clients, 64) < 0 ||
+        server_htab_init(&d->fns, 16) < 0)
         goto fail;
     for (unsigned i = 0; i < d->cfg.nlanes; i++)
         if ((d->lanes[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -85,6 +86,8 @@ void server_dispatch_free(server_dispatch *d, bool keep_fds) {
     free(d->heap);
     if (d->clients.buckets)
         server_htab_destroy(&d->clients);
+    if (d->fns.buckets)
+        server__dsp_fns_free(d);
     free(d->lanes);
     pthread_mutex_destroy(&d->logs);
     pthread_mutex_destroy(&d->lock);

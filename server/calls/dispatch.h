@@ -11,7 +11,8 @@
  * its client cancelled it, its host died, a large result came in a frame)
  * is posted to the owner, which decides. Calls that cannot go to the host
  * now wait in one FIFO queue per client and leave them round-robin, at
- * most a window of calls on the host at a time (two per worker), so that
+ * most a window of calls on the host at a time (two to eight per worker,
+ * about a millisecond of work by the calls' recent run times), so that
  * one client's backlog never waits ahead of another client's next call.
  *
  * The supervisor attaches a host once it is ready and detaches it when it

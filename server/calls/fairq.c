@@ -1,10 +1,11 @@
 /*
  * The clients' queues and sending. One FIFO queue per client, a
  * round-robin ring of the clients that have calls waiting, and the window:
- * calls go to the host round-robin across clients and only while fewer
- * than two per worker are on it, so that one client's backlog waits in
- * its own queue instead of ahead of everyone else's next call. Under the
- * dispatch lock, with the link held as a reader.
+ * calls go to the host round-robin across clients and only while the
+ * window has room (a few per worker, fewer the longer the next call's
+ * function runs), so that one client's backlog waits in its own queue
+ * instead of ahead of everyone else's next call. Under the dispatch lock,
+ * with the link held as a reader.
  */
 #include "flight.h"
 
@@ -12,10 +13,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Calls on the host per worker: one running, one ready to start when it
- * ends, so that a worker never waits for a round trip, while a newcomer
- * waits behind at most one call per worker. */
-#define WINDOW_PER_WORKER 2u
+/* Calls on the host per worker: one running and the next ones ready, so
+ * that a worker never waits for the lane's round trip, but no more than
+ * about WINDOW_AHEAD_MS of work ahead, so that a newcomer waits behind
+ * little: two per worker for a call whose function runs a millisecond or
+ * more (or is not known yet), as many as WINDOW_MAX for the smallest,
+ * whose round trips would otherwise leave the workers idle half the time.
+ * Known per function, so that a client cannot open the window with tiny
+ * calls and then fill it with long ones. */
+#define WINDOW_AHEAD_MS 1.0
+#define WINDOW_MIN 2u
+#define WINDOW_MAX 8u
+/* Functions whose run times are kept; beyond, a function is unknown. */
+#define FUNCTIONS_MAX 1024u
+
+#define FN_OF(n) ((dsp_fn *)((char *)(n) - offsetof(dsp_fn, hnode)))
+
+static bool fn_eq(const server_hnode *n, const void *key) {
+    return strcmp(FN_OF(n)->name, key) == 0;
+}
+
+/* The run times of function name; created if new and add. NULL when
+ * unknown (or out of memory, or too many). */
+static dsp_fn *fn_of(server_dispatch *d, const char *name, bool add) {
+    uint64_t h = server_hash_str(name);
+    server_hnode *n = server_htab_find(&d->fns, h, fn_eq, name);
+    if (n || !add || d->nfns >= FUNCTIONS_MAX)
+        return n ? FN_OF(n) : NULL;
+    size_t len = strlen(name);
+    dsp_fn *fn = calloc(1, sizeof(*fn) + len + 1);
+    if (!fn)
+        return NULL;
+    memcpy(fn->name, name, len + 1);
+    server_htab_insert(&d->fns, &fn->hnode, h);
+    d->nfns++;
+    return fn;
+}
+
+static size_t window_for(server_dispatch *d, const server_flight *f) {
+    const dsp_fn *fn = fn_of(d, server_call_function(f->call), false);
+    if (!fn)
+        return WINDOW_MIN;
+    double w = 1 + WINDOW_AHEAD_MS / fn->run_ms_avg;
+    return w >= WINDOW_MAX ? WINDOW_MAX : w <= WINDOW_MIN ? WINDOW_MIN
+                                                          : (size_t)w;
+}
+
+void server__dsp_note_run(server_dispatch *d, const server_flight *f,
+                          double run_ms) {
+    if (!(run_ms >= 0))
+        return;
+    dsp_fn *fn = fn_of(d, server_call_function(f->call), true);
+    if (!fn)
+        return;
+    /* Up at once, down slowly: one long run shuts the window to two per
+     * worker, and a few quick runs among long ones do not open it. */
+    if (!fn->runs++ || run_ms > fn->run_ms_avg)
+        fn->run_ms_avg = fn->runs == 1 ? run_ms
+                                       : (fn->run_ms_avg + run_ms) / 2;
+    else
+        fn->run_ms_avg += (run_ms - fn->run_ms_avg) / 16;
+}
+
+void server__dsp_fns_free(server_dispatch *d) {
+    for (server_hnode *n = server_htab_first(&d->fns), *next; n; n = next) {
+        next = server_htab_next(&d->fns, n);
+        server_htab_remove(&d->fns, n);
+        free(FN_OF(n));
+    }
+    server_htab_destroy(&d->fns);
+}
 
 /* ---- the round-robin ring of clients with queued calls ----
  *
@@ -140,12 +207,12 @@ static void send_refused(server_dispatch *d, server_flight *f, int rc) {
 
 size_t server__dsp_send_queued(server_dispatch *d) {
     dsp_host *h = d->host;
-    size_t window = (size_t)d->cfg.threads * WINDOW_PER_WORKER;
     size_t rung = 0;
     int64_t now = pool_now_ns();
     server_flight *f;
-    while (h && !atomic_load(&h->closed) && d->sent.n < window &&
-           (f = server__dsp_next_queued(d))) {
+    while (h && !atomic_load(&h->closed) &&
+           (f = server__dsp_next_queued(d)) &&
+           d->sent.n < (size_t)d->cfg.threads * window_for(d, f)) {
         /* The next client goes next, whatever happens to this call. */
         pool_list_remove(&f->client->rr_link);
         pool_list_insert_tail(&d->rr, &f->client->rr_link);

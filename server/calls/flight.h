@@ -63,6 +63,14 @@ typedef struct flight_list {
     size_t n;
 } flight_list;
 
+/* A function's run times on the host, smoothed: up fast, down slowly. */
+typedef struct dsp_fn {
+    server_hnode hnode;
+    double run_ms_avg;
+    uint64_t runs;
+    char name[];
+} dsp_fn;
+
 /* One client (its token name or source address) with calls in flight. */
 struct server_dsp_client {
     server_hnode hnode;
@@ -129,6 +137,8 @@ struct server_dispatch {
     size_t nclients;
     size_t in_flight, inflight_bytes, queued, cancelling;
     double drain_rate; /* calls ended per second, smoothed */
+    server_htab fns; /* dsp_fn: run times per function (fairq.c) */
+    size_t nfns;
     int64_t rate_at_ns;
     uint64_t rate_count;
     char refusal[768]; /* why new calls are refused; "": they are not */
@@ -193,6 +203,13 @@ void server__dsp_dequeue(server_dispatch *d, server_flight *f);
 /* The first queued call of the client whose turn it is to send, or NULL
  * when no call is queued. */
 server_flight *server__dsp_next_queued(const server_dispatch *d);
+/* f's call ran run_ms on the host (< 0: unknown): the window follows
+ * each function's run times. */
+void server__dsp_note_run(server_dispatch *d, const server_flight *f,
+                          double run_ms);
+/* Frees the run times (with the dispatch). */
+void server__dsp_fns_free(server_dispatch *d);
+
 /* Sends queued calls while the window has room. Returns how many went on
  * the submission ring (the caller wakes a worker after unlocking). */
 size_t server__dsp_send_queued(server_dispatch *d);

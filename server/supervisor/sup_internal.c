@@ -48,7 +48,7 @@ unsigned server_sup_lanes(const server_sup *sup) {
 
 /* Calls on the host per worker (the dispatch's window) and a few more: a
  * call ended while its jobs still run keeps its slot until they stop. */
-#define SLOTS_PER_WORKER 4u
+#define SLOTS_PER_WORKER 10u
 
 uint32_t server__host_slots(const server_sup *sup) {
     uint32_t n = 8;

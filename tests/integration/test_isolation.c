@@ -520,3 +520,41 @@ Test(isolation, one_client_flooding_does_not_shut_out_another) {
     }
     cr_expect_eq(ph_server_stop(&s), 0);
 }
+
+/* The window of calls on the host opens for a function that runs in
+ * microseconds, not for another: after many tiny sum_squares calls, long
+ * sleeps from a flooding client still go to the host two per worker, and
+ * the rest wait in the client's queue (where another client's next call
+ * does not wait behind them). */
+Test(isolation, tiny_calls_do_not_open_the_window_for_long_ones) {
+    ph_server s;
+    const char *args[] = {"--threads", "2", NULL};
+    cr_assert_eq(ph_server_start(&s, args, NULL), 0);
+    char url[96];
+    snprintf(url, sizeof url, "%s/v1/calls", s.url);
+    ph_resp r;
+    for (int i = 0; i < 50; i++) {
+        ph_http_from("127.0.0.2", "POST", url,
+                     "{\"function\": \"sum_squares\", \"args\": {\"n\": 10}}",
+                     NULL, NULL, &r);
+        cr_assert_eq(r.status, 200, "%.300s", r.body);
+        ph_resp_free(&r);
+    }
+    const char *async[] = {"Prefer: respond-async", NULL};
+    for (int i = 0; i < 12; i++) {
+        ph_http_from("127.0.0.2", "POST", url,
+                     "{\"function\": \"sleep\", \"args\": {\"ms\": 1500}}",
+                     NULL, async, &r);
+        cr_assert_eq(r.status, 202, "%.300s", r.body);
+        ph_resp_free(&r);
+    }
+    cr_assert_eq(ph_get(&s, "/v1/pool", &r), 0);
+    json_int_t in_flight =
+        json_integer_value(json_object_get(r.json, "in_flight"));
+    json_int_t queued = json_integer_value(json_object_get(r.json, "queued"));
+    cr_expect_eq(in_flight, 12, "%.500s", r.body);
+    /* Two per worker on the host, the other eight queued. */
+    cr_expect_eq(queued, 8, "%.500s", r.body);
+    ph_resp_free(&r);
+    cr_expect_eq(ph_server_stop(&s), 0);
+}
