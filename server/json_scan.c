@@ -97,10 +97,7 @@ static void skip_ws(scan *s) {
         s->p++;
 }
 
-/* One UTF-8 sequence at s->p (not ASCII); false when malformed. */
-static bool utf8_seq(scan *s) {
-    const unsigned char *p = s->p;
-    size_t left = (size_t)(s->end - p);
+size_t server_utf8_seq(const unsigned char *p, size_t left) {
     unsigned c = p[0];
     size_t n;
     uint32_t cp;
@@ -114,20 +111,34 @@ static bool utf8_seq(scan *s) {
         n = 4;
         cp = c & 0x07;
     } else {
-        return false;
+        return 0;
     }
     if (left < n)
-        return false;
+        return 0;
     for (size_t i = 1; i < n; i++) {
         if ((p[i] & 0xc0) != 0x80)
-            return false;
+            return 0;
         cp = (cp << 6) | (p[i] & 0x3f);
     }
     if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
         (cp >= 0xd800 && cp <= 0xdfff))
-        return false;
-    s->p += n;
+        return 0;
+    return n;
+}
+
+bool server_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = p[i] < 0x80 ? 1 : server_utf8_seq(p + i, n - i)))
+            return false;
     return true;
+}
+
+/* One UTF-8 sequence at s->p (not ASCII); false when malformed. */
+static bool utf8_seq(scan *s) {
+    size_t n = server_utf8_seq(s->p, (size_t)(s->end - s->p));
+    s->p += n;
+    return n != 0;
 }
 
 static int hexval(unsigned char c) {

@@ -35,4 +35,12 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
                      server_json_member_fn member, void *udata,
                      server_json_error *err);
 
+/* The length (2 to 4) of the UTF-8 sequence of a non-ASCII character at p,
+ * left bytes available; 0 when malformed (cut short, overlong, a
+ * surrogate, beyond U+10FFFF). */
+size_t server_utf8_seq(const unsigned char *p, size_t left);
+
+/* True when s[0..n) is valid UTF-8, as RFC 8259 text and jansson require. */
+bool server_utf8_valid(const char *s, size_t n);
+
 #endif

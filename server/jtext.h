@@ -32,7 +32,7 @@ void server_jtext_raw(server_jtext *t, const char *s, size_t n);
 void server_jtext_lit(server_jtext *t, const char *s);
 
 /* Appends s[0..n) as a JSON string, quoted and escaped; s must be valid
- * UTF-8 (server_jtext_utf8). */
+ * UTF-8 (server_utf8_valid, json_scan.h). */
 void server_jtext_str(server_jtext *t, const char *s, size_t n);
 
 void server_jtext_int(server_jtext *t, long long v);
@@ -40,9 +40,6 @@ void server_jtext_int(server_jtext *t, long long v);
 /* Milliseconds rounded to the microsecond, as server_json_ms prints
  * them; null when not finite. */
 void server_jtext_ms(server_jtext *t, double ms);
-
-/* True when s[0..n) is valid UTF-8 (as jansson accepts it). */
-bool server_jtext_utf8(const char *s, size_t n);
 
 /* The text, NUL-terminated, and its length; the caller frees it. NULL
  * when a write failed (the buffer is freed then, unless borrowed). */

@@ -8,6 +8,7 @@
 #include "pool/sched/clock.h"
 #include "pool/sched/list.h"
 
+#include "server/json_scan.h"
 #include "server/jtext.h"
 #include "server/log.h"
 #include "problem.h"
@@ -442,7 +443,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     server_jtext_str(&t, level, strlen(level));
     server_jtext_lit(&t, ",\"message\":");
     size_t mlen = strlen(message);
-    if (server_jtext_utf8(message, mlen)) {
+    if (server_utf8_valid(message, mlen)) {
         server_jtext_str(&t, message, mlen);
     } else {
         /* A function's text need not be UTF-8: escaped then, not lost. */

@@ -6,6 +6,7 @@
  * stays in a borrowed first buffer or moves to the heap; a real must print
  * as jansson prints server_json_ms's value.
  */
+#include "server/json_scan.h"
 #include "server/jtext.h"
 #include "server/log.h"
 
@@ -21,7 +22,7 @@ static void check_string(const uint8_t *data, size_t size) {
      * writer is given C strings: compare on the bytes before a NUL. */
     size_t n = strnlen(s, size);
     json_t *j = json_stringn(s, n);
-    bool ok = server_jtext_utf8(s, n);
+    bool ok = server_utf8_valid(s, n);
     if ((j != NULL) != ok)
         abort();
     if (!j)
