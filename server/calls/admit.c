@@ -103,6 +103,7 @@ int server__dsp_admit(server_dispatch *d, server_call *const *calls,
         f->call = server_call_ref(calls[i]);
         f->bytes = server_call_args_bytes(calls[i]);
         f->owner = owner;
+        f->fn = server__dsp_fn_of(d, server_call_function(f->call));
         f->heap_at = SIZE_MAX;
         int64_t t = server_call_timeout_ms(f->call);
         f->deadline_ns =

@@ -33,12 +33,10 @@ static bool fn_eq(const server_hnode *n, const void *key) {
     return strcmp(FN_OF(n)->name, key) == 0;
 }
 
-/* The run times of function name; created if new and add. NULL when
- * unknown (or out of memory, or too many). */
-static dsp_fn *fn_of(server_dispatch *d, const char *name, bool add) {
+dsp_fn *server__dsp_fn_of(server_dispatch *d, const char *name) {
     uint64_t h = server_hash_str(name);
     server_hnode *n = server_htab_find(&d->fns, h, fn_eq, name);
-    if (n || !add || d->nfns >= FUNCTIONS_MAX)
+    if (n || d->nfns >= FUNCTIONS_MAX)
         return n ? FN_OF(n) : NULL;
     size_t len = strlen(name);
     dsp_fn *fn = calloc(1, sizeof(*fn) + len + 1);
@@ -50,27 +48,25 @@ static dsp_fn *fn_of(server_dispatch *d, const char *name, bool add) {
     return fn;
 }
 
-static size_t window_for(server_dispatch *d, const server_flight *f) {
-    const dsp_fn *fn = fn_of(d, server_call_function(f->call), false);
-    if (!fn)
+static size_t window_for(const server_flight *f) {
+    if (!f->fn || !f->fn->runs)
         return WINDOW_MIN;
-    double w = 1 + WINDOW_AHEAD_MS / fn->run_ms_avg;
+    double w = 1 + WINDOW_AHEAD_MS / f->fn->run_ms_avg;
     return w >= WINDOW_MAX ? WINDOW_MAX : w <= WINDOW_MIN ? WINDOW_MIN
                                                           : (size_t)w;
 }
 
-void server__dsp_note_run(server_dispatch *d, const server_flight *f,
-                          double run_ms) {
-    if (!(run_ms >= 0))
+void server__dsp_note_run(const server_flight *f, double run_ms) {
+    dsp_fn *fn = f->fn;
+    if (!fn || !(run_ms >= 0))
         return;
-    dsp_fn *fn = fn_of(d, server_call_function(f->call), true);
-    if (!fn)
-        return;
-    /* Up at once, down slowly: one long run shuts the window to two per
-     * worker, and a few quick runs among long ones do not open it. */
-    if (!fn->runs++ || run_ms > fn->run_ms_avg)
-        fn->run_ms_avg = fn->runs == 1 ? run_ms
-                                       : (fn->run_ms_avg + run_ms) / 2;
+    /* Up fast, down slowly: one long run halves the way to it (a run of a
+     * millisecond or more shuts the window to two per worker), and a few
+     * quick runs among long ones do not open it. */
+    if (fn->runs++ == 0)
+        fn->run_ms_avg = run_ms;
+    else if (run_ms > fn->run_ms_avg)
+        fn->run_ms_avg = (fn->run_ms_avg + run_ms) / 2;
     else
         fn->run_ms_avg += (run_ms - fn->run_ms_avg) / 16;
 }
@@ -212,7 +208,7 @@ size_t server__dsp_send_queued(server_dispatch *d) {
     server_flight *f;
     while (h && !atomic_load(&h->closed) &&
            (f = server__dsp_next_queued(d)) &&
-           d->sent.n < (size_t)d->cfg.threads * window_for(d, f)) {
+           d->sent.n < (size_t)d->cfg.threads * window_for(f)) {
         /* The next client goes next, whatever happens to this call. */
         pool_list_remove(&f->client->rr_link);
         pool_list_insert_tail(&d->rr, &f->client->rr_link);

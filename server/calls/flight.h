@@ -42,6 +42,7 @@ typedef enum flight_state {
 struct server_flight {
     server_call *call; /* one reference */
     server_dsp_client *client; /* NULL once counted out */
+    struct dsp_fn *fn;         /* its function's run times; NULL: none */
     size_t bytes;              /* of its arguments, in the budget */
     unsigned owner;            /* the lane that ends it */
     flight_state state;
@@ -203,10 +204,12 @@ void server__dsp_dequeue(server_dispatch *d, server_flight *f);
 /* The first queued call of the client whose turn it is to send, or NULL
  * when no call is queued. */
 server_flight *server__dsp_next_queued(const server_dispatch *d);
+/* The run times of function name, created if new (kept with the
+ * dispatch); NULL when out of memory or too many functions. */
+struct dsp_fn *server__dsp_fn_of(server_dispatch *d, const char *name);
 /* f's call ran run_ms on the host (< 0: unknown): the window follows
  * each function's run times. */
-void server__dsp_note_run(server_dispatch *d, const server_flight *f,
-                          double run_ms);
+void server__dsp_note_run(const server_flight *f, double run_ms);
 /* Frees the run times (with the dispatch). */
 void server__dsp_fns_free(server_dispatch *d);
 

@@ -129,7 +129,7 @@ static void end_batch(server_dispatch *d, ending *e, size_t n,
     for (size_t i = 0; i < n; i++) {
         e[i].f->ended = true;
         if (e[i].answer)
-            server__dsp_note_run(d, e[i].f, e[i].run_ms);
+            server__dsp_note_run(e[i].f, e[i].run_ms);
         if (e[i].f->state == FLIGHT_QUEUED)
             server__dsp_dequeue(d, e[i].f);
         server__dsp_count_out(d, e[i].f, now);
