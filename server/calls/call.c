@@ -431,7 +431,8 @@ static size_t line_bytes(const char *line) {
 }
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
-                         const char *level, const char *message) {
+                         server_log_level level, const char *message) {
+    const char *name = server_log_level_name(level);
     char first[512];
     server_jtext t;
     server_jtext_init(&t, first, sizeof first);
@@ -440,7 +441,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     server_jtext_lit(&t, ",\"worker\":");
     server_jtext_int(&t, worker);
     server_jtext_lit(&t, ",\"level\":");
-    server_jtext_str(&t, level, strlen(level));
+    server_jtext_str(&t, name, strlen(name));
     server_jtext_lit(&t, ",\"message\":");
     size_t mlen = strlen(message);
     if (server_utf8_valid(message, mlen)) {
@@ -487,9 +488,7 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     c->lines[slot] = line;
     c->log_bytes += line_bytes(line);
     c->nlines++;
-    int lv = server_log_level_parse(level);
-    if (lv >= 0)
-        c->levels |= 1u << lv;
+    c->levels |= 1u << level;
     call_unlock_notify(c, false);
 }
 
@@ -500,15 +499,16 @@ unsigned server_call_log_levels(const server_call *c) {
     return levels;
 }
 
-/* The first line still kept; the caller holds the lock. */
-static size_t call_first_line(const server_call *c) {
+/* Lines dropped from a full log: the first ones, so also the number of
+ * the first line still kept. The caller holds the lock. */
+static size_t call_dropped_locked(const server_call *c) {
     return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
 }
 
 /* Copies lines [from, nlines) that are still kept into a new array; the
  * caller holds the lock. */
 static json_t *call_lines_locked(const server_call *c, size_t from) {
-    size_t first = call_first_line(c);
+    size_t first = call_dropped_locked(c);
     if (from < first)
         from = first;
     json_t *a = json_array();
@@ -516,10 +516,6 @@ static json_t *call_lines_locked(const server_call *c, size_t from) {
         json_array_append_new(a, json_loads(c->lines[i % c->max_lines], 0,
                                             NULL));
     return a;
-}
-
-static size_t call_dropped_locked(const server_call *c) {
-    return call_first_line(c);
 }
 
 json_t *server_call_logs_since(const server_call *c, size_t *from) {
@@ -694,13 +690,14 @@ char *server_call_render(const server_call *c, size_t *len) {
         json_decref(p);
     }
     server_jtext_lit(&t, ",\"logs\":[");
-    for (size_t i = call_first_line(c); i < c->nlines; i++) {
-        if (i > call_first_line(c))
+    size_t dropped = call_dropped_locked(c);
+    for (size_t i = dropped; i < c->nlines; i++) {
+        if (i > dropped)
             server_jtext_raw(&t, ",", 1);
         server_jtext_lit(&t, c->lines[i % c->max_lines]);
     }
     server_jtext_lit(&t, "],\"logs_dropped\":");
-    server_jtext_int(&t, (long long)call_dropped_locked(c));
+    server_jtext_int(&t, (long long)dropped);
     server_jtext_lit(&t, ",\"timing\":{\"queue_ms\":");
     text_ms_between(&t, c->created_ns, c->started_ns, c->wait_ms);
     server_jtext_lit(&t, ",\"run_ms\":");

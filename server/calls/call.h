@@ -8,6 +8,8 @@
 #ifndef SERVER_CALL_H
 #define SERVER_CALL_H
 
+#include "server/log.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -79,9 +81,9 @@ bool server_call_succeed(server_call *c, const char *result, size_t len,
 bool server_call_fail(server_call *c, const char *slug, const char *detail,
                       json_t *cause, json_t *host, double run_ms);
 
-/* Appends a log line; level is "debug", "info", "warn" or "error". */
+/* Appends a log line at level (its name in the line's "level"). */
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
-                         const char *level, const char *message);
+                         server_log_level level, const char *message);
 
 /* The levels the call's lines were written at: bit (1 << level) for each
  * server_log_level (log.h) of a line ever added. */

@@ -82,8 +82,6 @@ void server__dsp_post(server_dispatch *d, dsp_msg *m) {
 
 /* ---- log lines ---- */
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
-
 void server__dsp_drain_logs(server_dispatch *d) {
     dsp_host *h = d->host;
     if (!h)
@@ -105,10 +103,12 @@ void server__dsp_drain_logs(server_dispatch *d) {
             for (size_t i = 0; i < got; i++) {
                 if (!to[i])
                     continue;
+                /* ph_log_level and server_log_level share their order. */
                 server_call_add_log(to[i], (int64_t)(buf[i].ts_ns / 1000000),
                                     buf[i].worker,
-                                    buf[i].level < 4 ? level_names[buf[i].level]
-                                                     : "info",
+                                    buf[i].level <= SERVER_LOG_ERROR
+                                        ? (server_log_level)buf[i].level
+                                        : SERVER_LOG_INFO,
                                     buf[i].msg);
                 server_call_unref(to[i]);
             }

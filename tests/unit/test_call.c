@@ -68,7 +68,7 @@ Test(call, args_dropped_at_the_end_and_result_spliced) {
 Test(call, failure_renders_a_problem_with_cause_and_logs) {
     server_call *c = new_call(10);
     server_call_set_running(c);
-    server_call_add_log(c, 1, 0, "info", "starting");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "starting");
     cr_assert(server_call_fail(
         c, "worker-panicked", "worker 0 panicked: boom",
         json_pack("{s:s, s:s}", "kind", "panic", "message", "boom"),
@@ -139,7 +139,7 @@ Test(call, log_keeps_the_last_lines_and_counts_drops) {
     for (int i = 0; i < 5; i++) {
         char msg[16];
         snprintf(msg, sizeof msg, "line %d", i);
-        server_call_add_log(c, i, i % 2, "debug", msg);
+        server_call_add_log(c, i, i % 2, SERVER_LOG_DEBUG, msg);
     }
     size_t from = 0;
     json_t *a = server_call_logs_since(c, &from);
@@ -149,7 +149,7 @@ Test(call, log_keeps_the_last_lines_and_counts_drops) {
         json_string_value(json_object_get(json_array_get(a, 0), "message")),
         "line 2");
     json_decref(a);
-    server_call_add_log(c, 6, 1, "warn", "line 5");
+    server_call_add_log(c, 6, 1, SERVER_LOG_WARN, "line 5");
     a = server_call_logs_since(c, &from);
     cr_assert_eq(json_array_size(a), 1);
     cr_assert_eq(from, 6);
@@ -170,7 +170,7 @@ Test(call, watchers_see_every_change_until_removed) {
     server_call_watch *w = server_call_watch_add(c, count_change, &changes);
     cr_assert_not_null(w);
     server_call_set_running(c);
-    server_call_add_log(c, 1, 0, "info", "x");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "x");
     server_call_requeue(c);
     cr_assert_eq(server_call_requeues(c), 1);
     cr_assert_eq(changes, 3);
@@ -206,7 +206,7 @@ Test(call, watchers_may_read_the_call) {
     cr_assert_not_null(w);
     server_call_set_running(c);
     cr_assert_eq(r.seen, SERVER_CALL_RUNNING);
-    server_call_add_log(c, 1, 0, "info", "x");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "x");
     cr_assert_eq(r.lines, 1);
     server_call_succeed(c, "1", 1, 0);
     cr_assert_eq(r.seen, SERVER_CALL_SUCCEEDED);
@@ -233,11 +233,11 @@ Test(call, an_end_watcher_runs_once_and_may_remove_itself) {
     s.watch = server_call_watch_add_end(c, remove_self, &s);
     cr_assert_not_null(s.watch);
     server_call_set_running(c);
-    server_call_add_log(c, 1, 0, "info", "x");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "x");
     cr_assert_eq(s.runs, 0, "an end watcher ran before the end");
     cr_assert(server_call_fail(c, "function-failed", "no", NULL, NULL, 0));
     cr_assert_eq(s.runs, 1);
-    server_call_add_log(c, 2, 0, "info", "after the end");
+    server_call_add_log(c, 2, 0, SERVER_LOG_INFO, "after the end");
     cr_assert_not(server_call_succeed(c, "1", 1, 0));
     cr_assert_eq(s.runs, 1);
     server_call_unref(c);
@@ -254,7 +254,7 @@ Test(call, every_watcher_runs_once_per_change) {
     server_call_set_running(c);
     for (int i = 0; i < N; i++)
         cr_assert_eq(counts[i], 1, "watcher %d ran %d times", i, counts[i]);
-    server_call_add_log(c, 1, 0, "info", "x");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "x");
     for (int i = 0; i < N; i++) {
         cr_assert_eq(counts[i], 2, "watcher %d ran %d times", i, counts[i]);
         server_call_watch_remove(c, w[i]);
@@ -320,7 +320,7 @@ Test(call, log_grows_on_demand_then_wraps) {
         char msg[16], first[16];
         snprintf(msg, sizeof msg, "line %d", i);
         snprintf(first, sizeof first, "line %d", i < 10 ? 0 : i - 9);
-        server_call_add_log(c, i, 0, "info", msg);
+        server_call_add_log(c, i, 0, SERVER_LOG_INFO, msg);
         size_t from = 0;
         json_t *a = server_call_logs_since(c, &from);
         cr_assert_eq(from, (size_t)i + 1);
@@ -404,10 +404,10 @@ Test(call, render_prints_as_jansson_prints) {
     for (int i = 1; i < 32; i++)
         ctl[i - 1] = (char)i;
     ctl[31] = '\0';
-    server_call_add_log(c, 1, 0, "info", ctl);
-    server_call_add_log(c, 2, 1, "warn", "\"q\" \\ / \x7f caf\xc3\xa9 \xe2\x82\xac");
-    server_call_add_log(c, 3, 1, "error", "bad \xff\xfe utf-8 \xc3");
-    server_call_add_log(c, 4, 0, "info", "overlong \xc0\xaf surrogate \xed\xa0\x80");
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, ctl);
+    server_call_add_log(c, 2, 1, SERVER_LOG_WARN, "\"q\" \\ / \x7f caf\xc3\xa9 \xe2\x82\xac");
+    server_call_add_log(c, 3, 1, SERVER_LOG_ERROR, "bad \xff\xfe utf-8 \xc3");
+    server_call_add_log(c, 4, 0, SERVER_LOG_INFO, "overlong \xc0\xaf surrogate \xed\xa0\x80");
     /* info, warn and error (server_log_level 1, 2, 3), no debug. */
     cr_assert_eq(server_call_log_levels(c), 0xeu);
     cr_assert(server_call_set_running(c));
@@ -418,7 +418,7 @@ Test(call, render_prints_as_jansson_prints) {
 
     c = new_call(2);
     for (int i = 0; i < 5; i++)
-        server_call_add_log(c, i, 0, "info", "line");
+        server_call_add_log(c, i, 0, SERVER_LOG_INFO, "line");
     cr_assert(server_call_fail(c, "function-failed", "it \"broke\"",
                                json_pack("{s:s}", "kind", "panic"), NULL,
                                12.3456789));

@@ -69,7 +69,7 @@ Test(calltable, calls_nobody_waits_for_are_settled_as_they_end) {
         cr_assert_eq(server_calltable_add(t, calls[i]), 0);
     }
     for (int i = 0; i < 50; i++) {
-        server_call_add_log(calls[i], 0, 0, "info", "line");
+        server_call_add_log(calls[i], 0, 0, SERVER_LOG_INFO, "line");
         cr_expect_eq(atomic_load(&done_count), i, "settled before its end");
         if (i % 2)
             server_call_succeed(calls[i], "null", 4, 0);
