@@ -104,13 +104,15 @@ static server_lane *least_loaded(server_lane *l) {
     return best;
 }
 
-/* Queues fd for lane to and wakes it. False when out of memory. */
+/* Counts fd as lane to's, queues it for to and wakes it. False when out
+ * of memory. */
 static bool hand_over(server_lane *to, int fd, struct sockaddr_storage *peer,
                       socklen_t len) {
     lane_handover *h = malloc(sizeof(*h));
     if (!h)
         return false;
     *h = (lane_handover){.fd = fd, .len = len, .peer = *peer};
+    atomic_fetch_add(&to->conns, 1);
     pthread_mutex_lock(&to->hand_lock);
     pool_list_insert_tail(&to->hand, &h->link);
     pthread_mutex_unlock(&to->hand_lock);
@@ -153,14 +155,10 @@ static void accept_some(server_lane *l) {
             continue;
         }
         server_lane *to = least_loaded(l);
-        atomic_fetch_add(&to->conns, 1);
-        if (to != l && !hand_over(to, fd, &peer, len)) {
-            atomic_fetch_sub(&to->conns, 1);
-            to = l;
-            atomic_fetch_add(&l->conns, 1);
-        }
-        if (to == l)
-            add_here(l, fd, &peer, len);
+        if (to != l && hand_over(to, fd, &peer, len))
+            continue;
+        atomic_fetch_add(&l->conns, 1);
+        add_here(l, fd, &peer, len);
     }
 }
 
@@ -196,12 +194,13 @@ static void *lane_main(void *arg) {
             epoll_ctl(l->ep, EPOLL_CTL_DEL, l->cfg.listen_fd, NULL);
             listening = false;
         }
-        int timeout = did || l->again ? 0 : next_timeout_ms(l);
+        int daemon_ms = next_timeout_ms(l);
+        int timeout = did || l->again ? 0 : daemon_ms;
         if (timeout != 0 && !l->cfg.may_sleep(l->cfg.udata, l->cfg.index))
             timeout = 0;
         struct epoll_event ev[8];
         int n = epoll_wait(l->ep, ev, 8, timeout);
-        mhd_due = l->again || (n == 0 && timeout != 0);
+        mhd_due = l->again || daemon_ms == 0 || (n == 0 && timeout != 0);
         l->again = false;
         bool signalled = false;
         for (int i = 0; i < n; i++) {
@@ -214,8 +213,6 @@ static void *lane_main(void *arg) {
                 signalled = mhd_due = true;
             }
         }
-        if (!mhd_due && next_timeout_ms(l) == 0)
-            mhd_due = true;
         l->cfg.awake(l->cfg.udata, l->cfg.index, signalled);
     }
     return NULL;
