@@ -278,12 +278,12 @@ fail:
     return rc;
 }
 
-size_t server_lanes_connections(const server_lanes *g, unsigned *out,
-                                size_t max) {
-    size_t n = !g ? 0 : g->n < max ? g->n : max;
-    for (size_t i = 0; i < n; i++)
+unsigned *server_lanes_connections(const server_lanes *g, size_t *n) {
+    unsigned *out = calloc(g->n ? g->n : 1, sizeof(*out));
+    for (unsigned i = 0; out && i < g->n; i++)
         out[i] = atomic_load(&g->lanes[i].conns);
-    return n;
+    *n = g->n;
+    return out;
 }
 
 void server_lanes_quiesce(server_lanes *g) {

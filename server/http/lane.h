@@ -61,14 +61,10 @@ void server_lanes_free(server_lanes *g);
  * close callback). A no-op on any other thread. */
 void server_lane_connection_closed(void);
 
-/* The most lanes server_lanes_connections reports (--http-threads' bound). */
-#define SERVER_LANES_MAX 1024u
-
-/* Copies each lane's open connections (accepted, handed over or in its
- * daemon) into out[0..max); returns how many lanes there are (at most
- * max). Any thread; the counts are a moment's. */
-size_t server_lanes_connections(const server_lanes *g, unsigned *out,
-                                size_t max);
+/* Each lane's open connections (accepted, handed over or in its daemon),
+ * *n of them, malloc'd; NULL when out of memory. Any thread; the counts
+ * are a moment's. */
+unsigned *server_lanes_connections(const server_lanes *g, size_t *n);
 
 /* Wakes the lane's loop (any thread). */
 void server_lane_wake(server_lane *l);

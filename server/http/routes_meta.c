@@ -116,12 +116,11 @@ enum MHD_Result server_route_readyz(server_req *req) {
 enum MHD_Result server_route_metrics(server_req *req) {
     server_sup_stats st;
     server_sup_get_stats(req->http->sup, &st);
-    unsigned conns[SERVER_LANES_MAX];
-    size_t nlanes = server_lanes_connections(req->http->lanes, conns,
-                                             SERVER_LANES_MAX);
-    size_t len;
+    size_t nlanes, len;
+    unsigned *conns = server_lanes_connections(req->http->lanes, &nlanes);
     char *text =
         server_metrics_render(req->http->metrics, &st, conns, nlanes, &len);
+    free(conns);
     return server_req_text(req, 200, text, len,
                            "text/plain; version=0.0.4; charset=utf-8");
 }
