@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -55,9 +56,11 @@ static const opt options[] = {
      "address to listen on; [IPv6]:PORT for IPv6; port 0 picks a free port "
      "(logged in the `listening` line)"},
     {"threads", OPT_INT, OFF(threads), 0, 4096, NULL, "0", "N",
-     "pool worker threads; 0: the online CPUs"},
+     "pool worker threads; 0: the CPUs the service may use "
+     "(affinity, cgroup quota)"},
     {"http-threads", OPT_INT, OFF(http_threads), 0, 1024, NULL, "0", "N",
-     "HTTP threads; 0: the online CPUs"},
+     "HTTP threads; 0: half the CPUs the service may use, "
+     "rounded up"},
     {"isolation", OPT_CHOICE, OFF(isolation), 0, 0, isolation_choices,
      "process", "process|thread", "where the pool host runs"},
     {"sandbox", OPT_CHOICE, OFF(sandbox), 0, 0, sandbox_choices, "strict",
@@ -565,6 +568,35 @@ static int64_t service_memory(void) {
     return mem;
 }
 
+/* The CPUs the service may use: those of its affinity mask, fewer when
+ * the cgroup's CPU quota (v2 cpu.max, then v1 cfs_quota_us) is a smaller
+ * share, rounded up; at least one. */
+static unsigned service_cpus(void) {
+    cpu_set_t set;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                            : online;
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        if (fscanf(f, "%lld %lld", &quota, &period) != 2)
+            quota = -1; /* "max": no quota */
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        FILE *p = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
+        if (!p || fscanf(p, "%lld", &period) != 1)
+            quota = -1;
+        if (p)
+            fclose(p);
+    }
+    if (quota > 0 && period > 0 && (quota + period - 1) / period < cpus)
+        cpus = (long)((quota + period - 1) / period);
+    return cpus > 0 ? (unsigned)cpus : 1;
+}
+
 /* --host-memory-limit auto: an eighth of the service's memory, so that a
  * runaway call fails alone long before the machine or the container runs
  * short; at least 256 MiB. */
@@ -587,7 +619,8 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
     *sup = (server_sup_config){0};
     sup->isolation = (server_isolation)cfg->isolation;
     sup->sandbox = cfg->sandbox == 0;
-    sup->threads = (uint32_t)cfg->threads;
+    unsigned cpus = service_cpus();
+    sup->threads = cfg->threads ? (uint32_t)cfg->threads : cpus;
     sup->heartbeat_interval_ms = (int)cfg->heartbeat_interval_ms;
     sup->heartbeat_timeout_ms = (int)cfg->heartbeat_timeout_ms;
     sup->start_timeout_ms = (int)cfg->start_timeout_ms;
@@ -611,9 +644,10 @@ void server_config_to_sup(const server_config *cfg, const char *exe_path,
                                   ? (size_t)cfg->max_inflight_bytes
                                   : auto_inflight_bytes();
     sup->max_abandoned_hosts = (int)cfg->max_abandoned_hosts;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* A lane serves many calls per CPU-second of the workers': half the
+     * CPUs keep wake-ups and lock hand-offs between lanes down. */
     sup->lanes = cfg->http_threads ? (unsigned)cfg->http_threads
-                                   : (unsigned)(cpus > 0 ? cpus : 1);
+                                   : (cpus + 1) / 2;
     sup->clients_authenticated = cfg->api_token_file != NULL;
     /* Room for a full request body plus the frame's own fields; results
      * may be larger than requests. */

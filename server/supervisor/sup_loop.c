@@ -467,8 +467,7 @@ int server_sup_new(const server_sup_config *cfg, server_sup **out) {
     sup->cfg.plugins = (const char *const *)sup->plugins;
     if (sup->cfg.max_payload == 0)
         sup->cfg.max_payload = POOL_FRAME_DEFAULT_MAX_PAYLOAD;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    sup->threads = cfg->threads ? cfg->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
+    sup->threads = cfg->threads ? cfg->threads : 1;
     server_dispatch_config dc = {
         .nlanes = cfg->lanes ? cfg->lanes : 1,
         .threads = sup->threads,

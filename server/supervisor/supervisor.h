@@ -38,7 +38,7 @@ typedef enum server_sup_state {
 typedef struct server_sup_config {
     server_isolation isolation;   /* --isolation */
     bool sandbox;                 /* --sandbox: confine process hosts */
-    uint32_t threads;             /* --threads; 0: online CPUs */
+    uint32_t threads;             /* --threads, as the config decided */
     int heartbeat_interval_ms;    /* --heartbeat-interval-ms */
     int heartbeat_timeout_ms;     /* --heartbeat-timeout-ms */
     int start_timeout_ms;         /* --start-timeout-ms */

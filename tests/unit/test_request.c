@@ -1,7 +1,7 @@
 /*
  * Request body decoding (server/request.c) and --listen parsing
  * (server/config.c): pure functions, checked on valid input, every kind of
- * invalid input, and limits.
+ * invalid input, and limits; the thread defaults.
  */
 #include "server/config.h"
 #include "server/http/request.h"
@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,5 +251,42 @@ Test(config, env_flags_and_errors) {
     char *help[] = {"poolhost", "--help", NULL};
     cr_expect_eq(server_config_parse(&cfg, 2, help, NULL, out, err, sizeof err),
                  SERVER_CONFIG_EXIT);
+    fclose(out);
+}
+
+/* --threads and --http-threads at 0 follow the CPUs the process may run
+ * on: pinned to one CPU (criterion runs each test in its own process),
+ * one worker and one lane; otherwise a worker per CPU at most and half as
+ * many lanes, rounded up. Given, they are kept. */
+Test(config, thread_defaults_follow_the_cpus_the_service_may_use) {
+    cpu_set_t all, one;
+    cr_assert_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    server_sup_config sup;
+    server_config_sup_defaults(&sup);
+    cr_expect(sup.threads >= 1 && sup.threads <= (uint32_t)CPU_COUNT(&all),
+              "threads %u, CPUs %d", sup.threads, CPU_COUNT(&all));
+    cr_expect_eq(sup.lanes, (sup.threads + 1) / 2);
+
+    int first = 0;
+    while (!CPU_ISSET(first, &all))
+        first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    server_config_sup_defaults(&sup);
+    cr_expect_eq(sup.threads, 1);
+    cr_expect_eq(sup.lanes, 1);
+
+    server_config cfg;
+    char err[256];
+    char *argv[] = {"poolhost", "--threads", "5", "--http-threads", "3",
+                    NULL};
+    FILE *out = fopen("/dev/null", "w");
+    cr_assert_eq(server_config_parse(&cfg, 5, argv, NULL, out, err, sizeof err),
+                 0, "%s", err);
+    server_config_to_sup(&cfg, NULL, &sup);
+    cr_expect_eq(sup.threads, 5);
+    cr_expect_eq(sup.lanes, 3);
+    server_config_free(&cfg);
     fclose(out);
 }
