@@ -95,16 +95,50 @@ void server_jtext_str(server_jtext *t, const char *s, size_t n) {
     t->buf[t->len] = '\0';
 }
 
+/* Writes the decimal digits of v (no sign) ending at end; returns where
+ * they start. printf would parse a format for each of the several numbers
+ * an answer and each of its log lines hold. */
+static char *digits(char *end, unsigned long long v) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 void server_jtext_int(server_jtext *t, long long v) {
     char b[24];
-    int n = snprintf(b, sizeof b, "%lld", v);
-    server_jtext_raw(t, b, (size_t)n);
+    char *end = b + sizeof b;
+    /* Negated as unsigned: LLONG_MIN has no positive counterpart. */
+    char *p = digits(end, v < 0 ? 0ull - (unsigned long long)v
+                                : (unsigned long long)v);
+    if (v < 0)
+        *--p = '-';
+    server_jtext_raw(t, p, (size_t)(end - p));
 }
 
 void server_jtext_ms(server_jtext *t, double ms) {
-    double v = round(ms * 1000.0) / 1000.0;
+    double k = round(ms * 1000.0), v = k / 1000.0;
     if (!isfinite(v)) {
         server_jtext_raw(t, "null", 4);
+        return;
+    }
+    /* Thousandths below 10^15 have at most 15 digits: "%.15g" prints
+     * them exactly, as the integer and up to three decimals, which is
+     * what this writes without printf. -0 is left to it: "-0.0". */
+    if (!signbit(k) && k < 1e15) {
+        unsigned long long th = (unsigned long long)k;
+        char b[24];
+        char *end = b + sizeof b, *p = end;
+        unsigned frac = (unsigned)(th % 1000);
+        int places = 3;
+        for (; places > 1 && frac % 10 == 0; places--)
+            frac /= 10;
+        for (int i = 0; i < places; i++, frac /= 10)
+            *--p = (char)('0' + frac % 10);
+        *--p = '.';
+        p = digits(p, th / 1000);
+        server_jtext_raw(t, p, (size_t)(end - p));
         return;
     }
     char b[40];

@@ -377,7 +377,7 @@ static enum MHD_Result req_body(server_req *req, const char *data, size_t n) {
     if (n > max - req->body_len)
         return server_req_problem_raw(req, too_large(req));
     if (req->body_len + n + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 4096;
+        size_t cap = req->body_cap ? req->body_cap : 256;
         while (cap < req->body_len + n + 1)
             cap *= 2;
         if (cap > max + 1)

@@ -4,7 +4,8 @@
  * UTF-8 and the other way round; a string written by server_jtext_str must
  * parse back to the same bytes and print as jansson prints it, whether it
  * stays in a borrowed first buffer or moves to the heap; a real must print
- * as jansson prints server_json_ms's value.
+ * as jansson prints server_json_ms's value, and an integer as jansson
+ * prints it.
  */
 #include "server/json_scan.h"
 #include "server/jtext.h"
@@ -66,8 +67,30 @@ static void check_ms(const uint8_t *data, size_t size) {
     json_decref(j);
 }
 
+static void check_int(const uint8_t *data, size_t size) {
+    long long v;
+    if (size < sizeof v)
+        return;
+    memcpy(&v, data, sizeof v);
+    /* The input's length picks a small value as often as a wide one. */
+    if (size % 2)
+        v %= 100000;
+    server_jtext t = {0};
+    server_jtext_int(&t, v);
+    size_t len;
+    char *text = server_jtext_take(&t, &len);
+    json_t *j = json_integer(v);
+    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
+    if (!text || !want || strcmp(text, want) != 0)
+        abort();
+    free(text);
+    free(want);
+    json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_string(data, size);
     check_ms(data, size);
+    check_int(data, size);
     return 0;
 }
