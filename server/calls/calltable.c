@@ -90,26 +90,24 @@ static void free_list(pool_list *l) {
         entry_free(POOL_LIST_ENTRY(n, entry, dlink));
 }
 
-/* The watcher of an entry's call: its end settles it. */
-static void on_end(void *udata) {
-    entry *e = udata;
-    server_calltable_settle(e->table, e->call);
+/* Claims the settling of e's ended call, once whoever sees its end first
+ * (the caller holds the lock; an unsettled entry is never evicted). Sets
+ * *w to the watch to remove; false when it was claimed already. */
+static bool claim_locked(entry *e, server_call_watch **w) {
+    if (e->settling)
+        return false;
+    e->settling = true;
+    *w = e->watch;
+    e->watch = NULL;
+    return true;
 }
 
-void server_calltable_settle(server_calltable *t, server_call *call) {
-    if (!server_call_is_done(call))
-        return;
-    pthread_mutex_lock(&t->lock);
-    entry *e = find_locked(t, server_call_id(call));
-    if (!e || e->call != call || e->settling) {
-        pthread_mutex_unlock(&t->lock);
-        return;
-    }
-    e->settling = true;
-    server_call_watch *w = e->watch;
-    e->watch = NULL;
-    pthread_mutex_unlock(&t->lock);
-
+/* Settles a claimed entry: on_done, then the finished FIFO and retention.
+ * e may be evicted by another thread as soon as the lock is let go at the
+ * end. */
+static void settle_claimed(server_calltable *t, entry *e,
+                           server_call_watch *w) {
+    server_call *call = e->call;
     server_call_watch_remove(call, w);
     t->on_done(t->udata, call);
     size_t bytes = server_call_bytes(call);
@@ -125,6 +123,34 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
     collect_evicted_locked(t, now, &evicted);
     pthread_mutex_unlock(&t->lock);
     free_list(&evicted);
+}
+
+/* The watcher of an entry's call: its end settles it. The entry outlives
+ * its watcher (entry_free removes the watch first), so it is used as it
+ * is, without a lookup by id. */
+static void on_end(void *udata) {
+    entry *e = udata;
+    server_calltable *t = e->table;
+    if (!server_call_is_done(e->call))
+        return;
+    server_call_watch *w;
+    pthread_mutex_lock(&t->lock);
+    bool claimed = claim_locked(e, &w);
+    pthread_mutex_unlock(&t->lock);
+    if (claimed)
+        settle_claimed(t, e, w);
+}
+
+void server_calltable_settle(server_calltable *t, server_call *call) {
+    if (!server_call_is_done(call))
+        return;
+    server_call_watch *w;
+    pthread_mutex_lock(&t->lock);
+    entry *e = find_locked(t, server_call_id(call));
+    bool claimed = e && e->call == call && claim_locked(e, &w);
+    pthread_mutex_unlock(&t->lock);
+    if (claimed)
+        settle_claimed(t, e, w);
 }
 
 int server_calltable_new(int64_t retain_ms, size_t retain_max,
