@@ -201,11 +201,24 @@ static bool arena_cp(scan *s, uint32_t cp) {
     return arena_put(s, b, n);
 }
 
+/* Bytes that stand for themselves in a string: printable ASCII but the
+ * quote and the backslash. */
+static bool plain(unsigned char c) {
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /* A string at s->p (the opening quote). With decode, its decoded bytes
  * are appended to the arena. */
 static int string(scan *s, bool decode) {
     s->p++;
     for (;;) {
+        /* A run of plain bytes at once, copied in one piece: most of a
+         * string is. */
+        const unsigned char *run = s->p;
+        while (s->p < s->end && plain(*s->p))
+            s->p++;
+        if (decode && s->p > run && !arena_put(s, run, (size_t)(s->p - run)))
+            return no_memory(s);
         if (s->p >= s->end)
             return fail(s, "unterminated string");
         unsigned char c = *s->p;
@@ -266,10 +279,9 @@ static int string(scan *s, bool decode) {
                 return no_memory(s);
             continue;
         }
+        /* Neither plain, a quote, a control nor a backslash: UTF-8. */
         const unsigned char *from = s->p;
-        if (c < 0x80)
-            s->p++;
-        else if (!utf8_seq(s))
+        if (!utf8_seq(s))
             return fail(s, "invalid UTF-8 in a string");
         if (decode && !arena_put(s, from, (size_t)(s->p - from)))
             return no_memory(s);
@@ -597,4 +609,87 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
     drop(s.table, s.table0);
     drop(s.arena, s.arena0);
     return rc;
+}
+
+/* ---- walking a text already accepted ---- */
+
+static const unsigned char *walk_ws(const unsigned char *p,
+                                    const unsigned char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Past the string that opens at p (its quote). */
+static const unsigned char *walk_string(const unsigned char *p,
+                                        const unsigned char *end) {
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return end;
+}
+
+/* Past the value that starts at p. */
+static const unsigned char *walk_value(const unsigned char *p,
+                                       const unsigned char *end) {
+    if (p < end && *p == '"')
+        return walk_string(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        size_t depth = 0;
+        while (p < end) {
+            unsigned char c = *p;
+            if (c == '"') {
+                p = walk_string(p, end);
+                continue;
+            }
+            p++;
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return p;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+           *p != '\t' && *p != '\n' && *p != '\r')
+        p++;
+    return p;
+}
+
+bool server_json_members(const char *buf, size_t len,
+                         server_json_member_fn member, void *udata) {
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    p = walk_ws(p, end);
+    if (p >= end || (*p != '{' && *p != '['))
+        return true;
+    bool object = *p++ == '{';
+    for (;;) {
+        p = walk_ws(p, end);
+        if (p >= end || *p == '}' || *p == ']')
+            return true;
+        const unsigned char *key = NULL;
+        size_t key_len = 0;
+        if (object) {
+            const unsigned char *k = p;
+            p = walk_string(p, end);
+            key = k + 1;
+            key_len = p - k >= 2 ? (size_t)(p - k) - 2 : 0;
+            p = walk_ws(p, end);
+            if (p < end)
+                p++; /* the ':' */
+            p = walk_ws(p, end);
+        }
+        const unsigned char *value = p;
+        p = walk_value(p, end);
+        if (!member(udata, (const char *)key, key_len, (const char *)value,
+                    (size_t)(p - value)))
+            return false;
+        p = walk_ws(p, end);
+        if (p >= end || *p != ',')
+            return true;
+        p++;
+    }
 }

@@ -35,6 +35,13 @@ int server_json_scan(const char *buf, size_t len, size_t max_depth,
                      server_json_member_fn member, void *udata,
                      server_json_error *err);
 
+/* Calls member as server_json_scan does, for buf[0..len) that it accepted
+ * already: the structure is followed, nothing is checked again (a text it
+ * did not accept gives unspecified members, within buf). Returns false
+ * when member stopped it. */
+bool server_json_members(const char *buf, size_t len,
+                         server_json_member_fn member, void *udata);
+
 /* The length (2 to 4) of the UTF-8 sequence of a non-ASCII character at p,
  * left bytes available; 0 when malformed (cut short, overlong, a
  * surrogate, beyond U+10FFFF). */

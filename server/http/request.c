@@ -104,46 +104,79 @@ static bool on_call_member(void *udata, const char *key, size_t key_len,
     return true;
 }
 
-/* Checks one call from its spans; prefix names it in details ("" or
- * "calls[3]."). Returns 0 or -1 with out->error set. */
-static int decode_spans(const call_spans *c, const char *prefix,
+/* A non-empty string without NUL from its span (valid JSON already: the
+ * body was scanned), as a new C string; NULL when it is not one. A string
+ * without escapes is its bytes between the quotes. */
+static char *string_value(const char *span, size_t len) {
+    if (len < 2 || span[0] != '"')
+        return NULL;
+    if (!memchr(span + 1, '\\', len - 2))
+        return len > 2 ? strndup(span + 1, len - 2) : NULL;
+    json_t *j = json_loadb(span, len, JSON_DECODE_ANY, NULL);
+    char *v = json_is_string(j) && json_string_length(j) > 0 &&
+                      strlen(json_string_value(j)) == json_string_length(j)
+                  ? strdup(json_string_value(j))
+                  : NULL;
+    json_decref(j);
+    return v;
+}
+
+/* A JSON integer from its span (valid JSON already), or 0 when it is not
+ * one jansson would take. Plain digits are read here, others by jansson. */
+static int64_t integer_value(const char *span, size_t len) {
+    size_t i = 0;
+    int64_t v = 0;
+    while (i < len && i < 18 && span[i] >= '0' && span[i] <= '9')
+        v = v * 10 + (span[i++] - '0');
+    if (i == len)
+        return v;
+    json_t *j = json_loadb(span, len, JSON_DECODE_ANY, NULL);
+    v = json_is_integer(j) ? (int64_t)json_integer_value(j) : 0;
+    json_decref(j);
+    return v;
+}
+
+/* How details name a call: "" for a single call, "calls[3]." in a batch
+ * (index SIZE_MAX: single). Formatted only for an error. */
+static const char *call_name(char *buf, size_t cap, size_t index) {
+    if (index == SIZE_MAX)
+        return "";
+    snprintf(buf, cap, "calls[%zu].", index);
+    return buf;
+}
+
+/* Checks one call from its spans, the index-th of a batch (SIZE_MAX: a
+ * single call). Returns 0 or -1 with out->error set. */
+static int decode_spans(const call_spans *c, size_t index,
                         const server_request_limits *lim,
                         server_call_request *out) {
+    char name[40];
     if (!c->function) {
         set_error(&out->error, "malformed-request", "%sfunction is missing",
-                  prefix);
+                  call_name(name, sizeof name, index));
         return -1;
     }
-    json_t *fn = c->function[0] == '"'
-                     ? json_loadb(c->function, c->function_len,
-                                  JSON_DECODE_ANY, NULL)
-                     : NULL;
-    if (json_is_string(fn) && json_string_length(fn) > 0 &&
-        strlen(json_string_value(fn)) == json_string_length(fn))
-        out->function = strdup(json_string_value(fn));
-    json_decref(fn);
+    out->function = string_value(c->function, c->function_len);
     if (!out->function) {
         set_error(&out->error, "invalid-arguments",
-                  "%sfunction must be a non-empty string", prefix);
+                  "%sfunction must be a non-empty string",
+                  call_name(name, sizeof name, index));
         return -1;
     }
     if (c->args && c->args[0] != '{') {
         set_error(&out->error, "invalid-arguments", "%sargs must be an object",
-                  prefix);
+                  call_name(name, sizeof name, index));
         return -1;
     }
     out->timeout_ms = lim->default_timeout_ms;
     if (c->timeout) {
-        json_t *t = json_loadb(c->timeout, c->timeout_len, JSON_DECODE_ANY,
-                               NULL);
-        json_int_t v = json_is_integer(t) ? json_integer_value(t) : 0;
-        json_decref(t);
+        int64_t v = integer_value(c->timeout, c->timeout_len);
         if (v < 1) {
             set_error(
                 &out->error, "invalid-arguments",
                 "%stimeout_ms must be a positive integer (at most %" PRId64
                 "; larger values are capped)",
-                prefix, lim->max_timeout_ms);
+                call_name(name, sizeof name, index), lim->max_timeout_ms);
             return -1;
         }
         /* Above the service's maximum: capped, as the contract says. */
@@ -169,7 +202,7 @@ int server_request_decode_call(const char *buf, size_t len,
     call_spans c = {0};
     if (scan_object(buf, len, lim, on_call_member, &c, &out->error))
         return -1;
-    return decode_spans(&c, "", lim, out);
+    return decode_spans(&c, SIZE_MAX, lim, out);
 }
 
 void server_call_request_clear(server_call_request *r) {
@@ -215,22 +248,15 @@ static bool on_batch_element(void *udata, const char *key, size_t key_len,
     }
     server_call_request *out = &b->reqs[b->n++];
     memset(out, 0, sizeof *out);
-    char prefix[40];
-    snprintf(prefix, sizeof prefix, "calls[%zu].", b->n - 1);
     if (value[0] != '{') {
-        set_error(&out->error, "invalid-arguments", "calls[%zu] must be an object",
-                  b->n - 1);
+        set_error(&out->error, "invalid-arguments",
+                  "calls[%zu] must be an object", b->n - 1);
         return true;
     }
     call_spans c = {0};
-    server_json_error je;
     /* Already validated as part of the body: this only finds the spans. */
-    if (server_json_scan(value, value_len, SIZE_MAX, on_call_member, &c,
-                         &je)) {
-        b->no_memory = je.no_memory;
-        return false;
-    }
-    decode_spans(&c, prefix, b->lim, out);
+    server_json_members(value, value_len, on_call_member, &c);
+    decode_spans(&c, b->n - 1, b->lim, out);
     return true;
 }
 
@@ -253,10 +279,8 @@ int server_request_decode_batch(const char *buf, size_t len,
         return -1;
     }
     batch_scan b = {.lim = lim};
-    server_json_error je;
-    if (server_json_scan(body.args, body.args_len, SIZE_MAX, on_batch_element,
-                         &b, &je) ||
-        b.no_memory) {
+    server_json_members(body.args, body.args_len, on_batch_element, &b);
+    if (b.no_memory) {
         server_batch_request_free(b.reqs, b.n);
         set_error(err, "overloaded",
                   "the server ran out of memory reading the request body");

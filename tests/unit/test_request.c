@@ -279,8 +279,7 @@ Test(config, thread_defaults_follow_the_cpus_the_service_may_use) {
 
     server_config cfg;
     char err[256];
-    char *argv[] = {"poolhost", "--threads", "5", "--http-threads", "3",
-                    NULL};
+    char *argv[] = {"poolhost", "--threads", "5", "--http-threads", "3", NULL};
     FILE *out = fopen("/dev/null", "w");
     cr_assert_eq(server_config_parse(&cfg, 5, argv, NULL, out, err, sizeof err),
                  0, "%s", err);
