@@ -49,10 +49,6 @@ void server_jtext_raw(server_jtext *t, const char *s, size_t n) {
     t->buf[t->len] = '\0';
 }
 
-void server_jtext_lit(server_jtext *t, const char *s) {
-    server_jtext_raw(t, s, strlen(s));
-}
-
 void server_jtext_str(server_jtext *t, const char *s, size_t n) {
     /* At most six bytes per input byte (\u00XX), and the quotes. */
     if (!reserve(t, 6 * n + 2))

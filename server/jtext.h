@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct server_jtext {
     char *buf;
@@ -28,8 +29,11 @@ void server_jtext_init(server_jtext *t, char *buf, size_t cap);
 /* Appends n bytes as they are (JSON text, punctuation). */
 void server_jtext_raw(server_jtext *t, const char *s, size_t n);
 
-/* Appends a NUL-terminated piece of JSON text as it is. */
-void server_jtext_lit(server_jtext *t, const char *s);
+/* Appends a NUL-terminated piece of JSON text as it is. Inline, so that
+ * a literal's length is known where it is written. */
+static inline void server_jtext_lit(server_jtext *t, const char *s) {
+    server_jtext_raw(t, s, strlen(s));
+}
 
 /* Appends s[0..n) as a JSON string, quoted and escaped; s must be valid
  * UTF-8 (server_utf8_valid, json_scan.h). */

@@ -665,54 +665,58 @@ static void text_ms_between(server_jtext *t, int64_t from_ns, int64_t to_ns,
         server_jtext_ms(t, (double)(to_ns - from_ns) / 1e6 + plus_ms);
 }
 
-char *server_call_render(const server_call *c, size_t *len) {
-    char first[2048];
-    server_jtext t;
-    server_jtext_init(&t, first, sizeof first);
+void server_call_render_to(const server_call *c, server_jtext *t) {
     pthread_mutex_lock(call_lock(c));
     const char *state = server_call_state_name(c->state);
-    server_jtext_lit(&t, "{\"id\":");
-    server_jtext_str(&t, c->id, strlen(c->id));
-    server_jtext_lit(&t, ",\"function\":");
-    server_jtext_str(&t, c->function, strlen(c->function));
-    server_jtext_lit(&t, ",\"status\":");
-    server_jtext_str(&t, state, strlen(state));
+    server_jtext_lit(t, "{\"id\":");
+    server_jtext_str(t, c->id, strlen(c->id));
+    server_jtext_lit(t, ",\"function\":");
+    server_jtext_str(t, c->function, strlen(c->function));
+    server_jtext_lit(t, ",\"status\":");
+    server_jtext_str(t, state, strlen(state));
     if (c->slug) {
         json_t *p = call_problem_locked(c, false);
         char *text = p ? json_dumps(p, SERVER_JSON_FLAGS) : NULL;
         if (text) {
-            server_jtext_lit(&t, ",\"error\":");
-            server_jtext_lit(&t, text);
+            server_jtext_lit(t, ",\"error\":");
+            server_jtext_lit(t, text);
         } else {
-            t.failed = true;
+            t->failed = true;
         }
         free(text);
         json_decref(p);
     }
-    server_jtext_lit(&t, ",\"logs\":[");
+    server_jtext_lit(t, ",\"logs\":[");
     size_t dropped = call_dropped_locked(c);
     for (size_t i = dropped; i < c->nlines; i++) {
         if (i > dropped)
-            server_jtext_raw(&t, ",", 1);
-        server_jtext_lit(&t, c->lines[i % c->max_lines]);
+            server_jtext_raw(t, ",", 1);
+        server_jtext_lit(t, c->lines[i % c->max_lines]);
     }
-    server_jtext_lit(&t, "],\"logs_dropped\":");
-    server_jtext_int(&t, (long long)dropped);
-    server_jtext_lit(&t, ",\"timing\":{\"queue_ms\":");
-    text_ms_between(&t, c->created_ns, c->started_ns, c->wait_ms);
-    server_jtext_lit(&t, ",\"run_ms\":");
+    server_jtext_lit(t, "],\"logs_dropped\":");
+    server_jtext_int(t, (long long)dropped);
+    server_jtext_lit(t, ",\"timing\":{\"queue_ms\":");
+    text_ms_between(t, c->created_ns, c->started_ns, c->wait_ms);
+    server_jtext_lit(t, ",\"run_ms\":");
     if (c->run_ms >= 0)
-        server_jtext_ms(&t, c->run_ms);
+        server_jtext_ms(t, c->run_ms);
     else
-        text_ms_between(&t, c->started_ns, c->finished_ns, 0);
-    server_jtext_lit(&t, "},\"attempts\":");
-    server_jtext_int(&t, (long long)c->requeues + 1);
+        text_ms_between(t, c->started_ns, c->finished_ns, 0);
+    server_jtext_lit(t, "},\"attempts\":");
+    server_jtext_int(t, (long long)c->requeues + 1);
     if (c->state == SERVER_CALL_SUCCEEDED) {
-        server_jtext_lit(&t, ",\"result\":");
-        server_jtext_raw(&t, c->result, c->result_len);
+        server_jtext_lit(t, ",\"result\":");
+        server_jtext_raw(t, c->result, c->result_len);
     }
-    server_jtext_lit(&t, "}");
+    server_jtext_lit(t, "}");
     pthread_mutex_unlock(call_lock(c));
+}
+
+char *server_call_render(const server_call *c, size_t *len) {
+    char first[2048];
+    server_jtext t;
+    server_jtext_init(&t, first, sizeof first);
+    server_call_render_to(c, &t);
     return server_jtext_take(&t, len);
 }
 

@@ -8,6 +8,7 @@
 #ifndef SERVER_CALL_H
 #define SERVER_CALL_H
 
+#include "server/jtext.h"
 #include "server/log.h"
 
 #include <jansson.h>
@@ -108,6 +109,9 @@ json_t *server_call_summary(const server_call *c);
 /* The same resource as compact JSON text (malloc'd, *len bytes), with the
  * result text spliced in unparsed. NULL when out of memory. */
 char *server_call_render(const server_call *c, size_t *len);
+/* The same text appended to t (a batch's answer writes its calls one after
+ * the other into one buffer). */
+void server_call_render_to(const server_call *c, server_jtext *t);
 
 /* Bytes the call holds (its result, logs, problem and bookkeeping), for
  * the retention budget. */

@@ -71,26 +71,22 @@ static enum MHD_Result batch_resume(server_req *req) {
             return MHD_YES;
     }
     /* {"results":[...]} from each call's rendered text, results spliced
-     * in unparsed. */
-    char *body = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&body, &len);
-    if (!out)
-        return MHD_NO;
-    bool ok = fputs("{\"results\":[", out) >= 0;
-    for (i = 0; ok && i < b->n; i++) {
+     * in unparsed, written into one buffer. */
+    char first[8192];
+    server_jtext t;
+    server_jtext_init(&t, first, sizeof first);
+    server_jtext_lit(&t, "{\"results\":[");
+    for (i = 0; i < b->n; i++) {
         server_calltable_settle(req->http->calls, b->calls[i]);
-        size_t n;
-        char *text = server_call_render(b->calls[i], &n);
-        ok = text && (i == 0 || fputc(',', out) != EOF) &&
-             fwrite(text, 1, n, out) == n;
-        free(text);
+        if (i)
+            server_jtext_raw(&t, ",", 1);
+        server_call_render_to(b->calls[i], &t);
     }
-    ok = ok && fputs("]}", out) >= 0;
-    if (fclose(out) != 0 || !ok) {
-        free(body);
+    server_jtext_lit(&t, "]}");
+    size_t len;
+    char *body = server_jtext_take(&t, &len);
+    if (!body)
         return MHD_NO;
-    }
     return server_req_text(req, 200, body, len, NULL);
 }
 
