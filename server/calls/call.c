@@ -52,7 +52,7 @@ struct server_call {
      * that readers taking a const call can lock it. */
     pthread_mutex_t lock;
 
-    char *id;
+    char *id;       /* both in the call's own allocation */
     char *function;
     char *client; /* set once, before submission; NULL: "" */
     char *args;   /* JSON text; NULL once the call ended and unheld */
@@ -154,16 +154,16 @@ static void call_unlock_notify(server_call *c, bool ended) {
 server_call *server_call_new(const char *id, const char *function, char *args,
                              size_t args_len, int64_t timeout_ms,
                              size_t max_log_lines) {
-    server_call *c = calloc(1, sizeof *c);
+    /* The id and the function name follow the call, in one allocation. */
+    size_t id_len = strlen(id) + 1, fn_len = strlen(function) + 1;
+    server_call *c = calloc(1, sizeof *c + id_len + fn_len);
     if (!c)
         goto fail;
     pool_list_init(&c->watches);
     if (max_log_lines == 0)
         max_log_lines = 1;
-    c->id = strdup(id);
-    c->function = strdup(function);
-    if (!c->id || !c->function)
-        goto fail_call;
+    c->id = memcpy((char *)(c + 1), id, id_len);
+    c->function = memcpy(c->id + id_len, function, fn_len);
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
     if (pthread_cond_init(&c->unwatched, NULL) != 0)
@@ -190,9 +190,6 @@ fail_cond:
 fail_mutex:
     pthread_mutex_destroy(&c->lock);
 fail_call:
-    free(c->lines);
-    free(c->function);
-    free(c->id);
     free(c);
 fail:
     free(args);
@@ -220,8 +217,6 @@ void server_call_unref(server_call *c) {
     free(c->slug);
     free(c->detail);
     free(c->client);
-    free(c->function);
-    free(c->id);
     pthread_cond_destroy(&c->unwatched);
     pthread_mutex_destroy(&c->lock);
     free(c);

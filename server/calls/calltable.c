@@ -25,7 +25,7 @@
 typedef struct entry {
     server_hnode hnode; /* in the table, by id */
     server_calltable *table;
-    char *id;
+    const char *id;           /* its call's, which it holds */
     server_call *call;        /* a reference */
     server_call_watch *watch; /* on its end; NULL once settling */
     pool_list dlink;          /* finished FIFO, then the eviction list */
@@ -81,7 +81,6 @@ static void entry_free(entry *e) {
     if (e->watch)
         server_call_watch_remove(e->call, e->watch);
     server_call_unref(e->call);
-    free(e->id);
     free(e);
 }
 
@@ -209,12 +208,11 @@ void server_calltable_free(server_calltable *t) {
 
 int server_calltable_add(server_calltable *t, server_call *call) {
     entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->id = strdup(server_call_id(call)))) {
-        free(e);
+    if (!e)
         return -ENOMEM;
-    }
     e->table = t;
     e->call = server_call_ref(call);
+    e->id = server_call_id(call);
     /* Watch before publishing, so that no end is missed; an end seen
      * before the entry is in the table is caught by the settle below. */
     if (!(e->watch = server_call_watch_add_end(call, on_end, e))) {
