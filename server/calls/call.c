@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Log line slots kept in the call itself (most calls log a few). */
+#define LINES_INLINE 4
 #include <time.h>
 
 /* Under the call's lock, but for fn and udata, which never change. */
@@ -79,9 +82,11 @@ struct server_call {
 
     /* The last max_lines log lines, a ring indexed by line number, each
      * the JSON text of its object. It grows on demand: most calls log a
-     * few lines, and thousands of finished calls are retained. */
+     * few lines, and thousands of finished calls are retained. The first
+     * LINES_INLINE slots are in the call. */
     char **lines;
     size_t lines_cap; /* slots allocated, at most max_lines */
+    char *lines0[LINES_INLINE];
     size_t max_lines;
     size_t nlines; /* lines ever added */
     unsigned levels; /* bit (1 << server_log_level) of each line's */
@@ -207,7 +212,8 @@ void server_call_unref(server_call *c) {
     size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
     for (size_t i = c->nlines - kept; i < c->nlines; i++)
         free(c->lines[i % c->max_lines]);
-    free(c->lines);
+    if (c->lines != c->lines0)
+        free(c->lines);
     for (pool_list *l; (l = pool_list_pop(&c->watches));)
         free(POOL_LIST_ENTRY(l, server_call_watch, link));
     free(c->args);
@@ -463,10 +469,17 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
         return;
     }
     if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
-        size_t cap = c->lines_cap ? 2 * c->lines_cap : 4;
+        size_t cap = c->lines_cap ? 2 * c->lines_cap : LINES_INLINE;
         if (cap > c->max_lines)
             cap = c->max_lines;
-        char **grown = realloc(c->lines, cap * sizeof *grown);
+        char **grown;
+        if (!c->lines_cap) {
+            grown = c->lines0;
+        } else if (c->lines != c->lines0) {
+            grown = realloc(c->lines, cap * sizeof *grown);
+        } else if ((grown = malloc(cap * sizeof *grown))) {
+            memcpy(grown, c->lines0, sizeof c->lines0);
+        }
         if (!grown) {
             pthread_mutex_unlock(&c->lock);
             free(line);

@@ -103,7 +103,9 @@ int server_dispatch_lane_fd(server_dispatch *d, unsigned lane) {
 
 int server_dispatch_submit(server_dispatch *d, server_call *const *calls,
                            size_t n) {
-    server_flight **f = calloc(n ? n : 1, sizeof(*f));
+    /* A single call or a small batch needs no array from the heap. */
+    server_flight *few[16];
+    server_flight **f = n <= 16 ? few : calloc(n, sizeof(*f));
     size_t made = 0;
     while (f && made < n && (f[made] = calloc(1, sizeof(**f))))
         made++;
@@ -142,7 +144,8 @@ int server_dispatch_submit(server_dispatch *d, server_call *const *calls,
     if (rc != SERVER_DISPATCH_OK)
         for (size_t i = 0; i < made; i++)
             free(f[i]);
-    free(f);
+    if (f != few)
+        free(f);
     return rc;
 }
 

@@ -160,6 +160,33 @@ Test(call, log_keeps_the_last_lines_and_counts_drops) {
     server_call_unref(c);
 }
 
+/* Past the slots kept in the call (four) to the heap and round the ring:
+ * every kept line in order, the first ones counted as dropped. */
+Test(call, log_grows_past_its_first_slots) {
+    server_call *c = new_call(10);
+    for (int i = 0; i < 13; i++) {
+        char msg[16];
+        snprintf(msg, sizeof msg, "line %d", i);
+        server_call_add_log(c, i, 0, SERVER_LOG_INFO, msg);
+    }
+    size_t from = 0;
+    json_t *a = server_call_logs_since(c, &from);
+    cr_assert_eq(from, 13);
+    cr_assert_eq(json_array_size(a), 10);
+    for (size_t i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "line %zu", i + 3);
+        cr_expect_str_eq(json_string_value(json_object_get(
+                             json_array_get(a, i), "message")),
+                         want);
+    }
+    json_decref(a);
+    json_t *o = server_call_to_json(c);
+    cr_assert_eq(json_integer_value(json_object_get(o, "logs_dropped")), 3);
+    json_decref(o);
+    server_call_unref(c);
+}
+
 static void count_change(void *udata) {
     (*(int *)udata)++;
 }
