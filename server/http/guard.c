@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -294,12 +295,7 @@ server_conn *server_guard_open(server_guard *g, int fd,
         return NULL;
     c->g = g;
     c->fd = fd;
-    if (peer && peer->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
-                  c->peer, sizeof c->peer);
-    else if (peer && peer->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
-                  c->peer, sizeof c->peer);
+    server_peer_text(peer, c->peer, sizeof c->peer);
     atomic_init(&c->phase, phase_word(PHASE_HEAD, pool_now_ns()));
     atomic_init(&c->received, 0);
     pthread_mutex_lock(&g->lock);
@@ -352,6 +348,21 @@ const char *server_conn_target(const server_conn *c, size_t *len,
 
 bool server_conn_target_whole(const server_conn *c) {
     return c->whole;
+}
+
+void server_peer_text(const struct sockaddr *sa, char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    if (sa && sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+    }
 }
 
 const char *server_conn_peer(const server_conn *c) {

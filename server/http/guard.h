@@ -64,8 +64,12 @@ const char *server_conn_target(const server_conn *c, size_t *len,
 /* False when the target of the current request line held a NUL byte
  * (libmicrohttpd hands over the target as a C string, cut at the NUL). */
 bool server_conn_target_whole(const server_conn *c);
-/* The peer's address as text ("127.0.0.1"). */
+/* The peer's address as text ("127.0.0.1"; an IPv4-mapped IPv6 address
+ * as IPv4), formatted once, when the connection opened. */
 const char *server_conn_peer(const server_conn *c);
+/* Writes the text of address sa (NULL: "unknown") into out, cap bytes (at
+ * least INET6_ADDRSTRLEN), as server_conn_peer has it. */
+void server_peer_text(const struct sockaddr *sa, char *out, size_t cap);
 
 /* The headers are complete: the header deadline ends; with body, the
  * minimum rate applies until server_conn_body_done. */

@@ -26,20 +26,15 @@ static const struct sockaddr *source(server_req *req) {
     return ci ? ci->client_addr : NULL;
 }
 
-/* The source address as text (IPv4-mapped IPv6 as IPv4), into req->client. */
+/* The source address as text (IPv4-mapped IPv6 as IPv4), into
+ * req->client: the connection's, formatted when it opened. */
 static void client_address(server_req *req, const struct sockaddr *sa) {
-    snprintf(req->client, sizeof req->client, "unknown");
-    if (sa && sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-                  req->client, sizeof req->client);
-    } else if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a =
-            &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            inet_ntop(AF_INET, &a->s6_addr[12], req->client,
-                      sizeof req->client);
-        else
-            inet_ntop(AF_INET6, a, req->client, sizeof req->client);
+    if (req->tcp) {
+        /* Fits: the static assertion above. */
+        const char *peer = server_conn_peer(req->tcp);
+        memcpy(req->client, peer, strlen(peer) + 1);
+    } else {
+        server_peer_text(sa, req->client, sizeof req->client);
     }
 }
 
