@@ -386,6 +386,7 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
             m->slug = slug;
             m->run_ms = server_flight_run_ms(f, pool_now_ns());
             m->host = d->host ? json_incref(d->host->json) : NULL;
+            f->failing = true;
             server__dsp_post(d, m);
         } else if (m) {
             server__dsp_msg_free(m);

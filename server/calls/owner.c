@@ -141,7 +141,7 @@ static void end_batch(server_dispatch *d, ending *e, size_t n,
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < n; i++) {
         server_flight *f = e[i].f;
-        if (f->state == FLIGHT_SENT && !from_slot) {
+        if (f->state == FLIGHT_SENT && !from_slot && !f->answered) {
             /* Its jobs still run: asked to stop, watched for the grace. */
             if (!f->cancelling) {
                 f->cancelling = true;
@@ -196,6 +196,11 @@ static bool take_completions(server_dispatch *d, unsigned lane) {
             continue; /* not ours, not done, or a RESULT frame follows */
         if (f->ended) {
             gone[ngone++] = f;
+            continue;
+        }
+        if (f->failing && rc == 0 && a.outcome == POOL_OUTCOME_CANCELLED) {
+            /* Cancelled by the host's stop, whose end is on its way. */
+            f->answered = true;
             continue;
         }
         ending *x = &e[ne++];

@@ -397,6 +397,32 @@ Test(supervisor, admin_stop_fails_calls) {
     m_end(&m);
 }
 
+/* Every call a stop finds on the host fails pool-unavailable, although
+ * the host, stopping, cancels them too: its cancellations must not
+ * overtake the stop's ends and read as timeouts. Rounds of eight calls
+ * (four workers, eight on the host), for the race. */
+Test(supervisor, stop_fails_calls_on_the_host_as_unavailable) {
+    sup_m m;
+    m_begin(&m, PROC);
+    m_start(&m);
+    for (int round = 0; round < 8; round++) {
+        server_call *c[8];
+        for (int i = 0; i < 8; i++)
+            c[i] = sup_t_submit(m.s, "sleep", "{\"ms\": 10000}", 60000);
+        for (int i = 0; i < 4; i++)
+            sup_t_wait_running(c[i]);
+        cr_assert_eq(server_sup_stop(m.s), 0);
+        for (int i = 0; i < 8; i++) {
+            sup_t_wait_done(c[i]);
+            cr_expect_str_eq(server_call_slug(c[i]), "pool-unavailable",
+                             "round %d, call %d", round, i);
+            server_call_unref(c[i]);
+        }
+        cr_assert(sup_t_stats_until(m.s, stopped));
+    }
+    m_end(&m);
+}
+
 Test(supervisor, idle_shutdown) {
     sup_m m;
     m_begin(&m, PROC);
