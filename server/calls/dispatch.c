@@ -385,7 +385,9 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
         if (m && (m->text = strdup(detail))) {
             m->slug = slug;
             m->run_ms = server_flight_run_ms(f, pool_now_ns());
-            m->host = d->host ? json_incref(d->host->json) : NULL;
+            /* A copy each: calls end and are freed on different threads,
+             * and jansson's reference counts are not for sharing. */
+            m->host = d->host ? json_deep_copy(d->host->json) : NULL;
             f->failing = true;
             server__dsp_post(d, m);
         } else if (m) {
