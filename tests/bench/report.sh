@@ -266,7 +266,9 @@ md_rows() {
 # The README
 # COMMIT: the commit the binaries were built from, when not the checkout's.
 commit=${COMMIT:-$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo unknown)}
-if [ -z "${COMMIT:-}" ] && ! git -C "$bench_repo" diff --quiet HEAD -- 2>/dev/null; then
+# The report's own files, written by this run, do not count.
+if [ -z "${COMMIT:-}" ] &&
+    ! git -C "$bench_repo" diff --quiet HEAD -- . ":(exclude)$REPORT" 2>/dev/null; then
     commit="$commit + uncommitted changes"
 fi
 regenerate="tests/bench/report.sh${before_commit:+ -b $before_commit}"
