@@ -388,7 +388,6 @@ void server_dispatch_fail_all(server_dispatch *d, const char *slug,
             /* A copy each: calls end and are freed on different threads,
              * and jansson's reference counts are not for sharing. */
             m->host = d->host ? json_deep_copy(d->host->json) : NULL;
-            f->failing = true;
             server__dsp_post(d, m);
         } else if (m) {
             server__dsp_msg_free(m);

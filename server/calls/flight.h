@@ -50,10 +50,10 @@ struct server_flight {
     bool dead;       /* let go of, but messages about it are still due */
     unsigned msgs;   /* messages posted about it, not yet taken */
     bool cancelling; /* ended while on the host: counted in d->cancelling */
-    /* A stop posted its end (server_dispatch_fail_all); the host may
-     * cancel it before that end is taken: answered is then set, and the
-     * end, not the cancellation, says why it failed. */
-    bool failing, answered;
+    /* The host cancelled it (a stop cancels all) while a message about
+     * it was still due: the message, not the cancellation, says how it
+     * ends, and there is nothing left on the host to wait for. */
+    bool answered;
     uint64_t wire;   /* FLIGHT_SENT: its slot's call */
     int64_t sent_ns;
     int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */

@@ -198,8 +198,10 @@ static bool take_completions(server_dispatch *d, unsigned lane) {
             gone[ngone++] = f;
             continue;
         }
-        if (f->failing && rc == 0 && a.outcome == POOL_OUTCOME_CANCELLED) {
-            /* Cancelled by the host's stop, whose end is on its way. */
+        if (f->msgs && rc == 0 && a.outcome == POOL_OUTCOME_CANCELLED) {
+            /* What was posted about it (a stop's end, its deadline, its
+             * client's cancel) came first: the cancellation it provoked
+             * must not overtake it. */
             f->answered = true;
             continue;
         }
