@@ -19,10 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Log line slots kept in the call itself (most calls log a few). */
 #define LINES_INLINE 4
-#include <time.h>
 
 /* Under the call's lock, but for fn and udata, which never change. */
 struct server_call_watch {
@@ -85,7 +85,7 @@ struct server_call {
      * few lines, and thousands of finished calls are retained. The first
      * LINES_INLINE slots are in the call. */
     char **lines;
-    size_t lines_cap; /* slots allocated, at most max_lines */
+    size_t lines_cap; /* slots, at most max_lines; lines0 until it grows */
     char *lines0[LINES_INLINE];
     size_t max_lines;
     size_t nlines; /* lines ever added */
@@ -167,6 +167,8 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     pool_list_init(&c->watches);
     if (max_log_lines == 0)
         max_log_lines = 1;
+    c->lines = c->lines0;
+    c->lines_cap = max_log_lines < LINES_INLINE ? max_log_lines : LINES_INLINE;
     c->id = memcpy((char *)(c + 1), id, id_len);
     c->function = memcpy(c->id + id_len, function, fn_len);
     if (pthread_mutex_init(&c->lock, NULL) != 0)
@@ -469,17 +471,14 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
         return;
     }
     if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
-        size_t cap = c->lines_cap ? 2 * c->lines_cap : LINES_INLINE;
+        size_t cap = 2 * c->lines_cap;
         if (cap > c->max_lines)
             cap = c->max_lines;
-        char **grown;
-        if (!c->lines_cap) {
-            grown = c->lines0;
-        } else if (c->lines != c->lines0) {
-            grown = realloc(c->lines, cap * sizeof *grown);
-        } else if ((grown = malloc(cap * sizeof *grown))) {
+        char **grown = c->lines != c->lines0
+                           ? realloc(c->lines, cap * sizeof *grown)
+                           : malloc(cap * sizeof *grown);
+        if (grown && c->lines == c->lines0)
             memcpy(grown, c->lines0, sizeof c->lines0);
-        }
         if (!grown) {
             pthread_mutex_unlock(&c->lock);
             free(line);

@@ -105,7 +105,8 @@ int server_dispatch_submit(server_dispatch *d, server_call *const *calls,
                            size_t n) {
     /* A single call or a small batch needs no array from the heap. */
     server_flight *few[16];
-    server_flight **f = n <= 16 ? few : calloc(n, sizeof(*f));
+    server_flight **f =
+        n <= sizeof few / sizeof *few ? few : calloc(n, sizeof(*f));
     size_t made = 0;
     while (f && made < n && (f[made] = calloc(1, sizeof(**f))))
         made++;
