@@ -48,6 +48,18 @@ static void check_string(const uint8_t *data, size_t size) {
     json_decref(j);
 }
 
+/* What t holds must be what jansson prints for j (released here). */
+static void expect_as_jansson(server_jtext *t, json_t *j) {
+    size_t len;
+    char *text = server_jtext_take(t, &len);
+    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
+    if (!text || !want || strcmp(text, want) != 0)
+        abort();
+    free(text);
+    free(want);
+    json_decref(j);
+}
+
 static void check_ms(const uint8_t *data, size_t size) {
     double ms;
     if (size < sizeof ms)
@@ -55,16 +67,9 @@ static void check_ms(const uint8_t *data, size_t size) {
     memcpy(&ms, data, sizeof ms);
     server_jtext t = {0};
     server_jtext_ms(&t, ms);
-    size_t len;
-    char *text = server_jtext_take(&t, &len);
-    json_t *j = isfinite(round(ms * 1000.0) / 1000.0) ? server_json_ms(ms)
-                                                       : json_null();
-    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
-    if (!text || !want || strcmp(text, want) != 0)
-        abort();
-    free(text);
-    free(want);
-    json_decref(j);
+    expect_as_jansson(&t, isfinite(round(ms * 1000.0) / 1000.0)
+                              ? server_json_ms(ms)
+                              : json_null());
 }
 
 static void check_int(const uint8_t *data, size_t size) {
@@ -77,15 +82,7 @@ static void check_int(const uint8_t *data, size_t size) {
         v %= 100000;
     server_jtext t = {0};
     server_jtext_int(&t, v);
-    size_t len;
-    char *text = server_jtext_take(&t, &len);
-    json_t *j = json_integer(v);
-    char *want = json_dumps(j, JSON_ENCODE_ANY | SERVER_JSON_FLAGS);
-    if (!text || !want || strcmp(text, want) != 0)
-        abort();
-    free(text);
-    free(want);
-    json_decref(j);
+    expect_as_jansson(&t, json_integer(v));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
