@@ -9,7 +9,6 @@
 #include "http_answer.h"
 #include "server/calls/problem.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
