@@ -174,21 +174,24 @@ static json_t *call_event(server_feed *f, server_call *call) {
 }
 
 /* Keeps the call's event for the next flush if there is room left in
- * it; else only counts it. */
+ * it; else only counts it. A claim is made before the event is built: a
+ * flush in between gives its slot to the next period's claims, and the
+ * event that then finds no room is counted like the others. */
 static void call_pending(server_feed *f, server_call *call) {
     if (atomic_fetch_add(&f->pending_claims, 1) >= CALLS_PER_FLUSH) {
         atomic_fetch_add(&f->coalesced, 1);
         return;
     }
     json_t *o = call_event(f, call);
-    if (!o)
-        return;
     pthread_mutex_lock(&f->lock);
-    if (f->npending < CALLS_PER_FLUSH)
+    if (o && f->npending < CALLS_PER_FLUSH) {
         f->pending[f->npending++] = o;
-    else
-        json_decref(o);
+        o = NULL;
+    } else {
+        atomic_fetch_add(&f->coalesced, 1);
+    }
     pthread_mutex_unlock(&f->lock);
+    json_decref(o);
 }
 
 void server_feed_call_added(server_feed *f, server_call *call) {
