@@ -198,7 +198,6 @@ int server_http_start(server_http *h, char *err, size_t errlen) {
     const server_config *cfg = h->cfg;
     atomic_init(&h->draining, false);
     atomic_init(&h->active, 0);
-    atomic_init(&h->suspended, 0);
     h->listen_fd = -1;
     server_guard_config gcfg = {
         .header_timeout_ms = cfg->request_header_timeout_s * 1000,

@@ -37,7 +37,6 @@ typedef struct server_http {
     unsigned http_threads;
     atomic_bool draining;
     atomic_size_t active;    /* requests begun and not yet completed */
-    atomic_size_t suspended; /* connections waiting for a call */
     server_guard *guard;     /* deadlines, lingering closes, tickers */
     server_conn_limit *limit; /* --max-connections, per IP too */
     int listen_fd;            /* shared by the lanes */
@@ -102,6 +101,7 @@ struct server_req {
     /* waiting for a call: see server_req_suspend */
     pthread_mutex_t lock;
     bool suspended, wake;
+    unsigned polls; /* turns it waited without suspending (server_req_wait) */
     server_req_fn resume; /* runs when the connection is resumed */
     void *state;          /* the route's, released by free_state */
     void (*free_state)(server_req *req);

@@ -1,6 +1,7 @@
 /*
  * Suspension (http_suspend.c): a request that waits for a call gives up
- * its lane until the call's watcher wakes it.
+ * its lane until the call's watcher wakes it, or polls while its lane is
+ * busy.
  */
 #ifndef SERVER_HTTP_SUSPEND_H
 #define SERVER_HTTP_SUSPEND_H
@@ -12,6 +13,10 @@
  * false when a wake came in since the last check (look again). Only from
  * a handler, a resume function or a content reader. */
 bool server_req_suspend(server_req *req);
+/* Waits for a wake as server_req_suspend does, but while the lane is busy
+ * without suspending: the route returns MHD_YES and req->resume runs on
+ * the lane's next turn. Returns false when a wake came in (look again). */
+bool server_req_wait(server_req *req);
 /* A server_call_watch_fn: resumes the request (udata) if suspended. */
 void server_req_wake(void *req);
 /* While the request is suspended, a client that disconnects cancels

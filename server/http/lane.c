@@ -39,6 +39,7 @@ struct server_lane {
     atomic_bool stop;
     atomic_bool quiesced;
     bool again; /* the lane's own thread woke it: run before sleeping */
+    bool busy;  /* its last turn found something to do */
     /* Connections given to it: open in its daemon or handed over. */
     atomic_uint conns;
     pthread_mutex_t hand_lock;
@@ -55,6 +56,10 @@ static _Thread_local server_lane *lane_self;
 
 server_lane *server_lane_self(void) {
     return lane_self;
+}
+
+bool server_lane_busy(const server_lane *l) {
+    return l->busy;
 }
 
 unsigned server_lane_index(const server_lane *l) {
@@ -181,15 +186,18 @@ static void *lane_main(void *arg) {
      * fd is ready (connections with data), a connection was added, the
      * lane was woken (the wake that follows each resume: the daemon does
      * not signal a resume through its epoll fd when run from outside), or
-     * one of its timeouts is due (0 while it holds data already read). An
-     * idle pass would cost it an epoll_wait of its own. */
+     * one of its timeouts is due (0 while it holds data already read, or
+     * a request that polls for its call: server_req_wait). An idle pass
+     * would cost it an epoll_wait of its own. */
     bool mhd_due = true;
     while (!atomic_load(&l->stop)) {
-        if (take_handovers(l))
+        bool progress = take_handovers(l);
+        if (progress)
             mhd_due = true;
         if (mhd_due)
             MHD_run(l->cfg.daemon);
         bool did = l->cfg.work(l->cfg.udata, l->cfg.index);
+        progress = progress || did;
         if (listening && atomic_load(&l->quiesced)) {
             epoll_ctl(l->ep, EPOLL_CTL_DEL, l->cfg.listen_fd, NULL);
             listening = false;
@@ -214,6 +222,7 @@ static void *lane_main(void *arg) {
             }
         }
         l->cfg.awake(l->cfg.udata, l->cfg.index, signalled);
+        l->busy = progress || n > 0;
     }
     return NULL;
 }

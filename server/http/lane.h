@@ -69,6 +69,10 @@ unsigned *server_lanes_connections(const server_lanes *g, size_t *n);
 /* Wakes the lane's loop (any thread). */
 void server_lane_wake(server_lane *l);
 
+/* True when l's last turn found something to do: connections, calls
+ * or completions (on l's thread). */
+bool server_lane_busy(const server_lane *l);
+
 /* The lane the calling thread runs, NULL on any other thread. */
 server_lane *server_lane_self(void);
 unsigned server_lane_index(const server_lane *l);

@@ -49,7 +49,7 @@ static enum MHD_Result call_wait_resume(server_req *req) {
     for (;;) {
         if (server_call_is_done(w->call))
             return answer_call(req, w->call, 200, w->as_problem);
-        if (server_req_suspend(req))
+        if (server_req_wait(req))
             return MHD_YES;
     }
 }
