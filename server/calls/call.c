@@ -64,7 +64,8 @@ struct server_call {
     int64_t timeout_ms;
     int64_t created_ns;
 
-    server_call_state state;
+    /* Written under the lock, read without it by waiters that poll. */
+    _Atomic server_call_state state;
     int64_t started_ns;
     int64_t finished_ns;
     unsigned requeues;
@@ -296,10 +297,7 @@ int64_t server_call_created_ns(const server_call *c) {
 }
 
 server_call_state server_call_get_state(const server_call *c) {
-    pthread_mutex_lock(call_lock(c));
-    server_call_state s = c->state;
-    pthread_mutex_unlock(call_lock(c));
-    return s;
+    return atomic_load_explicit(&c->state, memory_order_acquire);
 }
 
 bool server_call_is_done(const server_call *c) {

@@ -31,7 +31,8 @@ struct batch {
     server_call_watch **watches;
     batch_slot *slots;
     server_req *req;
-    /* Calls not yet ended: the connection is woken once, by the last. */
+    /* Calls not yet ended (plus one while the route still adds watches):
+     * the connection is woken once, by the last, and answered at 0. */
     atomic_size_t pending;
 };
 
@@ -61,22 +62,16 @@ static void batch_free(server_req *req) {
 
 static enum MHD_Result batch_resume(server_req *req) {
     batch *b = req->state;
-    size_t i = 0;
-    while (i < b->n) {
-        if (server_call_is_done(b->calls[i])) {
-            i++;
-            continue;
-        }
-        if (server_req_suspend(req))
+    while (atomic_load(&b->pending) != 0)
+        if (server_req_wait(req))
             return MHD_YES;
-    }
     /* {"results":[...]} from each call's rendered text, results spliced
      * in unparsed, written into one buffer. */
     char first[8192];
     server_jtext t;
     server_jtext_init(&t, first, sizeof first);
     server_jtext_lit(&t, "{\"results\":[");
-    for (i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         server_calltable_settle(req->http->calls, b->calls[i]);
         if (i)
             server_jtext_raw(&t, ",", 1);
