@@ -306,6 +306,31 @@ Test(http_clients, disconnect_cancels_a_later_sync_call_on_a_kept_connection) {
     worker_frees_up();
 }
 
+/* A waiting request polls while its lane is busy and is watched for a
+ * hang-up only once suspended (http_suspend.c): on a lane kept busy by
+ * other clients, a client that leaves still cancels its call. */
+Test(http_clients, disconnect_cancels_a_sync_call_on_a_busy_lane) {
+    const char *args[] = {"--threads", "1", "--http-threads", "1", NULL};
+    start(args);
+    load l = {0};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, batcher, &l), 0);
+    int fd = raw_post("/v1/calls",
+                      "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
+                      "\"cooperative\": true}}",
+                      "");
+    char id[64];
+    running_call(id, sizeof id);
+    close(fd);
+    expect_cancelled_by_hangup(id);
+    atomic_store(&l.stop, true);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_gt(atomic_load(&l.batches), 0);
+    worker_frees_up();
+}
+
 Test(http_clients, disconnect_recycles_a_host_that_ignores_the_cancel) {
     const char *args[] = {"--threads", "1", "--cancel-grace-ms", "300", NULL};
     hang_up_on(args, "/v1/calls",
