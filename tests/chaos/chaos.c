@@ -141,9 +141,11 @@ static bool children_settled(chaos_run *run) {
 
 /* A call that succeeds, so that the host is up when counting. */
 static bool warm_call(chaos_run *run) {
-    return chaos_post_status(run, "/v1/calls",
-                             "{\"function\":\"sum_squares\","
-                             "\"args\":{\"n\":10}}") == 200;
+    run->warm_attempts++;
+    run->warm_status = chaos_post_status(run, "/v1/calls",
+                                         "{\"function\":\"sum_squares\","
+                                         "\"args\":{\"n\":10}}");
+    return run->warm_status == 200;
 }
 
 static int check_end(chaos_run *run) {
@@ -156,8 +158,12 @@ static int check_end(chaos_run *run) {
         fprintf(stderr, "FAIL: /livez is not 200 after the run\n");
         failures++;
     }
+    run->warm_attempts = 0;
     if (!wait_for(run, warm_call, 30000)) {
-        fprintf(stderr, "FAIL: no successful call after the run\n");
+        fprintf(stderr,
+                "FAIL: no successful call after the run: the last of %ld "
+                "attempts answered %ld (0: no HTTP answer within 10 s)\n",
+                run->warm_attempts, run->warm_status);
         failures++;
     }
     if (!wait_for(run, fds_back, 15000)) {
@@ -210,7 +216,10 @@ int main(int argc, char **argv) {
     if (chaos_server_start(&run, bin) != 0)
         goto out;
     if (!wait_for(&run, warm_call, 30000)) {
-        fprintf(stderr, "FAIL: the first call did not succeed\n");
+        fprintf(stderr,
+                "FAIL: the first call did not succeed: %ld attempts, the "
+                "last answered %ld (0: no HTTP answer within 10 s)\n",
+                run.warm_attempts, run.warm_status);
         goto out_server;
     }
     /* Let the server close the side connection of the warm-up call. */

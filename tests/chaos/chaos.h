@@ -76,6 +76,7 @@ typedef struct chaos_run {
     int nwrong;
     int fds_before, children_before;
     long fds_allowed;
+    long warm_status, warm_attempts; /* the warm-up calls: last status */
 } chaos_run;
 
 /* chaos_setup.c */
