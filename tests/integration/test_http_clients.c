@@ -260,18 +260,27 @@ static void expect_cancelled_by_hangup(const char *id) {
     ph_resp_free(&r);
 }
 
-/* Starts the server with args, POSTs body to path, hangs up once worker 0
- * runs a call, and checks that the call ends cancelled for it and that
- * the worker frees up. */
-static void hang_up_on(const char *const *args, const char *path,
-                       const char *body) {
-    start(args);
-    int fd = raw_post(path, body, "");
+/* Closes fd, whose request is waiting for a call, once worker 0 runs it,
+ * and checks that the call ends cancelled for it and that the worker frees
+ * up. */
+static void leave(int fd) {
     char id[64];
     running_call(id, sizeof id);
     close(fd);
     expect_cancelled_by_hangup(id);
     worker_frees_up();
+}
+
+/* POSTs body to path and leaves while its call runs. */
+static void hang_up(const char *path, const char *body) {
+    leave(raw_post(path, body, ""));
+}
+
+/* hang_up on a server started with args. */
+static void hang_up_on(const char *const *args, const char *path,
+                       const char *body) {
+    start(args);
+    hang_up(path, body);
 }
 
 Test(http_clients, disconnect_cancels_a_cooperative_sync_call) {
@@ -299,11 +308,7 @@ Test(http_clients, disconnect_cancels_a_later_sync_call_on_a_kept_connection) {
              "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
              "\"cooperative\": true}}",
              "");
-    char id[64];
-    running_call(id, sizeof id);
-    close(fd);
-    expect_cancelled_by_hangup(id);
-    worker_frees_up();
+    leave(fd);
 }
 
 /* A waiting request polls while its lane is busy and is watched for a
@@ -316,19 +321,12 @@ Test(http_clients, disconnect_cancels_a_sync_call_on_a_busy_lane) {
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         cr_assert_eq(pthread_create(&t[i], NULL, batcher, &l), 0);
-    int fd = raw_post("/v1/calls",
-                      "{\"function\": \"hang\", \"args\": {\"ms\": 60000, "
-                      "\"cooperative\": true}}",
-                      "");
-    char id[64];
-    running_call(id, sizeof id);
-    close(fd);
-    expect_cancelled_by_hangup(id);
+    hang_up("/v1/calls", "{\"function\": \"hang\", \"args\": {\"ms\": "
+                         "60000, \"cooperative\": true}}");
     atomic_store(&l.stop, true);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     cr_assert_gt(atomic_load(&l.batches), 0);
-    worker_frees_up();
 }
 
 Test(http_clients, disconnect_recycles_a_host_that_ignores_the_cancel) {
