@@ -9,10 +9,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Random bytes drawn ahead, per thread: one getrandom for 16 ids rather
+/* Random bytes drawn ahead, per thread: one getrandom for 256 ids rather
  * than one per id (a system call costs about as much as the rest of a small
- * request's id handling). Each byte is used once. */
-#define CACHE 256
+ * request's id handling, and a batch of 10 draws 10 ids). Each byte is used
+ * once. */
+#define CACHE 4096
 static _Thread_local unsigned char cache[CACHE];
 static _Thread_local size_t cache_left;
 
@@ -20,8 +21,8 @@ static _Thread_local size_t cache_left;
 static int ids__random(unsigned char *r, size_t n) {
     if (cache_left < n) {
         size_t got = 0;
-        /* Requests of at most 256 bytes are never cut short once the
-         * kernel's pool is initialised; the loop is for boot-time EINTR. */
+        /* A request over 256 bytes may be cut short by a signal: the loop
+         * asks for the rest. */
         while (got < CACHE) {
             ssize_t k = getrandom(cache + got, CACHE - got, 0);
             if (k < 0) {

@@ -459,10 +459,10 @@ static int value_start(scan *s) {
     }
 }
 
-/* Seeds drawn ahead, per thread: one getrandom for 32 scans rather than one
- * per scan (a request scans twice: its body and its call's result). Each
- * seed is fresh and used once. */
-#define SEEDS 32
+/* Seeds drawn ahead, per thread: one getrandom for 512 scans rather than
+ * one per scan (a request scans twice, its body and its call's result, and
+ * a batch once more per call). Each seed is fresh and used once. */
+#define SEEDS 512
 static _Thread_local uint64_t seeds[SEEDS];
 static _Thread_local size_t seeds_left;
 
