@@ -240,6 +240,8 @@ static inline uint64_t submit_text(sup_side *s, const char *fn, const char *text
     uint64_t wire;
     int rc = pool_slots_submit(s->slots, &c, &wire);
     cr_assert_eq(rc, len > POOL_SLOT_DATA, "submit: %d", rc);
+    if (rc == 0)
+        pool_slots_wake(s->slots);
     if (rc == 1)
         cr_assert_eq(pool_chan_send(s->ch, POOL_FRAME_CALL, wire, text, len),
                      0);
