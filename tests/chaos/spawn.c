@@ -50,7 +50,9 @@ static int port_of_line(const char *line) {
     return port > 0 && port < 65536 ? port : 0;
 }
 
-/* Scans the log for the listening line; the port, 0 when not there yet. */
+/* Scans the log for the listening line; the port, 0 when not there yet.
+ * Only a whole line counts: one still being written may end in the
+ * middle of the port's digits. */
 static int find_port(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -58,7 +60,7 @@ static int find_port(const char *path) {
     char line[4096];
     int port = 0;
     while (!port && fgets(line, sizeof line, f))
-        if (strstr(line, "listening"))
+        if (strchr(line, '\n') && strstr(line, "listening"))
             port = port_of_line(line);
     fclose(f);
     return port;

@@ -115,7 +115,8 @@ Test(hostile, slowloris) {
                                "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     int fds[SLOW_CONNS];
     for (int i = 0; i < SLOW_CONNS; i++)
-        cr_assert_geq(fds[i] = raw_connect(srv.port, "127.0.0.1"), 0);
+        cr_assert_geq(fds[i] = raw_connect(srv.port, "127.0.0.1"), 0,
+                      "connect: %s", strerror(errno));
     /* Trickle one header byte per connection every 100 ms for ~3 s, with
      * well-behaved calls in between. */
     size_t sent = 0;
@@ -145,7 +146,7 @@ Test(hostile, slowloris) {
 
 Test(hostile, body_larger_than_announced) {
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     static const char head[] = "POST /v1/calls HTTP/1.1\r\nHost: x\r\n"
                                "Content-Type: application/json\r\n"
                                "Content-Length: 20\r\n\r\n";
@@ -169,7 +170,7 @@ Test(hostile, body_larger_than_announced) {
 Test(hostile, body_over_the_limit) {
     /* Announced over the limit: 413 before any body byte is sent. */
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     char head[256];
     snprintf(head, sizeof head,
              "POST /v1/calls HTTP/1.1\r\nHost: x\r\n"
@@ -184,7 +185,7 @@ Test(hostile, body_over_the_limit) {
 
     /* Chunked, so nothing is announced, and more than the limit sent. */
     fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     static const char chunked[] = "POST /v1/calls HTTP/1.1\r\nHost: x\r\n"
                                   "Content-Type: application/json\r\n"
                                   "Transfer-Encoding: chunked\r\n\r\n";
@@ -395,7 +396,7 @@ Test(hostile, slow_body_is_cut) {
                           "--request-body-min-rate", "1000", NULL};
     restart_with(args);
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     static const char head[] = "POST /v1/calls HTTP/1.1\r\nHost: x\r\n"
                                "Content-Type: application/json\r\n"
                                "Content-Length: 100000\r\n\r\n";

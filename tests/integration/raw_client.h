@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* A TCP connection from src (a loopback address such as "127.0.0.2") to
- * 127.0.0.1:port; -1 if the connect fails. */
+ * 127.0.0.1:port; -1 with errno set if the connect fails. */
 int raw_connect(int port, const char *src);
 
 /* Sends len bytes; false when the connection broke first. */

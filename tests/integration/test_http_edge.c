@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,7 +54,7 @@ TestSuite(http_edge, .init = start, .fini = stop, .timeout = 120);
 static int exchange(const char *raw, size_t len, char *buf, size_t cap,
                     bool *closed) {
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     raw_send_all(fd, raw, len);
     size_t got = raw_read_answer(fd, buf, cap, 5000);
     char rest[4096];
@@ -212,7 +213,7 @@ Test(http_edge, encoded_slash_never_changes_the_route) {
  * status of the answer read after. */
 static int send_then_read(const char *head, size_t len, bool chunked) {
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     bool sent = raw_send_all(fd, head, strlen(head));
@@ -263,7 +264,7 @@ Test(http_edge, early_errors_reach_a_client_that_sends_its_body_first) {
 
 Test(http_edge, a_small_early_error_keeps_the_connection) {
     int fd = raw_connect(srv.port, "127.0.0.1");
-    cr_assert_geq(fd, 0);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     static const char req[] = "POST /nope HTTP/1.1\r\nHost: x\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: 10\r\n\r\n0123456789"

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,7 +96,7 @@ Test(http_load, connections_spread_over_the_lanes) {
     static const char req[] = "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n";
     for (int i = 0; i < N; i++) {
         fds[i] = raw_connect(srv.port, "127.0.0.1");
-        cr_assert_geq(fds[i], 0);
+        cr_assert_geq(fds[i], 0, "connect: %s", strerror(errno));
         /* Answered: the connection is in a lane's daemon, kept alive. */
         cr_assert(raw_send_all(fds[i], req, sizeof req - 1));
         raw_read_answer(fds[i], buf, sizeof buf, 5000);
