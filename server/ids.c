@@ -9,16 +9,17 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Random bytes drawn ahead, per thread: one getrandom for 256 ids rather
- * than one per id (a system call costs about as much as the rest of a small
- * request's id handling, and a batch of 10 draws 10 ids). Each byte is used
- * once. */
+/* Random bytes drawn ahead, per thread: one getrandom for 256 ids or 512
+ * scan seeds rather than one per id (a system call costs about as much as
+ * the rest of a small request's id handling, and a batch of 10 draws 10
+ * ids and scans 11 times). Each byte is used once. */
 #define CACHE 4096
 static _Thread_local unsigned char cache[CACHE];
 static _Thread_local size_t cache_left;
 
-/* Fills r with n <= CACHE random bytes. Returns 0 or a negative errno. */
-static int ids__random(unsigned char *r, size_t n) {
+int server_random(void *buf, size_t n) {
+    if (n > CACHE)
+        return -EINVAL;
     if (cache_left < n) {
         size_t got = 0;
         /* A request over 256 bytes may be cut short by a signal: the loop
@@ -35,7 +36,7 @@ static int ids__random(unsigned char *r, size_t n) {
         cache_left = CACHE;
     }
     unsigned char *from = cache + CACHE - cache_left;
-    memcpy(r, from, n);
+    memcpy(buf, from, n);
     explicit_bzero(from, n);
     cache_left -= n;
     return 0;
@@ -45,7 +46,7 @@ int server_id_new(char *buf) {
     static const char hex[] = "0123456789abcdef";
     unsigned char r[16];
     buf[0] = '\0';
-    int rc = ids__random(r, sizeof r);
+    int rc = server_random(r, sizeof r);
     if (rc)
         return rc;
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */

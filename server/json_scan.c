@@ -8,11 +8,11 @@
  * without allocating.
  */
 #include "json_scan.h"
+#include "ids.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 typedef struct key_entry {
     uint64_t hash;
@@ -459,24 +459,11 @@ static int value_start(scan *s) {
     }
 }
 
-/* Seeds drawn ahead, per thread: one getrandom for 512 scans rather than
- * one per scan (a request scans twice, its body and its call's result, and
- * a batch once more per call). Each seed is fresh and used once. */
-#define SEEDS 512
-static _Thread_local uint64_t seeds[SEEDS];
-static _Thread_local size_t seeds_left;
-
-/* A fresh random seed for one scan, or fallback when the kernel has no
- * random bytes to give. */
+/* A fresh random seed for one scan (server_random draws them ahead, per
+ * thread), or fallback when the kernel has no random bytes to give. */
 static uint64_t scan_seed(uint64_t fallback) {
-    if (seeds_left == 0) {
-        if (getrandom(seeds, sizeof(seeds), GRND_NONBLOCK) != sizeof(seeds))
-            return fallback;
-        seeds_left = SEEDS;
-    }
-    uint64_t seed = seeds[--seeds_left];
-    seeds[seeds_left] = 0;
-    return seed;
+    uint64_t seed;
+    return server_random(&seed, sizeof seed) == 0 ? seed : fallback;
 }
 
 typedef struct top_member {
