@@ -6,8 +6,6 @@
 #include "slots.h"
 #include "pool/sched/clock.h"
 
-#include "wake.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -111,10 +109,6 @@ int pool_slots_submit(pool_slots *s, const pool_slot_call *c, uint64_t *wire) {
         return rc == POOL_RING_FULL ? -EBUSY : -EIO;
     }
     return 0;
-}
-
-void pool_slots_wake(pool_slots *s) {
-    pool_wake_for_task(pool_shm_wake_of(s->shm));
 }
 
 int64_t pool_slots_index(const pool_slots *s, uint64_t wire) {

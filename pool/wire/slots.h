@@ -50,18 +50,13 @@ uint32_t pool_slots_free_count(const pool_slots *s);
 
 /* Writes a call into a free slot and sets *wire to its wire id. When the
  * arguments fit the slot, puts it on the submission ring: returns 0 (the
- * caller wakes a worker once for all it put there, pool_slots_wake or
- * pool_wake_for_task). When they do not, the call waits in its slot
- * for a CALL frame with them (id *wire): returns 1. Returns -EAGAIN when no
- * slot is free, -EBUSY when the ring is full for a moment (a worker
- * stalled in the middle of taking from it: try again soon),
- * -ENAMETOOLONG for a function name no host has, -EIO when the ring is
- * broken (the host scribbled on it). */
+ * caller wakes a worker once for all it put there: pool_wake_for_task).
+ * When they do not, the call waits in its slot for a CALL frame with them
+ * (id *wire): returns 1. Returns -EAGAIN when no slot is free, -EBUSY when
+ * the ring is full for a moment (a worker stalled in the middle of taking
+ * from it: try again soon), -ENAMETOOLONG for a function name no host has,
+ * -EIO when the ring is broken (the host scribbled on it). */
 int pool_slots_submit(pool_slots *s, const pool_slot_call *c, uint64_t *wire);
-
-/* Wakes a sleeping worker, unless one is searching already, for the calls
- * put on the submission ring: one wake-up for a burst of submissions. */
-void pool_slots_wake(pool_slots *s);
 
 /* The slot index of a wire id, or -1 for one that names no call of ours
  * in flight. */

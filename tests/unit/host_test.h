@@ -19,6 +19,7 @@
 #include "pool/wire/frame.h"
 #include "pool/wire/shm.h"
 #include "pool/wire/slots.h"
+#include "pool/wire/wake.h"
 
 #include <criterion/criterion.h>
 #include <poolhost/module.h>
@@ -241,7 +242,7 @@ static inline uint64_t submit_text(sup_side *s, const char *fn, const char *text
     int rc = pool_slots_submit(s->slots, &c, &wire);
     cr_assert_eq(rc, len > POOL_SLOT_DATA, "submit: %d", rc);
     if (rc == 0)
-        pool_slots_wake(s->slots);
+        pool_wake_for_task(pool_shm_wake_of(s->shm));
     if (rc == 1)
         cr_assert_eq(pool_chan_send(s->ch, POOL_FRAME_CALL, wire, text, len),
                      0);
