@@ -26,6 +26,7 @@ luckiest run with the other's. The pairs come from PAIRED_CSV when given
 (report.sh runs more, shorter rounds for them), else from RUNS_CSV.
 """
 import csv
+import statistics
 import sys
 
 AFTER_MODES = ("process", "thread")
@@ -65,10 +66,7 @@ class Paired:
         other = {r["round"]: float(r["rps"]) for r in base}
         self.ratios = sorted(calls_of(r) / other[r["round"]] for r in rs
                              if other.get(r["round"]))
-        n = len(self.ratios)
-        self.median = None if n == 0 else (
-            self.ratios[n // 2] if n % 2 else
-            (self.ratios[n // 2 - 1] + self.ratios[n // 2]) / 2)
+        self.median = statistics.median(self.ratios) if self.ratios else None
 
     def show(self):
         n = len(self.ratios)
@@ -184,9 +182,9 @@ def main():
     def paired_bar(text, wl, c, base, bar_min):
         """A ratio bar, judged on the median of paired rounds."""
         def of(t):
-            rs, bs = pair_runs.get((wl, c, t)), pair_runs.get((wl, c, base))
-            p = Paired(rs, bs) if rs and bs else None
-            return p if p and p.median is not None else None
+            p = Paired(pair_runs.get((wl, c, t), []),
+                       pair_runs.get((wl, c, base), []))
+            return p if p.median is not None else None
         a, b = of("process"), of("before-process")
         if a is None:
             return

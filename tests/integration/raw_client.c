@@ -33,7 +33,7 @@ int raw_connect(int port, const char *src) {
     inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
     /* The source port is picked at connect, for this destination only:
      * bind alone would need a port no socket on the address holds, and
-     * the suite's other tests leave thousands in TIME_WAIT. */
+     * the suite's other tests leave many in TIME_WAIT. */
     int one = 1;
     if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
                    sizeof one) != 0 ||
