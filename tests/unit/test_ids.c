@@ -2,11 +2,14 @@
  * Unit tests for call ids (server/ids.c): the UUIDv4 form, no repeats and
  * no shared prefixes among 10,000 ids, and every one of the 122 random bits
  * set in about half of them (a counter, a per-process prefix or a fixed
- * byte would fail), plus the X-Request-Id rules.
+ * byte would fail), the random source they share with the JSON scanner's
+ * seeds, plus the X-Request-Id rules.
  */
 #include "server/ids.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,11 @@
 
 static int cmp(const void *a, const void *b) {
     return strcmp(a, b);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
 static int hexval(char c) {
@@ -81,4 +89,18 @@ Test(ids, request_id_rules) {
     cr_assert_not(server_request_id_valid("tab\there"));
     cr_assert_not(server_request_id_valid("caf\xc3\xa9"));
     cr_assert(server_request_id_valid("trace-7 x"));
+}
+
+/* Draws of the shared random source never repeat, across a refill of its
+ * per-thread cache too; a request larger than the cache is refused. */
+Test(ids, random_source_draws_fresh_bytes) {
+    enum { DRAWS = 1024 }; /* 8 KiB: the cache is refilled at least once */
+    static uint64_t v[DRAWS];
+    for (size_t i = 0; i < DRAWS; i++)
+        cr_assert_eq(server_random(&v[i], sizeof v[i]), 0);
+    qsort(v, DRAWS, sizeof v[0], cmp_u64);
+    for (size_t i = 1; i < DRAWS; i++)
+        cr_assert_neq(v[i - 1], v[i], "the same 8 bytes drawn twice");
+    static char big[4097];
+    cr_expect_eq(server_random(big, sizeof big), -EINVAL);
 }
