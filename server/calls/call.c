@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Log line slots kept in the call itself (most calls log a few). */
+/* Line ends kept in the call itself (most calls log a few lines). */
 #define LINES_INLINE 4
 
 /* Under the call's lock, but for fn and udata, which never change. */
@@ -74,20 +74,26 @@ struct server_call {
     double wait_ms; /* in the host, before a worker took it */
     char *result;   /* JSON text */
     size_t result_len;
-    size_t log_bytes;     /* of the lines kept, roughly */
     size_t problem_bytes; /* of detail, cause and host, roughly */
     char *slug;
     char *detail;
     json_t *cause;
     json_t *host;
 
-    /* The last max_lines log lines, a ring indexed by line number, each
-     * the JSON text of its object. It grows on demand: most calls log a
-     * few lines, and thousands of finished calls are retained. The first
-     * LINES_INLINE slots are in the call. */
-    char **lines;
-    size_t lines_cap; /* slots, at most max_lines; lines0 until it grows */
-    char *lines0[LINES_INLINE];
+    /* The last max_lines log lines, as the JSON text of their objects,
+     * each followed by a comma, back to back in one buffer: an answer
+     * splices them with one copy, and a line costs no allocation of its
+     * own. The dropped lines' text before log_first is reclaimed when it
+     * is the larger part. ends is a ring indexed by line number: where
+     * each kept line's text (comma included) ends. It grows on demand:
+     * most calls log a few lines, and thousands of finished calls are
+     * retained. The first LINES_INLINE slots are in the call. */
+    char *log;
+    size_t log_len, log_cap;
+    size_t log_first; /* where the first kept line starts */
+    size_t *ends;
+    size_t ends_cap; /* slots, at most max_lines; ends0 until it grows */
+    size_t ends0[LINES_INLINE];
     size_t max_lines;
     size_t nlines; /* lines ever added */
     unsigned levels; /* bit (1 << server_log_level) of each line's */
@@ -168,8 +174,8 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     pool_list_init(&c->watches);
     if (max_log_lines == 0)
         max_log_lines = 1;
-    c->lines = c->lines0;
-    c->lines_cap = max_log_lines < LINES_INLINE ? max_log_lines : LINES_INLINE;
+    c->ends = c->ends0;
+    c->ends_cap = max_log_lines < LINES_INLINE ? max_log_lines : LINES_INLINE;
     c->id = memcpy((char *)(c + 1), id, id_len);
     c->function = memcpy(c->id + id_len, function, fn_len);
     if (pthread_mutex_init(&c->lock, NULL) != 0)
@@ -212,11 +218,9 @@ server_call *server_call_ref(server_call *c) {
 void server_call_unref(server_call *c) {
     if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
-    for (size_t i = c->nlines - kept; i < c->nlines; i++)
-        free(c->lines[i % c->max_lines]);
-    if (c->lines != c->lines0)
-        free(c->lines);
+    free(c->log);
+    if (c->ends != c->ends0)
+        free(c->ends);
     for (pool_list *l; (l = pool_list_pop(&c->watches));)
         free(POOL_LIST_ENTRY(l, server_call_watch, link));
     free(c->args);
@@ -426,17 +430,67 @@ bool server_call_fail(server_call *c, const char *slug, const char *detail,
     return ok;
 }
 
-/* What a kept log line costs: its text and its allocation. */
-static size_t line_bytes(const char *line) {
-    return strlen(line) + 32;
+/* Makes room for line number c->nlines in the ring of ends, dropping
+ * the oldest kept line when the log is full. The caller holds the lock.
+ * Returns false when out of memory. */
+static bool log_make_room(server_call *c) {
+    if (c->nlines >= c->max_lines) {
+        /* The oldest kept line goes: its text is what precedes the end
+         * recorded in the slot the new line takes. */
+        c->log_first = c->ends[c->nlines % c->max_lines];
+        return true;
+    }
+    if (c->nlines < c->ends_cap)
+        return true;
+    size_t cap = 2 * c->ends_cap;
+    if (cap > c->max_lines)
+        cap = c->max_lines;
+    size_t *grown = c->ends != c->ends0 ? realloc(c->ends, cap * sizeof *grown)
+                                        : malloc(cap * sizeof *grown);
+    if (!grown)
+        return false;
+    if (c->ends == c->ends0)
+        memcpy(grown, c->ends0, sizeof c->ends0);
+    c->ends = grown;
+    c->ends_cap = cap;
+    return true;
+}
+
+/* Moves the kept lines' text to the front of the buffer once the dropped
+ * lines' text before it is the larger part. The caller holds the lock. */
+static void log_compact(server_call *c) {
+    size_t gone = c->log_first;
+    if (gone < 4096 || gone < c->log_len - gone)
+        return;
+    memmove(c->log, c->log + gone, c->log_len - gone);
+    c->log_len -= gone;
+    c->log_first = 0;
+    size_t kept = c->nlines < c->max_lines ? c->nlines : c->max_lines;
+    for (size_t i = c->nlines - kept; i < c->nlines; i++)
+        c->ends[i % c->max_lines] -= gone;
 }
 
 void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
                          server_log_level level, const char *message) {
     const char *name = server_log_level_name(level);
-    char first[512];
-    server_jtext t;
-    server_jtext_init(&t, first, sizeof first);
+    size_t mlen = strlen(message);
+    /* A function's text need not be UTF-8: escaped then, not lost. */
+    json_t *escaped = NULL;
+    if (!server_utf8_valid(message, mlen)) {
+        if (!(escaped = server_log_client_string(message, mlen)))
+            return;
+        message = json_string_value(escaped);
+        mlen = json_string_length(escaped);
+    }
+    pthread_mutex_lock(&c->lock);
+    size_t first = c->log_first;
+    if (!log_make_room(c)) {
+        pthread_mutex_unlock(&c->lock);
+        json_decref(escaped);
+        return;
+    }
+    /* Written straight into the call's buffer, grown as needed. */
+    server_jtext t = {.buf = c->log, .len = c->log_len, .cap = c->log_cap};
     server_jtext_lit(&t, "{\"ts\":");
     server_jtext_int(&t, ts_ms);
     server_jtext_lit(&t, ",\"worker\":");
@@ -444,56 +498,26 @@ void server_call_add_log(server_call *c, int64_t ts_ms, int worker,
     server_jtext_lit(&t, ",\"level\":");
     server_jtext_str(&t, name, strlen(name));
     server_jtext_lit(&t, ",\"message\":");
-    size_t mlen = strlen(message);
-    if (server_utf8_valid(message, mlen)) {
-        server_jtext_str(&t, message, mlen);
-    } else {
-        /* A function's text need not be UTF-8: escaped then, not lost. */
-        json_t *msg = server_log_client_string(message, mlen);
-        if (!msg)
-            t.failed = true;
-        else
-            server_jtext_str(&t, json_string_value(msg),
-                             json_string_length(msg));
-        json_decref(msg);
-    }
-    server_jtext_lit(&t, ",\"attempt\":");
-    pthread_mutex_lock(&c->lock);
+    server_jtext_str(&t, message, mlen);
     /* Which run wrote it: a re-run's lines follow the first run's. */
+    server_jtext_lit(&t, ",\"attempt\":");
     server_jtext_int(&t, (long long)c->requeues + 1);
-    server_jtext_lit(&t, "}");
-    size_t len;
-    char *line = server_jtext_take(&t, &len);
-    if (!line) {
+    server_jtext_lit(&t, "},");
+    /* A failed write leaves the buffer as it was, maybe larger. */
+    c->log = t.buf;
+    c->log_cap = t.cap;
+    if (t.failed) {
+        c->log_first = first; /* the oldest line is kept after all */
         pthread_mutex_unlock(&c->lock);
+        json_decref(escaped);
         return;
     }
-    if (c->nlines == c->lines_cap && c->lines_cap < c->max_lines) {
-        size_t cap = 2 * c->lines_cap;
-        if (cap > c->max_lines)
-            cap = c->max_lines;
-        char **grown = c->lines != c->lines0
-                           ? realloc(c->lines, cap * sizeof *grown)
-                           : malloc(cap * sizeof *grown);
-        if (grown && c->lines == c->lines0)
-            memcpy(grown, c->lines0, sizeof c->lines0);
-        if (!grown) {
-            pthread_mutex_unlock(&c->lock);
-            free(line);
-            return;
-        }
-        c->lines = grown;
-        c->lines_cap = cap;
-    }
-    size_t slot = c->nlines % c->max_lines;
-    if (c->nlines >= c->max_lines) {
-        c->log_bytes -= line_bytes(c->lines[slot]);
-        free(c->lines[slot]);
-    }
-    c->lines[slot] = line;
-    c->log_bytes += line_bytes(line);
+    c->log_len = t.len;
+    c->ends[c->nlines % c->max_lines] = t.len;
     c->nlines++;
     c->levels |= 1u << level;
+    log_compact(c);
+    json_decref(escaped);
     call_unlock_notify(c, false);
 }
 
@@ -510,6 +534,13 @@ static size_t call_dropped_locked(const server_call *c) {
     return c->nlines > c->max_lines ? c->nlines - c->max_lines : 0;
 }
 
+/* Where line i, which is kept, starts in the buffer; the caller holds the
+ * lock. */
+static size_t line_start_locked(const server_call *c, size_t i) {
+    return i == call_dropped_locked(c) ? c->log_first
+                                        : c->ends[(i - 1) % c->max_lines];
+}
+
 /* Copies lines [from, nlines) that are still kept into a new array; the
  * caller holds the lock. */
 static json_t *call_lines_locked(const server_call *c, size_t from) {
@@ -517,9 +548,11 @@ static json_t *call_lines_locked(const server_call *c, size_t from) {
     if (from < first)
         from = first;
     json_t *a = json_array();
-    for (size_t i = from; a && i < c->nlines; i++)
-        json_array_append_new(a, json_loads(c->lines[i % c->max_lines], 0,
-                                            NULL));
+    for (size_t i = from; a && i < c->nlines; i++) {
+        size_t at = line_start_locked(c, i);
+        size_t end = c->ends[i % c->max_lines] - 1; /* its comma */
+        json_array_append_new(a, json_loadb(c->log + at, end - at, 0, NULL));
+    }
     return a;
 }
 
@@ -692,12 +725,11 @@ void server_call_render_to(const server_call *c, server_jtext *t) {
         json_decref(p);
     }
     server_jtext_lit(t, ",\"logs\":[");
+    /* The kept lines are one piece of text, but for the last comma. */
+    if (c->log_len > c->log_first)
+        server_jtext_raw(t, c->log + c->log_first,
+                         c->log_len - c->log_first - 1);
     size_t dropped = call_dropped_locked(c);
-    for (size_t i = dropped; i < c->nlines; i++) {
-        if (i > dropped)
-            server_jtext_raw(t, ",", 1);
-        server_jtext_lit(t, c->lines[i % c->max_lines]);
-    }
     server_jtext_lit(t, "],\"logs_dropped\":");
     server_jtext_int(t, (long long)dropped);
     server_jtext_lit(t, ",\"timing\":{\"queue_ms\":");
@@ -728,8 +760,8 @@ char *server_call_render(const server_call *c, size_t *len) {
 size_t server_call_bytes(const server_call *c) {
     pthread_mutex_lock(call_lock(c));
     size_t n = sizeof(*c) + 3 * 64 + strlen(c->id) + strlen(c->function) +
-               c->result_len + c->log_bytes + c->problem_bytes +
-               c->lines_cap * sizeof(*c->lines);
+               c->result_len + c->log_cap + c->problem_bytes +
+               c->ends_cap * sizeof(*c->ends);
     pthread_mutex_unlock(call_lock(c));
     return n;
 }

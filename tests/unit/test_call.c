@@ -364,6 +364,56 @@ Test(call, log_grows_on_demand_then_wraps) {
     server_call_unref(c);
 }
 
+/* The message of line i in log_reclaims_dropped_text. */
+static void long_line(char *out, size_t cap, size_t i) {
+    snprintf(out, cap, "line %zu, long enough to fill a page in a few "
+                       "dozen lines", i);
+}
+
+/* Many lines through a small log: the text of the dropped ones is
+ * reclaimed as it goes (their bytes are more than the kept ones'). After
+ * every line, the rendered answer and the parsed lines hold the last ten,
+ * in order. */
+Test(call, log_reclaims_dropped_text) {
+    server_call *c = new_call(10);
+    for (size_t n = 1; n <= 500; n++) {
+        char msg[96];
+        long_line(msg, sizeof msg, n - 1);
+        server_call_add_log(c, (int64_t)n, 0, SERVER_LOG_INFO, msg);
+        size_t len;
+        char *text = server_call_render(c, &len);
+        cr_assert_not_null(text);
+        json_t *o = json_loadb(text, len, 0, NULL);
+        cr_assert_not_null(o, "not JSON: %s", text);
+        json_t *logs = json_object_get(o, "logs");
+        size_t kept = n < 10 ? n : 10;
+        cr_assert_eq(json_array_size(logs), kept);
+        cr_assert_eq(json_integer_value(json_object_get(o, "logs_dropped")),
+                     (json_int_t)(n - kept));
+        size_t from = 0;
+        json_t *a = server_call_logs_since(c, &from);
+        cr_assert_eq(json_array_size(a), kept);
+        for (size_t i = 0; i < kept; i++) {
+            char want[96];
+            long_line(want, sizeof want, n - kept + i);
+            cr_assert_str_eq(json_string_value(json_object_get(
+                                 json_array_get(logs, i), "message")),
+                             want);
+            cr_assert(json_equal(json_array_get(logs, i),
+                                 json_array_get(a, i)),
+                      "line %zu of %zu differs", i, n);
+        }
+        json_decref(a);
+        json_decref(o);
+        free(text);
+    }
+    /* The buffer holds the kept lines and at most 4 KiB or as much
+     * again of dropped text, doubled as it grows: far below the 57 KB
+     * written. */
+    cr_expect_lt(server_call_bytes(c), 16384);
+    server_call_unref(c);
+}
+
 /* The answer written as text reads exactly as the parsed resource printed
  * by jansson: escapes of every control character, quotes, non-UTF-8 bytes
  * and multi-byte characters in log lines, reals to the microsecond, a
