@@ -8,6 +8,7 @@
 #include "jtext.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,56 +50,111 @@ void server_jtext_raw(server_jtext *t, const char *s, size_t n) {
     t->buf[t->len] = '\0';
 }
 
-void server_jtext_str(server_jtext *t, const char *s, size_t n) {
-    /* At most six bytes per input byte (\u00XX), and the quotes. */
-    if (!reserve(t, 6 * n + 2))
-        return;
-    char *o = t->buf + t->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\') {
-            *o++ = (char)ch;
-            continue;
-        }
-        *o++ = '\\';
-        switch (ch) {
-        case '"':
-        case '\\':
-            *o++ = (char)ch;
+/* Bytes of s[0..n) written as they are: not a control character, '"' or
+ * '\\'. Eight at a time while none of them is one (a word's bytes below
+ * 0x20, or equal to '"' or '\\', found with the carry tricks of "bit
+ * twiddling hacks"; UTF-8's high bytes never match), then byte by byte. */
+static size_t plain_run(const char *s, size_t n) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if (((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
+            ((b - ones) & ~b & highs))
             break;
-        case '\b':
-            *o++ = 'b';
-            break;
-        case '\f':
-            *o++ = 'f';
-            break;
-        case '\n':
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = 't';
-            break;
-        default:
-            o += sprintf(o, "u%04X", ch);
-        }
     }
-    *o++ = '"';
-    t->len = (size_t)(o - t->buf);
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == '"' || ch == '\\')
+            break;
+    }
+    return i;
+}
+
+/* The escape of a byte that plain_run stopped at, into e; its length. */
+static size_t escape(unsigned char ch, char *e) {
+    static const char hex[] = "0123456789ABCDEF";
+    e[0] = '\\';
+    switch (ch) {
+    case '"':
+    case '\\':
+        e[1] = (char)ch;
+        return 2;
+    case '\b':
+        e[1] = 'b';
+        return 2;
+    case '\f':
+        e[1] = 'f';
+        return 2;
+    case '\n':
+        e[1] = 'n';
+        return 2;
+    case '\r':
+        e[1] = 'r';
+        return 2;
+    case '\t':
+        e[1] = 't';
+        return 2;
+    default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[ch >> 4];
+        e[5] = hex[ch & 15];
+        return 6;
+    }
+}
+
+void server_jtext_str(server_jtext *t, const char *s, size_t n) {
+    /* Room for the text as it is; an escape grows it as needed. */
+    if (!reserve(t, n + 2))
+        return;
+    t->buf[t->len++] = '"';
+    for (size_t i = 0;;) {
+        size_t run = plain_run(s + i, n - i);
+        memcpy(t->buf + t->len, s + i, run);
+        t->len += run;
+        i += run;
+        if (i == n)
+            break;
+        char e[6];
+        size_t k = escape((unsigned char)s[i++], e);
+        if (!reserve(t, k + (n - i) + 1))
+            return;
+        memcpy(t->buf + t->len, e, k);
+        t->len += k;
+    }
+    t->buf[t->len++] = '"';
     t->buf[t->len] = '\0';
 }
 
-/* Writes the decimal digits of v (no sign) ending at end; returns where
- * they start. printf would parse a format for each of the several numbers
- * an answer and each of its log lines hold. */
+/* Writes the decimal digits of v (no sign) ending at end, two at a time;
+ * returns where they start. printf would parse a format for each of the
+ * several numbers an answer and each of its log lines hold. */
 static char *digits(char *end, unsigned long long v) {
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    static const char pairs[] = "00010203040506070809"
+                                "10111213141516171819"
+                                "20212223242526272829"
+                                "30313233343536373839"
+                                "40414243444546474849"
+                                "50515253545556575859"
+                                "60616263646566676869"
+                                "70717273747576777879"
+                                "80818283848586878889"
+                                "90919293949596979899";
+    while (v >= 100) {
+        unsigned p = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--end = pairs[p + 1];
+        *--end = pairs[p];
+    }
+    if (v >= 10) {
+        *--end = pairs[v * 2 + 1];
+        *--end = pairs[v * 2];
+    } else {
+        *--end = (char)('0' + v);
+    }
     return end;
 }
 
