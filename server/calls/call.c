@@ -24,7 +24,8 @@
 /* Line ends kept in the call itself (most calls log a few lines). */
 #define LINES_INLINE 4
 
-/* Under the call's lock, but for fn and udata, which never change. */
+/* Under the call's lock, but for fn and udata, which do not change while
+ * the watch is in the list or running (a slot's are reset only after). */
 struct server_call_watch {
     server_call_watch_fn fn;
     void *udata;
@@ -32,6 +33,7 @@ struct server_call_watch {
     bool removed;  /* out of the list: no change runs it again */
     bool orphaned; /* removed by its own fn: its last run frees it */
     unsigned busy; /* runs of fn going on now */
+    bool in_call;  /* one of the call's own slots: given back, not freed */
     uint64_t seen; /* the last change that ran it (or its first one) */
     pool_list link; /* in the call's watches */
 };
@@ -45,6 +47,9 @@ typedef struct call_running {
 
 static _Thread_local call_running *call_running_top;
 
+/* Watch slots kept in the call itself. */
+#define WATCHES_INLINE 2
+
 /* Watches collected per pass of a notification (no allocation). */
 #define NOTIFY_CHUNK 16
 
@@ -57,7 +62,7 @@ struct server_call {
 
     char *id;       /* both in the call's own allocation */
     char *function;
-    char *client; /* set once, before submission; NULL: "" */
+    char *client;
     char *args;   /* JSON text; NULL once the call ended and unheld */
     size_t args_len;
     unsigned args_holds; /* readers that keep args past the end */
@@ -99,6 +104,9 @@ struct server_call {
     unsigned levels; /* bit (1 << server_log_level) of each line's */
 
     pool_list watches; /* newest first */
+    /* Slots for the first watches, taken when fn is NULL: a call has its
+     * call table's and its route's. */
+    server_call_watch watch0[WATCHES_INLINE];
     uint64_t changes;         /* changes that ran watchers */
     pthread_cond_t unwatched; /* a removed watch's run returned */
 };
@@ -123,6 +131,15 @@ static unsigned watch_running_here(const server_call_watch *w) {
     for (const call_running *r = call_running_top; r; r = r->up)
         n += r->w == w;
     return n;
+}
+
+/* Lets go of a watch out of the list: its slot back to the call, or its
+ * memory. The caller holds the lock (a slot is taken under it). */
+static void watch_free_locked(server_call_watch *w) {
+    if (w->in_call)
+        w->fn = NULL;
+    else
+        free(w);
 }
 
 /* After a change made under the lock, which the caller holds: releases it
@@ -153,7 +170,7 @@ static void call_unlock_notify(server_call *c, bool ended) {
         for (size_t i = 0; i < n; i++) {
             server_call_watch *w = run[i];
             if (--w->busy == 0 && w->orphaned)
-                free(w);
+                watch_free_locked(w);
             else if (w->removed)
                 pthread_cond_broadcast(&c->unwatched);
         }
@@ -163,12 +180,16 @@ static void call_unlock_notify(server_call *c, bool ended) {
     pthread_mutex_unlock(&c->lock);
 }
 
-server_call *server_call_new(const char *id, const char *function, char *args,
-                             size_t args_len, int64_t timeout_ms,
-                             size_t max_log_lines) {
-    /* The id and the function name follow the call, in one allocation. */
+server_call *server_call_new(const char *id, const char *function,
+                             const char *client, char *args, size_t args_len,
+                             int64_t timeout_ms, size_t max_log_lines) {
+    /* The id, the function name and the client follow the call, in one
+     * allocation. */
+    if (!client)
+        client = "";
     size_t id_len = strlen(id) + 1, fn_len = strlen(function) + 1;
-    server_call *c = calloc(1, sizeof *c + id_len + fn_len);
+    size_t client_len = strlen(client) + 1;
+    server_call *c = calloc(1, sizeof *c + id_len + fn_len + client_len);
     if (!c)
         goto fail;
     pool_list_init(&c->watches);
@@ -178,6 +199,7 @@ server_call *server_call_new(const char *id, const char *function, char *args,
     c->ends_cap = max_log_lines < LINES_INLINE ? max_log_lines : LINES_INLINE;
     c->id = memcpy((char *)(c + 1), id, id_len);
     c->function = memcpy(c->id + id_len, function, fn_len);
+    c->client = memcpy(c->function + fn_len, client, client_len);
     if (pthread_mutex_init(&c->lock, NULL) != 0)
         goto fail_call;
     if (pthread_cond_init(&c->unwatched, NULL) != 0)
@@ -222,30 +244,20 @@ void server_call_unref(server_call *c) {
     if (c->ends != c->ends0)
         free(c->ends);
     for (pool_list *l; (l = pool_list_pop(&c->watches));)
-        free(POOL_LIST_ENTRY(l, server_call_watch, link));
+        watch_free_locked(POOL_LIST_ENTRY(l, server_call_watch, link));
     free(c->args);
     free(c->result);
     json_decref(c->cause);
     json_decref(c->host);
     free(c->slug);
     free(c->detail);
-    free(c->client);
     pthread_cond_destroy(&c->unwatched);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-int server_call_set_client(server_call *c, const char *client) {
-    char *copy = strdup(client);
-    if (!copy)
-        return -ENOMEM;
-    free(c->client);
-    c->client = copy;
-    return 0;
-}
-
 const char *server_call_client(const server_call *c) {
-    return c->client ? c->client : "";
+    return c->client;
 }
 
 const char *server_call_id(const server_call *c) {
@@ -768,14 +780,23 @@ size_t server_call_bytes(const server_call *c) {
 
 static server_call_watch *watch_add(server_call *c, server_call_watch_fn fn,
                                     void *udata, bool end_only) {
-    server_call_watch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->fn = fn;
-    w->udata = udata;
-    w->end_only = end_only;
+    server_call_watch *w = NULL, *fresh = NULL;
     pthread_mutex_lock(&c->lock);
-    w->seen = c->changes;
+    for (size_t i = 0; i < WATCHES_INLINE && !w; i++)
+        if (!c->watch0[i].fn)
+            w = &c->watch0[i];
+    if (!w) {
+        pthread_mutex_unlock(&c->lock);
+        if (!(fresh = calloc(1, sizeof *fresh)))
+            return NULL;
+        pthread_mutex_lock(&c->lock);
+        w = fresh;
+    }
+    *w = (server_call_watch){.fn = fn,
+                             .udata = udata,
+                             .end_only = end_only,
+                             .in_call = !fresh,
+                             .seen = c->changes};
     pool_list_insert_head(&c->watches, &w->link);
     pthread_mutex_unlock(&c->lock);
     return w;
@@ -802,10 +823,9 @@ void server_call_watch_remove(server_call *c, server_call_watch *w) {
     while (w->busy > mine)
         pthread_cond_wait(&c->unwatched, &c->lock);
     w->orphaned = w->busy > 0;
-    bool mine_to_free = !w->orphaned;
+    if (!w->orphaned)
+        watch_free_locked(w);
     pthread_mutex_unlock(&c->lock);
-    if (mine_to_free)
-        free(w);
 }
 
 void server_call_set_flight(server_call *c, void *flight) {

@@ -26,21 +26,20 @@ typedef enum server_call_state {
 
 typedef struct server_call server_call;
 
-/* A new queued call with one reference. Steals args, the JSON text of the
- * arguments object (malloc'd, args_len bytes; NULL for "{}"), which the
- * call keeps as text (a parsed tree costs many times the bytes) until it
- * ends. max_log_lines bounds the lines kept (the oldest are dropped and
- * counted). NULL when out of memory (args is released then too). */
-server_call *server_call_new(const char *id, const char *function, char *args,
-                             size_t args_len, int64_t timeout_ms,
-                             size_t max_log_lines);
+/* A new queued call of client (NULL: "") with one reference. Steals args,
+ * the JSON text of the arguments object (malloc'd, args_len bytes; NULL
+ * for "{}"), which the call keeps as text (a parsed tree costs many times
+ * the bytes) until it ends. max_log_lines bounds the lines kept (the
+ * oldest are dropped and counted). NULL when out of memory (args is
+ * released then too). */
+server_call *server_call_new(const char *id, const char *function,
+                             const char *client, char *args, size_t args_len,
+                             int64_t timeout_ms, size_t max_log_lines);
 server_call *server_call_ref(server_call *c);
 
 /* The client the call belongs to, for fair admission and, when client
  * tokens are configured, for who may read or cancel it: the name of the
- * client's API token, else its source address. Set once, before the call
- * is submitted; "" until then. Returns 0 or -ENOMEM. */
-int server_call_set_client(server_call *c, const char *client);
+ * client's API token, else its source address. */
 const char *server_call_client(const server_call *c);
 void server_call_unref(server_call *c);
 

@@ -25,11 +25,13 @@ typedef struct batch_slot {
     atomic_bool counted; /* its end was counted in `pending` */
 } batch_slot;
 
+/* One allocation: the batch, then its arrays of n each. */
 struct batch {
     size_t n;
     server_call **calls;
     server_call_watch **watches;
     batch_slot *slots;
+    server_call **run; /* the calls that can run, for their submission */
     server_req *req;
     /* Calls not yet ended (plus one while the route still adds watches):
      * the connection is woken once, by the last, and answered at 0. */
@@ -53,9 +55,6 @@ static void batch_free(server_req *req) {
             server_call_watch_remove(b->calls[i], b->watches[i]);
         server_call_unref(b->calls[i]);
     }
-    free(b->calls);
-    free(b->watches);
-    free(b->slots);
     free(b);
     req->state = NULL;
 }
@@ -96,15 +95,11 @@ static server_call *batch_call(server_http *h, const char *client,
     char *args = r->args;
     r->args = NULL;
     server_call *call = server_call_new(
-        id, r->function ? r->function : "", args, r->args_len,
+        id, r->function ? r->function : "", client, args, r->args_len,
         r->timeout_ms ? r->timeout_ms : h->cfg->default_timeout_ms,
         (size_t)h->cfg->max_log_lines);
     if (!call)
         return NULL;
-    if (server_call_set_client(call, client)) {
-        server_call_unref(call);
-        return NULL;
-    }
     if (r->error.slug) {
         server_call_fail(call, r->error.slug, r->error.detail, NULL, NULL, 0);
     } else if (!known) {
@@ -119,18 +114,14 @@ static server_call *batch_call(server_http *h, const char *client,
 /* Submits the calls of b that can run, all or none. Returns 0 or the
  * error of server_sup_submit_batch. */
 static int batch_submit(server_http *h, batch *b) {
-    server_call **run = calloc(b->n ? b->n : 1, sizeof *run);
-    if (!run)
-        return SERVER_SUP_EOVERLOADED;
+    server_call **run = b->run;
     size_t n = 0;
     for (size_t i = 0; i < b->n; i++)
         if (!server_call_is_done(b->calls[i]))
             run[n++] = b->calls[i];
     for (size_t i = 0; h->feed && i < n; i++)
         server_feed_call_added(h->feed, run[i]);
-    int rc = server_sup_submit_batch(h->sup, run, n);
-    free(run);
-    return rc;
+    return server_sup_submit_batch(h->sup, run, n);
 }
 
 enum MHD_Result server_route_batch(server_req *req) {
@@ -153,22 +144,18 @@ enum MHD_Result server_route_batch(server_req *req) {
                                   "(--max-queue)",
                                   n, (long long)h->cfg->max_queue);
     }
-    batch *b = calloc(1, sizeof *b);
-    if (b) {
-        b->calls = calloc(n ? n : 1, sizeof *b->calls);
-        b->watches = calloc(n ? n : 1, sizeof *b->watches);
-        b->slots = calloc(n ? n : 1, sizeof *b->slots);
-    }
-    if (!b || !b->calls || !b->watches || !b->slots) {
-        if (b) {
-            free(b->calls);
-            free(b->watches);
-            free(b->slots);
-        }
-        free(b);
+    /* n is at most --max-queue: the sizes cannot overflow. */
+    batch *b = calloc(1, sizeof *b + n * (2 * sizeof(server_call *) +
+                                          sizeof(server_call_watch *) +
+                                          sizeof(batch_slot)));
+    if (!b) {
         server_batch_request_free(reqs, n);
         return MHD_NO;
     }
+    b->calls = (server_call **)(b + 1);
+    b->watches = (server_call_watch **)(b->calls + n);
+    b->run = (server_call **)(b->watches + n);
+    b->slots = (batch_slot *)(b->run + n);
     req->state = b;
     req->free_state = batch_free;
     b->n = n;

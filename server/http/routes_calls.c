@@ -117,17 +117,13 @@ enum MHD_Result server_route_calls_create(server_req *req) {
     }
     if (!req->rid[0])
         snprintf(req->rid, sizeof req->rid, "%s", id);
-    server_call *call = server_call_new(id, r.function, r.args, r.args_len,
-                                        r.timeout_ms,
-                                        (size_t)h->cfg->max_log_lines);
+    server_call *call =
+        server_call_new(id, r.function, req->client, r.args, r.args_len,
+                        r.timeout_ms, (size_t)h->cfg->max_log_lines);
     r.args = NULL;
     server_call_request_clear(&r);
     if (!call)
         return MHD_NO;
-    if (server_call_set_client(call, req->client)) {
-        server_call_unref(call);
-        return MHD_NO;
-    }
     if (h->feed)
         server_feed_call_added(h->feed, call);
     int rc = server_sup_submit(h->sup, call);

@@ -80,7 +80,7 @@ static server_call *mkcall(const char *fn, const char *args) {
     static unsigned n;
     char id[32];
     snprintf(id, sizeof(id), "b-%u", n++);
-    return server_call_new(id, fn, strdup(args), strlen(args), 30000, 100);
+    return server_call_new(id, fn, NULL, strdup(args), strlen(args), 30000, 100);
 }
 
 /* Runs a call to its end; returns its wall time in ms, or -1 if it did not

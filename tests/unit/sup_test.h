@@ -84,8 +84,10 @@ static inline void sup_t_free(server_sup *s) {
     server_sup_free(s);
 }
 
-static inline server_call *sup_t_call(const char *fn, const char *args,
-                                      int64_t timeout_ms) {
+/* A new call of client (NULL: "") to fn with the JSON text args. */
+static inline server_call *sup_t_client_call(const char *client, const char *fn,
+                                             const char *args,
+                                             int64_t timeout_ms) {
     static atomic_int n;
     char id[32];
     snprintf(id, sizeof(id), "t-%d", atomic_fetch_add(&n, 1));
@@ -93,10 +95,15 @@ static inline server_call *sup_t_call(const char *fn, const char *args,
     json_t *a = json_loads(args, 0, &err);
     cr_assert_not_null(a, "bad test args %s: %s", args, err.text);
     json_decref(a);
-    server_call *c =
-        server_call_new(id, fn, strdup(args), strlen(args), timeout_ms, 1000);
+    server_call *c = server_call_new(id, fn, client, strdup(args), strlen(args),
+                                     timeout_ms, 1000);
     cr_assert_not_null(c);
     return c;
+}
+
+static inline server_call *sup_t_call(const char *fn, const char *args,
+                                      int64_t timeout_ms) {
+    return sup_t_client_call(NULL, fn, args, timeout_ms);
 }
 
 /* The watcher runs under the call's lock, so the predicate (which takes

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static server_call *new_call(size_t max_lines) {
-    server_call *c = server_call_new("c-1", "fib", strdup("{\"n\":3}"), 7,
+    server_call *c = server_call_new("c-1", "fib", NULL, strdup("{\"n\":3}"), 7,
                                      5000, max_lines);
     cr_assert_not_null(c);
     return c;
@@ -267,6 +267,35 @@ Test(call, an_end_watcher_runs_once_and_may_remove_itself) {
     server_call_add_log(c, 2, 0, SERVER_LOG_INFO, "after the end");
     cr_assert_not(server_call_succeed(c, "1", 1, 0));
     cr_assert_eq(s.runs, 1);
+    server_call_unref(c);
+}
+
+/* A call keeps its first watches in slots of its own: a removed one's
+ * slot is taken again by the next watch, beside the ones on the heap, and
+ * each runs for its own changes only. */
+Test(call, watch_slots_are_reused) {
+    server_call *c = new_call(10);
+    int a = 0, b = 0, h = 0, d = 0;
+    server_call_watch *wa = server_call_watch_add(c, count_change, &a);
+    server_call_watch *wb = server_call_watch_add(c, count_change, &b);
+    server_call_watch *wh = server_call_watch_add(c, count_change, &h);
+    cr_assert(wa && wb && wh);
+    server_call_add_log(c, 1, 0, SERVER_LOG_INFO, "x");
+    server_call_watch_remove(c, wa);
+    server_call_watch *wd = server_call_watch_add(c, count_change, &d);
+    cr_assert_not_null(wd);
+    server_call_add_log(c, 2, 0, SERVER_LOG_INFO, "y");
+    cr_assert_eq(a, 1);
+    cr_assert_eq(b, 2);
+    cr_assert_eq(h, 2);
+    cr_assert_eq(d, 1);
+    server_call_watch_remove(c, wb);
+    server_call_watch_remove(c, wd);
+    server_call_add_log(c, 3, 0, SERVER_LOG_INFO, "z");
+    cr_assert_eq(b, 2);
+    cr_assert_eq(d, 1);
+    cr_assert_eq(h, 3);
+    server_call_watch_remove(c, wh);
     server_call_unref(c);
 }
 

@@ -26,7 +26,7 @@ static void on_done(void *udata, server_call *call) {
 static server_call *new_call(int i) {
     char id[32];
     snprintf(id, sizeof id, "c-%d", i);
-    return server_call_new(id, "fib", NULL, 0, 1000, 10);
+    return server_call_new(id, "fib", NULL, NULL, 0, 1000, 10);
 }
 
 /* Waits (bounded) until on_done ran n times in all. */

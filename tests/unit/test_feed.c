@@ -94,8 +94,7 @@ static bool ended_at_least(json_t *events, void *arg) {
 
 /* Runs fn to its end with the feed told of its start and end. */
 static server_call *feed_t_run(feed_t *t, const char *fn, const char *args) {
-    server_call *c = sup_t_call(fn, args, 20000);
-    cr_assert_eq(server_call_set_client(c, "test-client"), 0);
+    server_call *c = sup_t_client_call("test-client", fn, args, 20000);
     server_feed_call_added(t->feed, c);
     cr_assert_eq(server_sup_submit(t->sup, c), SERVER_SUP_OK);
     cr_assert_eq(server_calltable_add(t->calls, c), 0);

@@ -480,9 +480,7 @@ Test(supervisor, admission_bound) {
 
 static server_call *client_call(const char *client, const char *fn,
                                 const char *args) {
-    server_call *c = sup_t_call(fn, args, 60000);
-    cr_assert_eq(server_call_set_client(c, client), 0);
-    return c;
+    return sup_t_client_call(client, fn, args, 60000);
 }
 
 /* Each client may hold at most max_calls_per_client calls; another client
@@ -668,7 +666,7 @@ Test(supervisor, payload_over_the_frame_limit) {
     memset(big + n, 'x', 39980 - n);
     strcpy(big + 39980, "\"}");
     server_call *c =
-        server_call_new("big", "sum_squares", big, strlen(big), 20000, 10);
+        server_call_new("big", "sum_squares", NULL, big, strlen(big), 20000, 10);
     cr_assert_eq(server_sup_submit(m.s, c), SERVER_SUP_OK);
     sup_t_wait_done(c);
     sup_t_expect_problem(c, "payload-too-large", 413, NULL);
