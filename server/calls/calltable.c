@@ -53,9 +53,9 @@ static bool entry_eq(const server_hnode *n, const void *id) {
     return strcmp(ENTRY_OF(n)->id, id) == 0;
 }
 
-static entry *find_locked(server_calltable *t, const char *id) {
-    server_hnode *n =
-        server_htab_find(&t->ids, server_hash_str(id), entry_eq, id);
+/* The entry of id, whose hash is h; the caller holds the lock. */
+static entry *find_locked(server_calltable *t, const char *id, uint64_t h) {
+    server_hnode *n = server_htab_find(&t->ids, h, entry_eq, id);
     return n ? ENTRY_OF(n) : NULL;
 }
 
@@ -145,7 +145,8 @@ void server_calltable_settle(server_calltable *t, server_call *call) {
         return;
     server_call_watch *w;
     pthread_mutex_lock(&t->lock);
-    entry *e = find_locked(t, server_call_id(call));
+    const char *id = server_call_id(call);
+    entry *e = find_locked(t, id, server_hash_str(id));
     bool claimed = e && e->call == call && claim_locked(e, &w);
     pthread_mutex_unlock(&t->lock);
     if (claimed)
@@ -219,13 +220,14 @@ int server_calltable_add(server_calltable *t, server_call *call) {
         entry_free(e);
         return -ENOMEM;
     }
+    uint64_t h = server_hash_str(e->id);
     pthread_mutex_lock(&t->lock);
-    if (find_locked(t, e->id)) {
+    if (find_locked(t, e->id, h)) {
         pthread_mutex_unlock(&t->lock);
         entry_free(e);
         return -EEXIST;
     }
-    server_htab_insert(&t->ids, &e->hnode, server_hash_str(e->id));
+    server_htab_insert(&t->ids, &e->hnode, h);
     pool_list evicted;
     collect_evicted_locked(t, pool_now_ns(), &evicted);
     pthread_mutex_unlock(&t->lock);
@@ -238,7 +240,7 @@ server_call *server_calltable_get(server_calltable *t, const char *id) {
     pthread_mutex_lock(&t->lock);
     pool_list evicted;
     collect_evicted_locked(t, pool_now_ns(), &evicted);
-    entry *e = find_locked(t, id);
+    entry *e = find_locked(t, id, server_hash_str(id));
     server_call *c = e ? server_call_ref(e->call) : NULL;
     pthread_mutex_unlock(&t->lock);
     free_list(&evicted);
