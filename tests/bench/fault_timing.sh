@@ -15,7 +15,9 @@
 # failures earns. Prints median, p90 and max per fault and mode; writes
 # $OUT/fault_timing.csv. With BEFORE=/path/to/poolhost (for instance from
 # tests/bench/build_ref.sh) the same faults are timed on that binary too,
-# its rows named before-MODE.
+# its rows named before-MODE: in turns with the binary under test, fault
+# by fault, so that each round gives a pair; $OUT/fault_paired.csv holds
+# the median of after ÷ before over the rounds.
 #
 #   [BEFORE=path] tests/bench/fault_timing.sh [-n REPS] [-m "process thread"]
 set -euo pipefail
@@ -33,7 +35,6 @@ done
 
 csv=$OUT/fault_timing.csv
 echo "fault,mode,n,median_ms,p90_ms,max_ms" >"$csv"
-samples=$OUT/fault_samples.txt
 
 # stats FAULT MODE < samples in ms, one a line
 stats() {
@@ -74,125 +75,209 @@ ensure_ok() {
 
 url() { echo "http://127.0.0.1:$1/v1/calls"; }
 
-targets=$modes
-declare -A binary mode_of
-for mode in $modes; do
-    binary[$mode]=$POOLHOST
-    mode_of[$mode]=$mode
-    if [ -n "${BEFORE:-}" ]; then
-        targets="$targets before-$mode"
-        binary[before-$mode]=$BEFORE
-        mode_of[before-$mode]=$mode
+samples=$OUT/fault_samples
+rm -rf "$samples"
+mkdir -p "$samples"
+# rec FAULT TARGET MS: one sample.
+rec() { echo "$3" >>"$samples/$1.$2"; }
+
+# panic_once PORT TARGET: a panicking call on a warm host.
+panic_once() {
+    local r
+    ensure_ok "$1"
+    sleep 1.1
+    r=$(post "$1" /v1/calls \
+        '{"function":"panic","args":{"message":"timing","at":1}}')
+    is_error "${r%% *}" worker-panicked ||
+        { echo "$2: panic answered $r" >&2; exit 1; }
+    rec panic_to_error "$2" "$(awk '{printf "%.3f", $2 * 1000}' <<<"$r")"
+}
+
+# crash_once PORT TARGET: a crashing call, then the next call on the new
+# host, both from one curl process (no gap).
+crash_once() {
+    local out c1 t1 c2 t2
+    ensure_ok "$1"
+    sleep 1.1
+    out=$(curl -s -o "$OUT/last_body.json" -w '%{http_code} %{time_total}\n' \
+        --max-time 60 -H 'Content-Type: application/json' \
+        -d '{"function":"crash","args":{"signal":"segv"}}' "$(url "$1")" \
+        --next -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+        --max-time 60 -H 'Content-Type: application/json' \
+        -d "$ok_call" "$(url "$1")")
+    read -r c1 t1 c2 t2 <<<"$(tr '\n' ' ' <<<"$out")"
+    is_error "$c1" host-crashed && [ "$c2" = 200 ] ||
+        { echo "$2: crash then call answered $c1, $c2" >&2; exit 1; }
+    rec crash_to_error "$2" "$(awk -v a="$t1" 'BEGIN {printf "%.3f", a * 1000}')"
+    rec crash_to_next_200 "$2" \
+        "$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", (a + b) * 1000}')"
+}
+
+# sigstop_once PORT TARGET: the host stopped, then a call. A heartbeat
+# missed under load can replace the host between the pid lookup and the
+# SIGSTOP: such a try answers 200 from the new host and is repeated (at
+# most 3 times).
+sigstop_once() {
+    local try hp t0 t1 r
+    for ((try = 0; ; try++)); do
+        ensure_ok "$1"
+        hp=$(host_pid "$1")
+        [ -n "$hp" ] || { echo "no host pid" >&2; exit 1; }
+        t0=$(now_ns)
+        kill -STOP "$hp"
+        r=$(post "$1" /v1/calls "$ok_call")
+        t1=$(now_ns)
+        if [ "${r%% *}" = 200 ] && [ "$(host_pid "$1")" != "$hp" ] &&
+            ((try < 3)); then
+            kill -CONT "$hp" 2>/dev/null || true
+            continue
+        fi
+        [ "${r%% *}" = 503 ] ||
+            { echo "$2: SIGSTOP: call answered $r" >&2; exit 1; }
+        rec sigstop_to_503 "$2" \
+            "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e6}')"
+        return
+    done
+}
+
+# cold_once BINARY MODE TARGET: exec -> listening -> first result. The
+# service's log comes through a FIFO read line by line, the call is sent
+# on bash's own socket and the clock is bash's: polling the log with grep,
+# timing with date and calling with curl would add processes of their own
+# (tens of milliseconds here) to what is measured.
+cold_once() {
+    local log=$OUT/fault-cold.log fifo=$OUT/fault-cold.fifo t0 t1 t2 pid
+    local port="" line status fd sock
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    t0=${EPOCHREALTIME/./}
+    "$1" "${flags[@]}" --isolation "$2" 2>"$fifo" >/dev/null &
+    pid=$!
+    bench_pids+=("$pid")
+    exec {fd}<"$fifo"
+    while IFS= read -r line <&"$fd"; do
+        if [[ $line =~ listening.*port=([0-9]+) ]]; then
+            t1=${EPOCHREALTIME/./}
+            port=${BASH_REMATCH[1]}
+            break
+        fi
+    done
+    [ -n "$port" ] || { echo "$3: no listening line" >&2; exit 1; }
+    exec {sock}<>"/dev/tcp/127.0.0.1/$port"
+    printf 'POST /v1/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+        application/json "${#ok_call}" "$ok_call" >&"$sock"
+    IFS= read -r status <&"$sock"
+    t2=${EPOCHREALTIME/./}
+    exec {sock}<&-
+    # The rest of the log is drained, so that the service never blocks on
+    # it (the few lines it writes before answering fit in the pipe).
+    cat <&"$fd" >"$log" &
+    exec {fd}<&-
+    [[ $status == "HTTP/1.1 200 "* ]] ||
+        { echo "$3: cold call answered $status" >&2; exit 1; }
+    rec cold_exec_to_listening "$3" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e3}')"
+    rec cold_exec_to_first_result "$3" \
+        "$(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.3f", (b - a) / 1e3}')"
+    stop_server "$pid"
+    wait 2>/dev/null || true
+    rm -f "$fifo"
+}
+
+# The targets of a mode (the binary under test, and the before binary)
+# are timed in turns, fault by fault, the order swapped every round, so
+# that a slow minute on the machine falls on both alike: each round gives
+# a pair, and after ÷ before is judged on the pairs.
+# in_turn I: the mode's targets, in round I's order.
+in_turn() {
+    if (($1 % 2)) && ((${#turn[@]} > 1)); then
+        echo "${turn[1]} ${turn[0]}"
+    else
+        echo "${turn[*]}"
     fi
-done
+}
 
-for target in $targets; do
-    bin=${binary[$target]}
-    mode=${mode_of[$target]}
-    start_server "poolhost-$target" "$OUT/fault-$target.log" "$bin" \
-        "${flags[@]}" --isolation "$mode"
-    port=$SERVER_PORT
-    ensure_ok "$port"
+targets=""
+declare -A binary port spid
+for mode in $modes; do
+    turn=("$mode")
+    binary[$mode]=$POOLHOST
+    if [ -n "${BEFORE:-}" ]; then
+        turn+=("before-$mode")
+        binary[before-$mode]=$BEFORE
+    fi
+    targets="$targets ${turn[*]}"
 
-    # panic -> error
-    : >"$samples"
-    for ((i = 0; i < reps; i++)); do
-        ensure_ok "$port"
-        sleep 1.1
-        r=$(post "$port" /v1/calls \
-            '{"function":"panic","args":{"message":"timing","at":1}}')
-        is_error "${r%% *}" worker-panicked ||
-            { echo "$target: panic answered $r" >&2; exit 1; }
-        awk '{printf "%.3f\n", $2 * 1000}' <<<"$r" >>"$samples"
+    for t in "${turn[@]}"; do
+        start_server "poolhost-$t" "$OUT/fault-$t.log" "${binary[$t]}" \
+            "${flags[@]}" --isolation "$mode"
+        port[$t]=$SERVER_PORT
+        spid[$t]=$SERVER_PID
+        ensure_ok "${port[$t]}"
     done
-    stats panic_to_error "$target" <"$samples"
-
-    # crash -> error, and crash -> next 200 (one curl process, two requests)
-    : >"$samples"
-    : >"$samples.next"
     for ((i = 0; i < reps; i++)); do
-        ensure_ok "$port"
-        sleep 1.1
-        out=$(curl -s -o "$OUT/last_body.json" -w '%{http_code} %{time_total}\n' \
-            --max-time 60 -H 'Content-Type: application/json' \
-            -d '{"function":"crash","args":{"signal":"segv"}}' "$(url "$port")" \
-            --next -s -o /dev/null -w '%{http_code} %{time_total}\n' \
-            --max-time 60 -H 'Content-Type: application/json' \
-            -d "$ok_call" "$(url "$port")")
-        read -r c1 t1 c2 t2 <<<"$(tr '\n' ' ' <<<"$out")"
-        is_error "$c1" host-crashed && [ "$c2" = 200 ] ||
-            { echo "$target: crash then call answered $c1, $c2" >&2; exit 1; }
-        awk -v a="$t1" 'BEGIN {printf "%.3f\n", a * 1000}' >>"$samples"
-        awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f\n", (a + b) * 1000}' \
-            >>"$samples.next"
+        for t in $(in_turn "$i"); do panic_once "${port[$t]}" "$t"; done
     done
-    stats crash_to_error "$target" <"$samples"
-    stats crash_to_next_200 "$target" <"$samples.next"
-    stop_server "$SERVER_PID"
+    for ((i = 0; i < reps; i++)); do
+        for t in $(in_turn "$i"); do crash_once "${port[$t]}" "$t"; done
+    done
+    for t in "${turn[@]}"; do stop_server "${spid[$t]}"; done
 
     # SIGSTOP -> 503: process mode only (a thread cannot be stopped alone)
     if [ "$mode" = process ]; then
-        start_server poolhost-stop "$OUT/fault-stop.log" "$bin" \
-            "${flags[@]}" --heartbeat-timeout-ms 1000 --innocent-retries 0
-        port=$SERVER_PORT
-        : >"$samples"
-        # A heartbeat missed under load can replace the host between the
-        # pid lookup and the SIGSTOP: such a try answers 200 from the new
-        # host and is repeated (at most 3 times in all).
-        retries=0
-        for ((i = 0; i < reps && i < 8; i++)); do
-            ensure_ok "$port"
-            hp=$(host_pid "$port")
-            [ -n "$hp" ] || { echo "no host pid" >&2; exit 1; }
-            t0=$(now_ns)
-            kill -STOP "$hp"
-            r=$(post "$port" /v1/calls "$ok_call")
-            t1=$(now_ns)
-            if [ "${r%% *}" = 200 ] && [ "$(host_pid "$port")" != "$hp" ] &&
-                ((retries++ < 3)); then
-                kill -CONT "$hp" 2>/dev/null || true
-                i=$((i - 1))
-                continue
-            fi
-            [ "${r%% *}" = 503 ] ||
-                { echo "$target: SIGSTOP: call answered $r" >&2; exit 1; }
-            echo $(((t1 - t0) / 1000)) | awk '{printf "%.3f\n", $1 / 1000}' \
-                >>"$samples"
+        for t in "${turn[@]}"; do
+            start_server "poolhost-stop-$t" "$OUT/fault-stop-$t.log" \
+                "${binary[$t]}" "${flags[@]}" --heartbeat-timeout-ms 1000 \
+                --innocent-retries 0
+            port[$t]=$SERVER_PORT
+            spid[$t]=$SERVER_PID
         done
-        stats sigstop_to_503 "$target" <"$samples"
-        stop_server "$SERVER_PID"
+        for ((i = 0; i < reps && i < 8; i++)); do
+            for t in $(in_turn "$i"); do sigstop_once "${port[$t]}" "$t"; done
+        done
+        for t in "${turn[@]}"; do stop_server "${spid[$t]}"; done
     fi
 
-    # cold start: exec -> listening -> first result
-    : >"$samples"
-    : >"$samples.listen"
     for ((i = 0; i < reps && i < 10; i++)); do
-        log=$OUT/fault-cold.log
-        : >"$log" # not the last run's listening line
-        t0=$(now_ns)
-        "$bin" "${flags[@]}" --isolation "$mode" 2>"$log" >/dev/null &
-        pid=$!
-        bench_pids+=("$pid")
-        until grep -q listening "$log" 2>/dev/null; do sleep 0.001; done
-        t1=$(now_ns)
-        port=$(sed -nE 's/.*listening.*port=([0-9]+).*/\1/p' "$log")
-        r=$(post "$port" /v1/calls "$ok_call")
-        t2=$(now_ns)
-        [ "${r%% *}" = 200 ] ||
-            { echo "$target: cold call answered $r" >&2; exit 1; }
-        awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e6}' \
-            >>"$samples.listen"
-        awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.3f\n", (b - a) / 1e6}' \
-            >>"$samples"
-        stop_server "$pid"
+        for t in $(in_turn "$i"); do cold_once "${binary[$t]}" "$mode" "$t"; done
     done
-    stats cold_exec_to_listening "$target" <"$samples.listen"
-    stats cold_exec_to_first_result "$target" <"$samples"
 done
 
-# host start -> ready, as the service logs it
+# host start -> ready, as the service logs it: the targets of a mode went
+# through the same host starts in turns, so the n-th of each pair up.
 for target in $targets; do
     grep -hoE 'host_ready .*start_ms=[0-9.]+' "$OUT/fault-$target.log" |
-        sed -E 's/.*start_ms=//' | stats host_start_to_ready "$target"
+        sed -E 's/.*start_ms=//' >"$samples/host_start_to_ready.$target"
 done
-rm -f "$samples" "$samples.next" "$samples.listen"
+
+faults="panic_to_error crash_to_error crash_to_next_200 sigstop_to_503
+    cold_exec_to_listening cold_exec_to_first_result host_start_to_ready"
+for target in $targets; do
+    for f in $faults; do
+        if [ -f "$samples/$f.$target" ]; then
+            stats "$f" "$target" <"$samples/$f.$target"
+        fi
+    done
+done
+
+# The pairs: per fault and mode, the median of after ÷ before over the
+# rounds, with the lowest and highest ratio.
+if [ -n "${BEFORE:-}" ]; then
+    paired=$OUT/fault_paired.csv
+    echo "fault,mode,n,median_ratio,min_ratio,max_ratio" >"$paired"
+    for mode in $modes; do
+        for f in $faults; do
+            [ -f "$samples/$f.$mode" ] || continue
+            paste -d' ' "$samples/$f.$mode" "$samples/$f.before-$mode" |
+                awk '$1 > 0 && $2 > 0 { print $1 / $2 }' | sort -g |
+                awk -v f="$f" -v m="$mode" '
+                    { v[NR] = $1 }
+                    END {
+                        if (NR == 0) exit
+                        med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                        printf "%s,%s,%d,%.2f,%.2f,%.2f\n", f, m, NR, med, v[1], v[NR]
+                    }' >>"$paired"
+        done
+    done
+fi
+rm -rf "$samples"
