@@ -51,7 +51,9 @@ if $quick; then
 else
     http_args=(-d 5 -r 2 -c "1 8 32 128")
     paired_args=(-d 3 -r 9)
-    fault_args=(-n 10)
+    # 24 pairs per fault: with 10, a fault of a few milliseconds moved by
+    # 0.77-1.13 from one report to the next.
+    fault_args=(-n 24)
     mem_args=(-r 100)
     speed_reps=5
 fi
