@@ -74,36 +74,21 @@ static size_t plain_run(const char *s, size_t n) {
     return i;
 }
 
-/* The escape of a byte that plain_run stopped at, into e; its length. */
+/* The escape of a byte that plain_run stopped at, into e; its length:
+ * the short form where JSON has one, else \u00XX. */
 static size_t escape(unsigned char ch, char *e) {
+    static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
     static const char hex[] = "0123456789ABCDEF";
+    const char *named = memchr(from, ch, sizeof from - 1);
     e[0] = '\\';
-    switch (ch) {
-    case '"':
-    case '\\':
-        e[1] = (char)ch;
+    if (named) {
+        e[1] = to[named - from];
         return 2;
-    case '\b':
-        e[1] = 'b';
-        return 2;
-    case '\f':
-        e[1] = 'f';
-        return 2;
-    case '\n':
-        e[1] = 'n';
-        return 2;
-    case '\r':
-        e[1] = 'r';
-        return 2;
-    case '\t':
-        e[1] = 't';
-        return 2;
-    default:
-        memcpy(e + 1, "u00", 3);
-        e[4] = hex[ch >> 4];
-        e[5] = hex[ch & 15];
-        return 6;
     }
+    memcpy(e + 1, "u00", 3);
+    e[4] = hex[ch >> 4];
+    e[5] = hex[ch & 15];
+    return 6;
 }
 
 void server_jtext_str(server_jtext *t, const char *s, size_t n) {
