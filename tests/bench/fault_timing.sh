@@ -147,7 +147,7 @@ sigstop_once() {
 # (tens of milliseconds here) to what is measured.
 cold_once() {
     local log=$OUT/fault-cold.log fifo=$OUT/fault-cold.fifo t0 t1 t2 pid
-    local port="" line status fd sock
+    local port="" line status fd sock drain
     rm -f "$fifo"
     mkfifo "$fifo"
     t0=${EPOCHREALTIME/./}
@@ -172,6 +172,7 @@ cold_once() {
     # The rest of the log is drained, so that the service never blocks on
     # it (the few lines it writes before answering fit in the pipe).
     cat <&"$fd" >"$log" &
+    drain=$!
     exec {fd}<&-
     [[ $status == "HTTP/1.1 200 "* ]] ||
         { echo "$3: cold call answered $status" >&2; exit 1; }
@@ -180,7 +181,7 @@ cold_once() {
     rec cold_exec_to_first_result "$3" \
         "$(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.3f", (b - a) / 1e3}')"
     stop_server "$pid"
-    wait 2>/dev/null || true
+    wait "$drain" 2>/dev/null || true
     rm -f "$fifo"
 }
 
