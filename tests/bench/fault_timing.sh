@@ -37,14 +37,18 @@ csv=$OUT/fault_timing.csv
 echo "fault,mode,n,median_ms,p90_ms,max_ms" >"$csv"
 
 # stats FAULT MODE < samples in ms, one a line
+# The one median rule of this script, for the timings and for the pairs:
+# the middle value, or the mean of the two middle ones.
+median_awk='function median(v, n) { return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+
 stats() {
-    sort -n | awk -v f="$1" -v m="$2" '
+    sort -n | awk -v f="$1" -v m="$2" "$median_awk"'
         { v[NR] = $1 }
         END {
             if (NR == 0) { printf "%s,%s,0,,,\n", f, m; exit }
             p = int(NR * 0.9 + 0.5); if (p < 1) p = 1; if (p > NR) p = NR
             printf "%s,%s,%d,%.2f,%.2f,%.2f\n", f, m, NR,
-                v[int((NR + 1) / 2)], v[p], v[NR]
+                median(v, NR), v[p], v[NR]
         }' | tee -a "$csv"
 }
 
@@ -271,12 +275,12 @@ if [ -n "${BEFORE:-}" ]; then
             [ -f "$samples/$f.$mode" ] || continue
             paste -d' ' "$samples/$f.$mode" "$samples/$f.before-$mode" |
                 awk '$1 > 0 && $2 > 0 { print $1 / $2 }' | sort -g |
-                awk -v f="$f" -v m="$mode" '
+                awk -v f="$f" -v m="$mode" "$median_awk"'
                     { v[NR] = $1 }
                     END {
                         if (NR == 0) exit
-                        med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                        printf "%s,%s,%d,%.2f,%.2f,%.2f\n", f, m, NR, med, v[1], v[NR]
+                        printf "%s,%s,%d,%.2f,%.2f,%.2f\n", f, m, NR,
+                            median(v, NR), v[1], v[NR]
                     }' >>"$paired"
         done
     done
