@@ -165,10 +165,10 @@ static char *big_sort_body(void) {
  * heartbeat look late: nothing that grows with a call's size runs on the
  * thread that beats. The bound is 3 x the interval; a 250 ms interval
  * keeps the scheduling noise of a loaded 2-core machine (the suite runs
- * in parallel) well inside it. Idle shutdown is off: under ASan on a
- * loaded machine a 16 MiB body takes the lane over a minute to read and
- * parse, the host sits idle meanwhile, and its planned stop and restart
- * were taken for a replacement (a CI run failed so). */
+ * in parallel) well inside it. Idle shutdown is off: the host sits idle
+ * while the client reads a 16 MiB answer, and on a slow machine a planned
+ * stop and restart would be taken for a replacement (a CI run failed so,
+ * under ASan, when the client still took 40 s per answer). */
 Test(isolation, big_calls_never_delay_the_heartbeat) {
     ph_server s;
     const char *args[] = {"--heartbeat-interval-ms", "250",
