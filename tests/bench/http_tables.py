@@ -12,10 +12,13 @@ Writes three markdown tables into OUT_DIR and prints them:
                    and poolhost / piscina, side by side
   http_goals.md    issue 11's bars, process mode, after beside before
 
-A target's best run is its highest req/s (the run least disturbed by other
-work on the machine); the counted quantities come from that same run. The
-ratio to the ceiling is calls/s over the ceiling's req/s for the same
-workload and connections, so that a batch of 10 counts 10 calls.
+A target's best run is its highest rate of answered (2xx) requests (the
+run least disturbed by other work on the machine); the counted quantities
+come from that same run. req/s and calls/s count answered requests and
+calls only: a request refused at once (503 overloaded, past a client's
+fair share) counts in "bad" and nowhere else. The ratio to the ceiling is calls/s over
+the ceiling's req/s for the same workload and connections, so that a
+batch of 10 counts 10 calls.
 
 The bars that are ratios between two servers (to the ceiling, to piscina)
 are judged on paired rounds instead: in each round the two servers ran
@@ -32,6 +35,12 @@ import sys
 AFTER_MODES = ("process", "thread")
 
 
+def answered(r):
+    """The run's answered (2xx) requests per second."""
+    req = int(r["requests"])
+    return float(r["rps"]) * (req - int(r["non2xx"])) / req if req else 0.0
+
+
 def load(path):
     runs = {}
     for r in csv.DictReader(open(path)):
@@ -43,10 +52,10 @@ class Best:
     """A target's best run for one (workload, connections)."""
 
     def __init__(self, rs):
-        r = max(rs, key=lambda r: float(r["rps"]))
+        r = max(rs, key=answered)
         req = max(int(r["requests"]), 1)
-        self.rps = float(r["rps"])
-        self.calls = self.rps * int(r.get("calls_per_req") or 1)
+        self.rps = answered(r)
+        self.calls = calls_of(r)
         self.p50 = int(r["p50_us"]) / 1000
         self.p99 = int(r["p99_us"]) / 1000
         self.bad = int(r["non2xx"]) + int(r["errors"])
@@ -63,7 +72,7 @@ class Paired:
     other's req/s in the same round (a batch of 10 counts 10 calls)."""
 
     def __init__(self, rs, base):
-        other = {r["round"]: float(r["rps"]) for r in base}
+        other = {r["round"]: answered(r) for r in base}
         self.ratios = sorted(calls_of(r) / other[r["round"]] for r in rs
                              if other.get(r["round"]))
         self.median = statistics.median(self.ratios) if self.ratios else None
@@ -75,7 +84,7 @@ class Paired:
 
 
 def calls_of(r):
-    return float(r["rps"]) * int(r.get("calls_per_req") or 1)
+    return answered(r) * int(r.get("calls_per_req") or 1)
 
 
 def fmt(v, spec):
