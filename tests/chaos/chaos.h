@@ -7,6 +7,7 @@
 #ifndef CHAOS_H
 #define CHAOS_H
 
+#include "../integration/curl_buf.h"
 #include "spawn.h"
 
 #include <curl/curl.h>
@@ -33,15 +34,6 @@ typedef struct chaos_options {
     int attach_port;
 } chaos_options;
 
-typedef struct chaos_buf {
-    char *data;
-    size_t len, cap;
-} chaos_buf;
-
-/* A libcurl write callback appending to the chaos_buf in ud (kept
- * NUL-terminated). */
-size_t chaos_buf_collect(char *p, size_t size, size_t n, void *ud);
-
 typedef struct chaos_client {
     CURL *easy;
     struct curl_slist *headers;
@@ -55,7 +47,7 @@ typedef struct chaos_client {
     char body[256];
     char url[256];
     char location[160];
-    chaos_buf resp;
+    test_buf resp;
 } chaos_client;
 
 #define CHAOS_MAX_WRONG 20

@@ -57,7 +57,7 @@ static void send_request(chaos_run *run, chaos_client *c, const char *method,
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, chaos_buf_collect);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, test_buf_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);

@@ -181,29 +181,10 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) {
     return size * n;
 }
 
-size_t chaos_buf_collect(char *p, size_t size, size_t n, void *ud) {
-    chaos_buf *b = ud;
-    size_t len = size * n;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return len;
-}
-
 /* One blocking request on the side handle; body (if not NULL) is POSTed as
  * JSON, out (if not NULL) gets the response body. The status, or 0. */
 static long side_request(chaos_run *run, const char *path, const char *body,
-                         chaos_buf *out) {
+                         test_buf *out) {
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", run->server.port, path);
     CURL *h = run->side;
@@ -218,7 +199,8 @@ static long side_request(chaos_run *run, const char *path, const char *body,
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, out ? chaos_buf_collect : discard);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION,
+                     out ? test_buf_collect : discard);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     long status = 0;
     if (curl_easy_perform(h) == CURLE_OK)
@@ -236,7 +218,7 @@ long chaos_post_status(chaos_run *run, const char *path, const char *body) {
 }
 
 int chaos_pool_status(chaos_run *run, pid_t *host_pid, long *abandoned) {
-    chaos_buf b = {0};
+    test_buf b = {0};
     int rc = -1;
     *host_pid = 0;
     *abandoned = 0;

@@ -5,6 +5,8 @@
  */
 #include "server_fixture.h"
 
+#include "curl_buf.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -186,34 +188,6 @@ int ph_run(const char *const *args, const char *env, char *out, size_t len) {
 
 /* ---- HTTP ------------------------------------------------------------ */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-} buf;
-
-/* Appends a chunk, the capacity doubled when it runs out: a response of
- * 16 MiB comes in some thousand chunks, and a realloc to the exact size
- * each time copied it over and over (under ASan, whose realloc always
- * moves, that took 40 s per response). */
-static size_t on_data(char *p, size_t size, size_t n, void *udata) {
-    buf *b = udata;
-    size_t add = size * n;
-    if (b->len + add + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + add + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, add);
-    b->len += add;
-    b->data[b->len] = '\0';
-    return add;
-}
-
 int ph_http(const char *method, const char *url, const char *body,
             const char *content_type, const char *const *headers,
             ph_resp *out) {
@@ -227,7 +201,7 @@ int ph_http_from(const char *source, const char *method, const char *url,
     CURL *c = curl_easy_init();
     if (!c)
         return -1;
-    buf b = {0}, h = {0};
+    test_buf b = {0}, h = {0};
     struct curl_slist *hl = NULL;
     char ct[256];
     if (body || content_type) {
@@ -241,9 +215,9 @@ int ph_http_from(const char *source, const char *method, const char *url,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, test_buf_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, test_buf_collect);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

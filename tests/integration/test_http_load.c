@@ -5,17 +5,18 @@
  * turns 503 at once, calls in flight finish, the ones left at the drain
  * timeout are answered 503, exit 0).
  */
+#include "curl_buf.h"
 #include "raw_client.h"
 #include "server_fixture.h"
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,22 +31,9 @@ static void stop(void) {
 TestSuite(http_load, .fini = stop, .timeout = 280);
 
 typedef struct reply {
-    char *body;
-    size_t len;
+    test_buf body;
     long status;
 } reply;
-
-static size_t on_data(char *p, size_t size, size_t n, void *udata) {
-    reply *r = udata;
-    char *b = realloc(r->body, r->len + size * n + 1);
-    if (!b)
-        return 0;
-    memcpy(b + r->len, p, size * n);
-    r->len += size * n;
-    b[r->len] = '\0';
-    r->body = b;
-    return size * n;
-}
 
 /* POSTs every body to url at once, each on its own connection, and waits
  * for all the answers. */
@@ -61,8 +49,8 @@ static void post_all(const char *url, char **bodies, reply *out, size_t n) {
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, bodies[i]);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out[i]);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, test_buf_collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out[i].body);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 200L);
         curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -141,20 +129,21 @@ Test(http_load, five_hundred_concurrent_calls) {
     size_t ok = 0;
     for (size_t i = 0; i < N; i++) {
         uint64_t n = i + 1, want = n * (n + 1) * (2 * n + 1) / 6;
-        json_t *j = out[i].body ? json_loads(out[i].body, 0, NULL) : NULL;
+        json_t *j =
+            out[i].body.data ? json_loads(out[i].body.data, 0, NULL) : NULL;
         const char *sum = json_string_value(
             json_object_get(json_object_get(j, "result"), "sum"));
         char expect[32];
         snprintf(expect, sizeof expect, "%" PRIu64, want);
         cr_expect_eq(out[i].status, 200, "[%zu] %ld %s", i, out[i].status,
-                     out[i].body ? out[i].body : "");
+                     out[i].body.data ? out[i].body.data : "");
         if (out[i].status == 200 && sum && strcmp(sum, expect) == 0)
             ok++;
         else
             cr_expect_fail("[%zu] wrong answer: %s", i,
-                           out[i].body ? out[i].body : "");
+                           out[i].body.data ? out[i].body.data : "");
         json_decref(j);
-        free(out[i].body);
+        free(out[i].body.data);
         free(bodies[i]);
     }
     free(out);
@@ -207,9 +196,9 @@ Test(http_load, drain_on_sigterm) {
     char ready[128];
     snprintf(ready, sizeof ready, "%s/readyz", srv.url);
     curl_easy_setopt(keep, CURLOPT_URL, ready);
-    curl_easy_setopt(keep, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(keep, CURLOPT_WRITEFUNCTION, test_buf_collect);
     reply rr = {0};
-    curl_easy_setopt(keep, CURLOPT_WRITEDATA, &rr);
+    curl_easy_setopt(keep, CURLOPT_WRITEDATA, &rr.body);
     cr_assert_eq(curl_easy_perform(keep), CURLE_OK);
     long code = 0;
     curl_easy_getinfo(keep, CURLINFO_RESPONSE_CODE, &code);
@@ -227,22 +216,22 @@ Test(http_load, drain_on_sigterm) {
     kill(srv.pid, SIGTERM);
     code = 200;
     for (int i = 0; i < 6000 && code == 200; i++) {
-        free(rr.body);
+        free(rr.body.data);
         rr = (reply){0};
         cr_assert_eq(curl_easy_perform(keep), CURLE_OK);
         curl_easy_getinfo(keep, CURLINFO_RESPONSE_CODE, &code);
         if (code == 200)
             usleep(5000);
     }
-    cr_expect_eq(code, 503, "readyz while draining: %s", rr.body);
-    free(rr.body);
+    cr_expect_eq(code, 503, "readyz while draining: %s", rr.body.data);
+    free(rr.body.data);
     curl_easy_cleanup(keep);
 
     pthread_join(t, NULL);
     for (size_t i = 0; i < job.n; i++) {
         cr_expect_eq(job.out[i].status, 200, "[%zu] %s", i,
-                     job.out[i].body ? job.out[i].body : "");
-        free(job.out[i].body);
+                     job.out[i].body.data ? job.out[i].body.data : "");
+        free(job.out[i].body.data);
         free(job.bodies[i]);
     }
     cr_expect_eq(wait_exit(), 0, "log: %s", srv.logpath);
@@ -261,11 +250,11 @@ Test(http_load, drain_timeout_answers_503) {
     kill(srv.pid, SIGTERM);
     pthread_join(t, NULL);
     cr_expect_eq(job.out[0].status, 503, "%s",
-                 job.out[0].body ? job.out[0].body : "");
-    cr_expect(job.out[0].body &&
-                  strstr(job.out[0].body, "/problems/pool-unavailable"),
-              "%s", job.out[0].body ? job.out[0].body : "");
-    free(job.out[0].body);
+                 job.out[0].body.data ? job.out[0].body.data : "");
+    cr_expect(job.out[0].body.data &&
+                  strstr(job.out[0].body.data, "/problems/pool-unavailable"),
+              "%s", job.out[0].body.data ? job.out[0].body.data : "");
+    free(job.out[0].body.data);
     free(job.bodies[0]);
     cr_expect_eq(wait_exit(), 0, "log: %s", srv.logpath);
 }
