@@ -36,11 +36,11 @@ done
 csv=$OUT/fault_timing.csv
 echo "fault,mode,n,median_ms,p90_ms,max_ms" >"$csv"
 
-# stats FAULT MODE < samples in ms, one a line
 # The one median rule of this script, for the timings and for the pairs:
 # the middle value, or the mean of the two middle ones.
 median_awk='function median(v, n) { return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
 
+# stats FAULT MODE < samples in ms, one a line
 stats() {
     sort -n | awk -v f="$1" -v m="$2" "$median_awk"'
         { v[NR] = $1 }

@@ -16,9 +16,9 @@ A target's best run is its highest rate of answered (2xx) requests (the
 run least disturbed by other work on the machine); the counted quantities
 come from that same run. req/s and calls/s count answered requests and
 calls only: a request refused at once (503 overloaded, past a client's
-fair share) counts in "bad" and nowhere else. The ratio to the ceiling is calls/s over
-the ceiling's req/s for the same workload and connections, so that a
-batch of 10 counts 10 calls.
+fair share) counts in "bad" and nowhere else. The ratio to the ceiling
+is calls/s over the ceiling's req/s for the same workload and
+connections, so that a batch of 10 counts 10 calls.
 
 The bars that are ratios between two servers (to the ceiling, to piscina)
 are judged on paired rounds instead: in each round the two servers ran

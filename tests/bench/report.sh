@@ -192,17 +192,12 @@ if command -v perf >/dev/null && [ "${PROFILE:-1}" = 1 ]; then
 fi
 
 echo "== plots and README" >&2
-python3 - "$OUT" "$REPORT" <<'PY'
+python3 - "$OUT" "$REPORT" "$BENCH_DIR" <<'PY'
 import csv, statistics, sys
 out, report = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from http_tables import Best  # the tables' own choice of a best run
 runs = list(csv.DictReader(open(f"{out}/http_runs.csv")))
-def answered(r):
-    # answered (2xx) requests per second
-    req = int(r["requests"])
-    return float(r["rps"]) * (req - int(r["non2xx"])) / req if req else 0.0
-def best_run(rs):
-    # the run least disturbed by other work on the machine
-    return max(rs, key=answered)
 targets = list(dict.fromkeys(r["target"] for r in runs))
 for wl in dict.fromkeys(r["workload"] for r in runs):
     with open(f"{out}/plot_http_{wl}.dat", "w") as f:
@@ -210,9 +205,9 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
         for c in sorted({int(r["conns"]) for r in runs if r["workload"] == wl}):
             cells = [str(c)]
             for t in targets:
-                m = best_run([r for r in runs if r["workload"] == wl
-                                and r["target"] == t and int(r["conns"]) == c])
-                cells += [f"{answered(m):.1f}", str(int(m["p99_us"]) / 1000)]
+                m = Best([r for r in runs if r["workload"] == wl
+                          and r["target"] == t and int(r["conns"]) == c])
+                cells += [f"{m.rps:.1f}", f"{m.p99}"]
             f.write(" ".join(cells) + "\n")
 sp = list(csv.DictReader(open(f"{out}/speedup_http.csv")))
 with open(f"{out}/plot_speedup.dat", "w") as f:
@@ -333,14 +328,13 @@ cpu=$(lscpu | awk -F': +' '/^Model name/ && !n++ {print $2}')
     echo "batches one client has 1,280 calls in flight, past its fair share"
     echo "(\`--max-calls-per-client\`, by default a quarter of \`--max-queue\`:"
     echo "1,024), so the excess is refused at once with 503 overloaded and wrk"
-    echo "sends it again at once. The refusals fill the lane's turns, the round"
-    echo "trips that keep the pool's window of calls full slow down with them,"
-    echo "and poolhost answers a tenth of the batches it answers at 32"
-    echo "connections there (an open problem, not a bar of issue 11)."
-    echo "\"÷ ceiling\" is calls/s over the ceiling's"
-    echo "req/s for the same workload and connections. Per request, counted for"
-    echo "the server and every process below it (poolhost's pool host) over the"
-    echo "run (\`tests/bench/procstat.py\`): context switches from"
+    echo "sends it again at once. The refusals fill the lane's turns, and the"
+    echo "round trips that keep the pool's window of calls full slow down with"
+    echo "them (an open problem, not a bar of issue 11): compare the answered"
+    echo "rates at 32 and 128 connections. \"÷ ceiling\" is calls/s over the"
+    echo "ceiling's req/s for the same workload and connections. Per request,"
+    echo "counted for the server and every process below it (poolhost's pool"
+    echo "host) over the run (\`tests/bench/procstat.py\`): context switches from"
     echo "\`/proc/PID/task/*/status\`, all of them (issue 11's measure) and the"
     echo "voluntary ones (a thread blocked: the design's doing; the involuntary"
     echo "rest grows with other load on the machine), CPU time"
